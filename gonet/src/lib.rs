@@ -1,0 +1,37 @@
+//! gonet: Go's network programming model in Rust.
+//!
+//! Code is written in the plain blocking style — `listener.accept()`, `conn.read(&mut buf)`,
+//! `conn.write_all(..)`, one goroutine per connection — and the runtime turns every
+//! would-block into a park of a stackful goroutine on a per-worker epoll netpoller.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! gonet::run(|| {
+//!     let ln = gonet::net::TcpListener::bind("127.0.0.1:9008").unwrap();
+//!     loop {
+//!         let (mut conn, _) = ln.accept().unwrap();
+//!         gonet::go(move || {
+//!             let mut buf = [0u8; 4096];
+//!             while let Ok(n @ 1..) = conn.read(&mut buf) {
+//!                 if conn.write_all(&buf[..n]).is_err() { break; }
+//!             }
+//!         });
+//!     }
+//! });
+//! ```
+//!
+//! The layers, bottom up: [`runtime`] (goroutines, stacks, scheduler, timers), the netpoller
+//! (`netpoll`, crate-private), [`net`] (std-shaped sockets with Go's deadlines and close),
+//! and the goroutine-aware primitives [`chan`], [`sync`] and [`time`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod chan;
+pub mod net;
+mod netpoll;
+pub mod runtime;
+pub mod sync;
+pub mod time;
+
+pub use runtime::{blocking, go, run, try_go, yield_now, Builder, JoinHandle, Runtime};

@@ -1,0 +1,118 @@
+//! `gonet::blocking`: runs blocking closures on a process-wide thread pool while the calling
+//! goroutine parks, so that file I/O, DNS or a C library never blocks a worker.
+//!
+//! The pool starts threads on demand, up to [`MAX_THREADS`]; a thread that has had no job for
+//! [`IDLE_EXIT`] exits. Jobs beyond the cap queue in FIFO order.
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use super::park::park;
+use super::worker;
+
+/// Most threads the pool runs at once.
+pub const MAX_THREADS: usize = 512;
+/// How long an idle pool thread waits for work before it exits.
+pub const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+struct State {
+    jobs: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+fn pool() -> &'static Pool {
+    static P: OnceLock<Pool> = OnceLock::new();
+    P.get_or_init(|| Pool {
+        state: Mutex::new(State { jobs: VecDeque::new(), threads: 0, idle: 0 }),
+        cv: Condvar::new(),
+    })
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn submit(&'static self, job: Job) {
+        let mut st = self.lock();
+        st.jobs.push_back(job);
+        if st.idle > 0 {
+            drop(st);
+            self.cv.notify_one();
+            return;
+        }
+        if st.threads < MAX_THREADS {
+            let spawned = thread::Builder::new()
+                .name("gonet-blocking".into())
+                .spawn(move || self.work());
+            if spawned.is_ok() {
+                st.threads += 1;
+            }
+            // If the thread cannot be started the job waits for an existing one; with none at
+            // all it would wait forever, so run it right here instead.
+            if spawned.is_err() && st.threads == 0 {
+                let job = st.jobs.pop_back().expect("just pushed");
+                drop(st);
+                job();
+            }
+        }
+    }
+
+    fn work(&self) {
+        let mut st = self.lock();
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                drop(st);
+                job();
+                st = self.lock();
+                continue;
+            }
+            st.idle += 1;
+            let (g, to) = self.cv.wait_timeout(st, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
+            st = g;
+            st.idle -= 1;
+            if to.timed_out() && st.jobs.is_empty() {
+                st.threads -= 1;
+                return;
+            }
+        }
+    }
+}
+
+/// Runs `f` on the blocking pool and parks the calling goroutine until it is done; returns its
+/// value or resumes its panic. Called outside a goroutine, it just runs `f` on the caller.
+pub fn blocking<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if !worker::in_goroutine() {
+        return f();
+    }
+    let out: Arc<Mutex<Option<thread::Result<T>>>> = Arc::new(Mutex::new(None));
+    let slot = out.clone();
+    park(move |w| {
+        pool().submit(Box::new(move || {
+            let r = panic::catch_unwind(AssertUnwindSafe(f));
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            w.wake();
+        }));
+        Ok(())
+    });
+    let r = out.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match r.expect("gonet: blocking job woke its goroutine without a result") {
+        Ok(v) => v,
+        Err(p) => panic::resume_unwind(p),
+    }
+}

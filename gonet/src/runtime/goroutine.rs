@@ -1,0 +1,115 @@
+//! The goroutine object `G`: its id, the worker that owns it once started, and its coroutine.
+//!
+//! A `G` is shared through [`GRef`] (an `Arc`), but its execution state — the unstarted
+//! closure, the coroutine and its stack, the yielder pointer — sits in an `UnsafeCell` that
+//! only one thread may touch:
+//!
+//! * before the first run, the thread that holds the goroutine's unique run token (it popped
+//!   the `GRef` from a run queue; see the token rule in `park.rs`) — this is how an unstarted
+//!   goroutine can be stolen by another worker;
+//! * from the first run on, the owning worker's thread and nobody else. A started goroutine
+//!   never migrates: its stack may hold `!Send` values and thread-local references.
+//!
+//! When the owner drops the coroutine (the goroutine returned, or the runtime shuts down) the
+//! cell is emptied on the owner thread, so a `GRef` that outlives its goroutine on another
+//! thread only frees the small shell.
+
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use corosensei::{Coroutine, Yielder};
+
+use super::stack::Stack;
+use super::worker::WorkerShared;
+
+/// What a goroutine hands to its worker when it suspends.
+pub(crate) enum Suspend {
+    /// `yield_now`: put me at the back of the run queue.
+    Yield,
+    /// Park: run this commit function on the worker's stack with my run token. It returns
+    /// `Err(token)` to refuse the park (the goroutine is resumed at once).
+    Park(*mut (dyn FnMut(GRef) -> Result<(), GRef> + 'static)),
+}
+
+pub(crate) type Coro = Coroutine<(), Suspend, (), Stack>;
+
+/// A shared handle to a goroutine. Holding the handle is not permission to run it; see the
+/// run-token rule in `park.rs`.
+pub(crate) type GRef = Arc<G>;
+
+/// A goroutine.
+pub(crate) struct G {
+    /// Unique within the process, starting at 1.
+    pub(crate) id: u64,
+    /// The worker that first ran the goroutine; set once, before its first resume.
+    owner: OnceLock<Arc<WorkerShared>>,
+    /// Index in the owner's live list (see `worker.rs`), touched only by the owner thread.
+    pub(crate) live_index: UnsafeCell<usize>,
+    /// The guard page of its stack, for the overflow handler; owner thread only.
+    pub(crate) guard: Cell<(usize, usize)>,
+    /// The coroutine's yielder, set by the coroutine body on its first run; owner thread only.
+    pub(crate) yielder: Cell<*const Yielder<(), Suspend>>,
+    /// Set while parked, for statistics; owner thread only.
+    pub(crate) parked: Cell<bool>,
+    cell: UnsafeCell<Exec>,
+}
+
+/// The execution state, touched only under the rules at the top of this file.
+pub(crate) struct Exec {
+    /// The body, until the first run.
+    pub(crate) start: Option<Box<dyn FnOnce() + Send>>,
+    /// The stack allocated at spawn, until the first run builds the coroutine on it.
+    pub(crate) stack: Option<Stack>,
+    /// The coroutine, from the first run until the goroutine ends.
+    pub(crate) coro: Option<Coro>,
+}
+
+// SAFETY: the only non-thread-safe parts are the `UnsafeCell`s, whose access is confined to a
+// single thread at a time by the rules at the top of this file; the unstarted closure is `Send`.
+unsafe impl Send for G {}
+// SAFETY: as above: shared access from other threads reads only `id` and `owner`.
+unsafe impl Sync for G {}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh goroutine id.
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl G {
+    pub(crate) fn new(id: u64, start: Box<dyn FnOnce() + Send>, stack: Stack) -> GRef {
+        Arc::new(G {
+            id,
+            owner: OnceLock::new(),
+            live_index: UnsafeCell::new(usize::MAX),
+            guard: Cell::new((0, 0)),
+            yielder: Cell::new(std::ptr::null()),
+            parked: Cell::new(false),
+            cell: UnsafeCell::new(Exec { start: Some(start), stack: Some(stack), coro: None }),
+        })
+    }
+
+    /// The owning worker, once the goroutine has started.
+    #[inline]
+    pub(crate) fn owner(&self) -> Option<&Arc<WorkerShared>> {
+        self.owner.get()
+    }
+
+    pub(crate) fn set_owner(&self, w: Arc<WorkerShared>) {
+        let _ = self.owner.set(w);
+    }
+
+    /// The execution state.
+    ///
+    /// # Safety
+    /// The caller is the thread allowed to touch it (see the top of this file) and holds no
+    /// other reference obtained from this function.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn exec(&self) -> &mut Exec {
+        // SAFETY: exclusive access is the caller's obligation, stated above.
+        unsafe { &mut *self.cell.get() }
+    }
+}

@@ -1,0 +1,267 @@
+//! The runtime: goroutines (stackful coroutines on pooled `mmap`'d stacks) scheduled on N
+//! worker threads, each with its own run queue, timers and epoll netpoller.
+//!
+//! Files, by concept: `goroutine` (the `G`), `stack` (stacks and their pool), `park` (the
+//! park/wake protocol), `worker` (the scheduling loop), `timer`, `join` (`JoinHandle`),
+//! `blocking` (the blocking pool), `watchdog` (stall reports), `overflow` (stack overflow
+//! reports) and `stats`.
+
+mod blocking;
+pub(crate) mod goroutine;
+mod join;
+mod overflow;
+pub(crate) mod park;
+mod stack;
+mod stats;
+pub(crate) mod timer;
+mod watchdog;
+pub(crate) mod worker;
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_deque::{Injector, Worker as Deque};
+
+pub use blocking::blocking;
+pub use join::JoinHandle;
+pub use stats::{stats, Stats, WorkerSnapshot};
+pub use watchdog::STALL;
+
+use goroutine::{Suspend, G};
+use stack::Stack;
+use worker::{RtShared, Worker, WorkerShared};
+
+/// Default usable stack size of a goroutine: 256 KiB of address space, of which only the
+/// touched pages become resident.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Configures a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    procs: Option<usize>,
+    stack_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// The default configuration: `procs` from `GONET_PROCS` or the machine's available
+    /// parallelism, stacks of [`DEFAULT_STACK_SIZE`].
+    pub fn new() -> Builder {
+        Builder { procs: None, stack_size: DEFAULT_STACK_SIZE }
+    }
+
+    /// Number of worker threads (Go's `GOMAXPROCS`); at least 1.
+    pub fn procs(mut self, n: usize) -> Builder {
+        self.procs = Some(n.max(1));
+        self
+    }
+
+    /// Usable stack size of each goroutine, in bytes (rounded up to whole pages).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Checks the configuration and creates the runtime (its threads start in [`Runtime::run`]).
+    pub fn build(self) -> io::Result<Runtime> {
+        let procs = match self.procs {
+            Some(n) => n,
+            None => default_procs()?,
+        };
+        if self.stack_size < 16 * 1024 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("gonet: stack_size {} is below the minimum of 16 KiB", self.stack_size),
+            ));
+        }
+        Ok(Runtime { procs, stack_size: self.stack_size })
+    }
+}
+
+fn default_procs() -> io::Result<usize> {
+    match std::env::var("GONET_PROCS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("gonet: GONET_PROCS={v:?} is not a positive integer"),
+            )),
+        },
+        Err(_) => Ok(thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+    }
+}
+
+/// A configured runtime, ready to [`run`](Runtime::run) a main goroutine.
+#[derive(Debug)]
+pub struct Runtime {
+    procs: usize,
+    stack_size: usize,
+}
+
+impl Runtime {
+    /// Number of worker threads.
+    pub fn procs(&self) -> usize {
+        self.procs
+    }
+
+    /// Starts the workers, runs `f` as the main goroutine and returns its value once it
+    /// returns (like Go's `main`: goroutines still running are then dropped and their stacks
+    /// freed). A panic in `f` resumes unwinding in the caller.
+    ///
+    /// # Panics
+    /// When the workers or the main goroutine's stack cannot be created; use
+    /// [`Runtime::try_run`] to get that as an error.
+    pub fn run<F, T>(self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.try_run(f) {
+            Ok(Ok(v)) => v,
+            Ok(Err(p)) => panic::resume_unwind(p),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`run`](Runtime::run), but returns setup errors and the main goroutine's panic
+    /// instead of unwinding.
+    pub fn try_run<F, T>(self, f: F) -> io::Result<thread::Result<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut deques = Vec::new();
+        let mut shared = Vec::new();
+        for i in 0..self.procs {
+            let d: Deque<goroutine::GRef> = Deque::new_fifo();
+            shared.push(Arc::new(WorkerShared::new(i, d.stealer())?));
+            deques.push(d);
+        }
+        let rt = Arc::new(RtShared {
+            workers: shared,
+            injector: Injector::new(),
+            shutdown: AtomicBool::new(false),
+            idle: AtomicUsize::new(0),
+            stack_size: self.stack_size,
+        });
+        let (handle, main) = spawn_g(f, Stack::new(self.stack_size)?);
+        rt.injector.push(main);
+
+        let mut threads = Vec::new();
+        for (i, d) in deques.into_iter().enumerate() {
+            let rt2 = rt.clone();
+            let spawned = thread::Builder::new().name(format!("gonet-worker-{i}")).spawn(move || {
+                let w = Worker::new(rt2.workers[i].clone(), rt2.clone(), d);
+                w.run();
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    stop(&rt, threads);
+                    return Err(e);
+                }
+            }
+        }
+        let dog = watchdog::start(rt.clone());
+        let r = handle.join();
+        drop(dog);
+        stop(&rt, threads);
+        Ok(r)
+    }
+}
+
+/// Signals shutdown and waits for the worker threads to free their goroutines and exit.
+fn stop(rt: &RtShared, threads: Vec<thread::JoinHandle<()>>) {
+    rt.shutdown.store(true, Ordering::SeqCst);
+    for w in &rt.workers {
+        w.poller.wake();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// Builds a goroutine around `f` with its stack; returns its join handle and the `G`.
+fn spawn_g<F, T>(f: F, stack: Stack) -> (JoinHandle<T>, goroutine::GRef)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let id = goroutine::next_id();
+    let (handle, done) = join::pair(id);
+    let body = move || {
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        let r = match r {
+            Err(_) if worker::shutting_down() => Err(Box::new(format!(
+                "gonet: goroutine {id} was dropped: its runtime shut down"
+            )) as Box<dyn std::any::Any + Send>),
+            r => r,
+        };
+        done.complete(r);
+    };
+    (handle, G::new(id, Box::new(body), stack))
+}
+
+/// Runs `f` as the main goroutine of a runtime with the default configuration (see
+/// [`Builder::new`]) and returns its value. A panic in `f` resumes in the caller.
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().build().unwrap_or_else(|e| panic!("{e}")).run(f)
+}
+
+/// Starts a goroutine running `f` and returns a handle to join it.
+///
+/// # Panics
+/// Outside a runtime (start one with [`run`]), or when no stack can be allocated; see
+/// [`try_go`] for the latter as an error.
+pub fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match try_go(f) {
+        Ok(h) => h,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Like [`go`], but returns an error when the goroutine's stack cannot be allocated (for
+/// example when `vm.max_map_count` is reached).
+///
+/// # Panics
+/// Outside a runtime.
+pub fn try_go<F, T>(f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let w = worker::current().expect(
+        "gonet::go called outside a gonet runtime: start one with gonet::run(|| { .. }) \
+         or gonet::Builder::new().build()?.run(..)",
+    );
+    let stack = w.stacks.borrow_mut().get()?;
+    let (handle, g) = spawn_g(f, stack);
+    w.spawn(g);
+    Ok(handle)
+}
+
+/// Lets other goroutines of this worker run; the caller continues after them. Outside a
+/// goroutine it yields the OS thread.
+pub fn yield_now() {
+    if worker::in_goroutine() {
+        worker::suspend(Suspend::Yield);
+    } else {
+        thread::yield_now();
+    }
+}

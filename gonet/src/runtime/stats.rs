@@ -1,0 +1,101 @@
+//! Runtime statistics: per-worker counters, summed by [`stats`].
+//!
+//! Most counters have a single writer (their worker) and are bumped with a plain load and
+//! store, which costs no atomic read-modify-write on the scheduling path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A counter written only by its worker thread.
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    /// Sets the value; only the owning worker thread calls this.
+    #[inline]
+    pub(crate) fn set_local(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed)
+    }
+}
+
+/// One worker's counters.
+#[derive(Default)]
+pub(crate) struct WorkerStats {
+    pub(crate) spawned: Counter,
+    pub(crate) finished: Counter,
+    pub(crate) switches: Counter,
+    pub(crate) parks: Counter,
+    pub(crate) steals: Counter,
+    pub(crate) polls: Counter,
+    /// Wake-ups handed to this worker by other threads (many writers).
+    pub(crate) remote_wakeups: AtomicU64,
+    /// Resumes of this worker's goroutines after a park.
+    pub(crate) wakeups: Counter,
+}
+
+/// A snapshot of one worker's counters.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSnapshot {
+    /// Goroutines spawned on this worker.
+    pub spawned: u64,
+    /// Goroutines that ran to completion on this worker.
+    pub finished: u64,
+    /// Context switches into goroutines.
+    pub switches: u64,
+    /// Parks of goroutines owned by this worker.
+    pub parks: u64,
+    /// Unstarted goroutines this worker stole from others.
+    pub steals: u64,
+    /// Wake-ups of goroutines owned by this worker.
+    pub wakeups: u64,
+    /// Of those, wake-ups that came from other threads (through the inbox).
+    pub remote_wakeups: u64,
+    /// epoll_wait calls.
+    pub polls: u64,
+}
+
+/// A snapshot of a runtime's statistics, from [`stats`].
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Goroutines spawned and not yet finished.
+    pub alive: u64,
+    /// Goroutines spawned since the runtime started.
+    pub spawned: u64,
+    /// Goroutines parked right now.
+    pub parked: u64,
+    /// Per worker, in worker order.
+    pub workers: Vec<WorkerSnapshot>,
+}
+
+/// Statistics of the runtime the caller runs on; `None` outside a runtime.
+pub fn stats() -> Option<Stats> {
+    let w = super::worker::current()?;
+    let mut s = Stats::default();
+    let mut finished = 0;
+    let mut parks = 0;
+    let mut wakeups = 0;
+    for ws in &w.rt.workers {
+        let st = &ws.stats;
+        let snap = WorkerSnapshot {
+            spawned: st.spawned.get(),
+            finished: st.finished.get(),
+            switches: st.switches.get(),
+            parks: st.parks.get(),
+            steals: st.steals.get(),
+            wakeups: st.wakeups.get(),
+            remote_wakeups: st.remote_wakeups.load(Ordering::Relaxed),
+            polls: st.polls.get(),
+        };
+        s.spawned += snap.spawned;
+        finished += snap.finished;
+        parks += snap.parks;
+        wakeups += snap.wakeups;
+        s.workers.push(snap);
+    }
+    s.alive = s.spawned.saturating_sub(finished);
+    s.parked = parks.saturating_sub(wakeups);
+    Some(s)
+}

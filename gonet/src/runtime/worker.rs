@@ -1,0 +1,481 @@
+//! A worker: one OS thread that runs goroutines (Go's `M` and `P` in one).
+//!
+//! Each worker owns, shared-nothing:
+//! * `runq` — started goroutines made runnable on this thread (FIFO; thread-local, no lock);
+//! * `spawnq` — goroutines spawned here that have not started yet; idle workers steal from it
+//!   (a crossbeam work-stealing deque), which is what spreads new goroutines over the workers;
+//! * `inbox` — run tokens of *its* goroutines made runnable by other threads;
+//! * a timer heap, a stack pool, a list of its live goroutines and its epoll `Poller`.
+//!
+//! Invariants:
+//! 1. A started goroutine runs only on its owner. `ready` on the owner's thread pushes on
+//!    `runq`; from anywhere else it goes through the owner's inbox.
+//! 2. Sleeping: a worker with nothing to run sets `sleeping` (SeqCst), re-checks its inbox and
+//!    every steal source, and only then blocks in `epoll_wait` until its next timer. Anyone who
+//!    makes work for it publishes the work first, then swaps `sleeping` to false and, if it was
+//!    set, writes the eventfd. One of the two always sees the other, so no wake-up is lost and
+//!    an idle worker never spins.
+//! 3. Fairness: timers are checked every round; every 61 rounds the worker polls epoll without
+//!    blocking and drains its inbox, and every 31 rounds it prefers unstarted goroutines, so
+//!    neither a `yield_now` loop nor a busy run queue starves I/O, timers or new goroutines.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use corosensei::CoroutineResult;
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
+
+use super::goroutine::{Coro, GRef, Suspend, G};
+use super::overflow;
+use super::stack::{Stack, StackPool};
+use super::stats::WorkerStats;
+use super::timer::{Action, TimerHeap};
+use crate::netpoll::{self, Poller, WAKE_TOKEN};
+
+/// State shared by all workers of one runtime.
+pub(crate) struct RtShared {
+    pub(crate) workers: Vec<Arc<WorkerShared>>,
+    pub(crate) injector: Injector<GRef>,
+    pub(crate) shutdown: AtomicBool,
+    /// Number of workers that are (about to be) asleep.
+    pub(crate) idle: AtomicUsize,
+    pub(crate) stack_size: usize,
+}
+
+/// The part of a worker other threads may touch.
+pub(crate) struct WorkerShared {
+    pub(crate) index: usize,
+    inbox: Mutex<Vec<GRef>>,
+    inbox_nonempty: AtomicBool,
+    sleeping: AtomicBool,
+    /// Set at shutdown: wake-ups for this worker's goroutines are dropped from then on.
+    closed: AtomicBool,
+    pub(crate) poller: Poller,
+    stealer: Stealer<GRef>,
+    pub(crate) stats: WorkerStats,
+    /// For the stall watchdog: the goroutine running now (0: none) and since when (ns).
+    pub(crate) running: AtomicU64,
+    pub(crate) running_since: AtomicU64,
+}
+
+impl WorkerShared {
+    pub(crate) fn new(index: usize, stealer: Stealer<GRef>) -> std::io::Result<WorkerShared> {
+        Ok(WorkerShared {
+            index,
+            inbox: Mutex::new(Vec::new()),
+            inbox_nonempty: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            poller: Poller::new()?,
+            stealer,
+            stats: WorkerStats::default(),
+            running: AtomicU64::new(0),
+            running_since: AtomicU64::new(0),
+        })
+    }
+
+    /// Hands a run token to this worker from another thread.
+    fn push_remote(&self, g: GRef) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).push(g);
+        self.inbox_nonempty.store(true, Ordering::SeqCst);
+        self.stats.remote_wakeups.fetch_add(1, Ordering::Relaxed);
+        self.unsleep();
+    }
+
+    /// Wakes the worker if it sleeps (invariant 2). Returns whether it did.
+    pub(crate) fn unsleep(&self) -> bool {
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+            self.poller.wake();
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.poller.wake();
+    }
+}
+
+/// The worker's thread-local state. Lives on the worker thread's stack for the whole run loop.
+pub(crate) struct Worker {
+    pub(crate) shared: Arc<WorkerShared>,
+    pub(crate) rt: Arc<RtShared>,
+    runq: RefCell<VecDeque<GRef>>,
+    pub(crate) spawnq: Deque<GRef>,
+    timers: RefCell<TimerHeap>,
+    pub(crate) stacks: RefCell<StackPool>,
+    /// Every started, unfinished goroutine of this worker (so shutdown can free their stacks).
+    live: RefCell<Vec<GRef>>,
+    /// The goroutine being run, or null on the worker's own stack.
+    current: Cell<*const G>,
+    events: RefCell<Vec<libc::epoll_event>>,
+}
+
+thread_local! {
+    static WORKER: Cell<*const Worker> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The current thread's worker, if it is one.
+#[inline]
+pub(crate) fn current() -> Option<&'static Worker> {
+    let p = WORKER.with(|w| w.get());
+    // SAFETY: the pointer is set by `Worker::run` to a `Worker` on that thread's stack and
+    // cleared before the worker is dropped; it is only read on that same thread.
+    unsafe { p.as_ref() }
+}
+
+/// Whether the caller runs on a goroutine (as opposed to a worker's own stack or a plain thread).
+#[inline]
+pub(crate) fn in_goroutine() -> bool {
+    current().is_some_and(|w| !w.current.get().is_null())
+}
+
+/// The running goroutine's id, if the caller is a goroutine.
+pub(crate) fn current_goroutine_id() -> Option<u64> {
+    let w = current()?;
+    // SAFETY: a non-null `current` points to the G held by the worker's run loop while it runs.
+    unsafe { w.current.get().as_ref() }.map(|g| g.id)
+}
+
+/// Suspends the running goroutine with `s`. Panics when not called on a goroutine.
+pub(crate) fn suspend(s: Suspend) {
+    let w = current().expect("gonet: park outside a goroutine");
+    let g = w.current.get();
+    assert!(!g.is_null(), "gonet: park outside a goroutine");
+    // SAFETY: `g` is the running goroutine (held alive by the run loop) and the yielder was set
+    // by its own coroutine body on this thread; it stays valid while the coroutine exists.
+    unsafe {
+        let y = (*g).yielder.get();
+        (*y).suspend(s);
+    }
+}
+
+/// Makes a goroutine runnable (the caller holds its run token; see `park.rs`).
+pub(crate) fn ready(g: GRef) {
+    let owner = g.owner().expect("gonet: ready on a goroutine that never ran");
+    if let Some(w) = current() {
+        if Arc::ptr_eq(&w.shared, owner) {
+            w.runq.borrow_mut().push_back(g);
+            return;
+        }
+    }
+    let owner = owner.clone();
+    owner.push_remote(g);
+}
+
+/// Adds a timer on the current worker; gives the callback back when not on a worker.
+pub(crate) fn add_timer(
+    when: Instant,
+    f: Box<dyn FnOnce() + Send>,
+) -> Result<(), Box<dyn FnOnce() + Send>> {
+    match current() {
+        Some(w) => {
+            w.timers.borrow_mut().push(when, Action::Call(f));
+            Ok(())
+        }
+        None => Err(f),
+    }
+}
+
+/// Parks the running goroutine until `when` (the timer holds its run token).
+pub(crate) fn sleep_until(when: Instant) {
+    super::park::park_g(move |g| {
+        let w = current().expect("timer commit runs on a worker");
+        w.timers.borrow_mut().push(when, Action::Wake(g));
+        Ok(())
+    });
+}
+
+impl Worker {
+    pub(crate) fn new(shared: Arc<WorkerShared>, rt: Arc<RtShared>, spawnq: Deque<GRef>) -> Worker {
+        let stacks = StackPool::new(rt.stack_size, 4096);
+        Worker {
+            shared,
+            rt,
+            runq: RefCell::new(VecDeque::new()),
+            spawnq,
+            timers: RefCell::new(TimerHeap::default()),
+            stacks: RefCell::new(stacks),
+            live: RefCell::new(Vec::new()),
+            current: Cell::new(std::ptr::null()),
+            events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
+        }
+    }
+
+    /// Queues a new goroutine on this worker and, if a worker sleeps, wakes one to steal it.
+    pub(crate) fn spawn(&self, g: GRef) {
+        self.spawnq.push(g);
+        self.shared.stats.spawned.set_local(self.shared.stats.spawned.get() + 1);
+        if self.rt.workers.len() > 1 {
+            fence(Ordering::SeqCst);
+            if self.rt.idle.load(Ordering::SeqCst) > 0 {
+                for w in &self.rt.workers {
+                    if w.index != self.shared.index && w.unsleep() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The scheduling loop; returns at runtime shutdown after freeing this worker's goroutines.
+    pub(crate) fn run(&self) {
+        WORKER.with(|w| w.set(self as *const Worker));
+        overflow::init_thread();
+        let mut tick: u32 = 0;
+        while !self.rt.shutdown.load(Ordering::Acquire) {
+            tick = tick.wrapping_add(1);
+            if tick % 61 == 0 {
+                self.poll_io(0);
+            }
+            self.fire_timers();
+            match self.find_runnable(tick) {
+                Some(g) => self.execute(g),
+                None => self.idle(),
+            }
+        }
+        self.shutdown();
+        WORKER.with(|w| w.set(std::ptr::null()));
+    }
+
+    fn fire_timers(&self) {
+        if self.timers.borrow().len() == 0 {
+            return;
+        }
+        let now = Instant::now();
+        loop {
+            let a = self.timers.borrow_mut().pop_due(now);
+            match a {
+                Some(Action::Wake(g)) => self.runq.borrow_mut().push_back(g),
+                Some(Action::Call(f)) => f(),
+                None => break,
+            }
+        }
+    }
+
+    fn find_runnable(&self, tick: u32) -> Option<GRef> {
+        if tick % 31 == 0 {
+            if let Some(g) = self.spawnq.pop() {
+                return Some(g);
+            }
+        }
+        if let Some(g) = self.runq.borrow_mut().pop_front() {
+            return Some(g);
+        }
+        if self.drain_inbox() {
+            if let Some(g) = self.runq.borrow_mut().pop_front() {
+                return Some(g);
+            }
+        }
+        if let Some(g) = self.spawnq.pop() {
+            return Some(g);
+        }
+        self.steal()
+    }
+
+    /// Moves the inbox into the run queue; returns whether anything was there.
+    fn drain_inbox(&self) -> bool {
+        if !self.shared.inbox_nonempty.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.shared.inbox_nonempty.store(false, Ordering::SeqCst);
+        let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.runq.borrow_mut();
+        let any = !inbox.is_empty();
+        q.extend(inbox.drain(..));
+        any
+    }
+
+    /// Takes unstarted goroutines from the injector or another worker's spawn queue.
+    fn steal(&self) -> Option<GRef> {
+        loop {
+            let mut retry = false;
+            match self.rt.injector.steal_batch_and_pop(&self.spawnq) {
+                Steal::Success(g) => return Some(g),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = self.rt.workers.len();
+            for k in 1..n {
+                let other = &self.rt.workers[(self.shared.index + k) % n];
+                match other.stealer.steal_batch_and_pop(&self.spawnq) {
+                    Steal::Success(g) => {
+                        self.shared.stats.steals.set_local(self.shared.stats.steals.get() + 1);
+                        return Some(g);
+                    }
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    /// Whether any work is visible to this worker (checked after announcing sleep).
+    fn has_work(&self) -> bool {
+        self.shared.inbox_nonempty.load(Ordering::SeqCst)
+            || !self.rt.injector.is_empty()
+            || self.rt.workers.iter().any(|w| !w.stealer.is_empty())
+            || self.rt.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Nothing to run: sleep in `epoll_wait` until I/O, a wake-up or the next timer.
+    fn idle(&self) {
+        self.shared.sleeping.store(true, Ordering::SeqCst);
+        self.rt.idle.fetch_add(1, Ordering::SeqCst);
+        let timeout = if self.has_work() {
+            0
+        } else {
+            match self.timers.borrow().next() {
+                None => -1,
+                Some(t) => {
+                    let d = t.saturating_duration_since(Instant::now());
+                    // Round up so that we never wake just before the timer and spin.
+                    d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+                }
+            }
+        };
+        self.poll_io(timeout);
+        self.shared.sleeping.store(false, Ordering::SeqCst);
+        self.rt.idle.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Collects I/O readiness and makes the waiting goroutines runnable.
+    fn poll_io(&self, timeout_ms: i32) {
+        let mut events = self.events.borrow_mut();
+        let n = self.shared.poller.wait(&mut events, timeout_ms);
+        for ev in &events[..n] {
+            let data = ev.u64;
+            if data == WAKE_TOKEN {
+                self.shared.poller.drain_wake();
+                continue;
+            }
+            netpoll::on_event(data, ev.events, &mut |g| ready(g));
+        }
+        self.shared.stats.polls.set_local(self.shared.stats.polls.get() + 1);
+    }
+
+    /// Resumes `g` until it parks, yields or returns.
+    fn execute(&self, g: GRef) {
+        // SAFETY: we hold g's run token on the thread allowed to touch its execution state
+        // (goroutine.rs): either its owner, or the first runner of an unstarted goroutine.
+        let coro: *mut Coro = unsafe {
+            let ex = g.exec();
+            if ex.coro.is_none() {
+                self.start(&g, ex);
+            }
+            ex.coro.as_mut().expect("coroutine exists")
+        };
+        self.current.set(Arc::as_ptr(&g));
+        let stats = &self.shared.stats;
+        stats.switches.set_local(stats.switches.get() + 1);
+        if g.parked.replace(false) {
+            stats.wakeups.set_local(stats.wakeups.get() + 1);
+        }
+        self.shared.running.store(g.id, Ordering::Relaxed);
+        self.shared.running_since.store(crate::time::nanos_now(), Ordering::Relaxed);
+        overflow::enter(g.guard.get(), g.id, self.rt.stack_size);
+        // SAFETY: `coro` points into g's execution state, which only this thread touches, and
+        // the goroutine never touches its own `coro` field while it runs.
+        let r = unsafe { (*coro).resume(()) };
+        overflow::leave();
+        self.shared.running.store(0, Ordering::Relaxed);
+        self.current.set(std::ptr::null());
+        match r {
+            CoroutineResult::Yield(Suspend::Yield) => self.runq.borrow_mut().push_back(g),
+            CoroutineResult::Yield(Suspend::Park(commit)) => {
+                // Count the park before the commit publishes the token: from then on another
+                // thread may already have made g runnable again.
+                stats.parks.set_local(stats.parks.get() + 1);
+                g.parked.set(true);
+                // SAFETY: the commit lives on g's suspended stack, valid until g resumes, and
+                // this is its only call (park.rs).
+                if let Err(g) = unsafe { (*commit)(g) } {
+                    stats.parks.set_local(stats.parks.get() - 1);
+                    g.parked.set(false);
+                    self.runq.borrow_mut().push_front(g);
+                }
+            }
+            CoroutineResult::Return(()) => self.finish(g),
+        }
+    }
+
+    /// First run of `g` on this worker: it becomes the owner, and the coroutine is built on the
+    /// stack allocated at spawn.
+    fn start(&self, g: &GRef, ex: &mut super::goroutine::Exec) {
+        g.set_owner(self.shared.clone());
+        let body = ex.start.take().expect("unstarted goroutine has its closure");
+        let stack: Stack = ex.stack.take().expect("unstarted goroutine has its stack");
+        g.guard.set(stack.guard());
+        ex.coro = Some(Coro::with_stack(stack, move |y, ()| {
+            let w = current().expect("goroutine runs on a worker");
+            // SAFETY: `current` is this goroutine while its body runs.
+            unsafe { (*w.current.get()).yielder.set(y as *const _) };
+            body();
+        }));
+        let mut live = self.live.borrow_mut();
+        // SAFETY: live_index is touched only by the owner thread, which we now are.
+        unsafe { *g.live_index.get() = live.len() };
+        live.push(g.clone());
+    }
+
+    /// `g` returned: recycle its stack and forget it.
+    fn finish(&self, g: GRef) {
+        // SAFETY: owner thread with the run token (g just returned on this thread).
+        let ex = unsafe { g.exec() };
+        let coro = ex.coro.take().expect("finished goroutine has its coroutine");
+        self.stacks.borrow_mut().put(coro.into_stack());
+        let mut live = self.live.borrow_mut();
+        // SAFETY: as above.
+        let i = unsafe { *g.live_index.get() };
+        live.swap_remove(i);
+        if let Some(moved) = live.get(i) {
+            // SAFETY: `moved` is owned by this worker too.
+            unsafe { *moved.live_index.get() = i };
+        }
+        let st = &self.shared.stats;
+        st.finished.set_local(st.finished.get() + 1);
+    }
+
+    /// Runtime shutdown: drop every goroutine of this worker on this thread, unwinding the
+    /// stacks of those still parked so their destructors run here.
+    fn shutdown(&self) {
+        self.shared.close();
+        SHUTTING_DOWN.with(|s| s.set(true));
+        loop {
+            let live = std::mem::take(&mut *self.live.borrow_mut());
+            if live.is_empty() {
+                break;
+            }
+            for g in live {
+                // SAFETY: owner thread; the goroutine is not running (we are on the worker
+                // stack), so nobody else touches its execution state.
+                let coro = unsafe { g.exec().coro.take() };
+                drop(coro);
+            }
+        }
+        self.timers.borrow_mut().clear();
+        self.runq.borrow_mut().clear();
+        self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        while self.spawnq.pop().is_some() {}
+        SHUTTING_DOWN.with(|s| s.set(false));
+    }
+}
+
+thread_local! {
+    static SHUTTING_DOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is unwinding goroutines because its runtime is shutting down.
+pub(crate) fn shutting_down() -> bool {
+    SHUTTING_DOWN.with(|s| s.get())
+}

@@ -1,0 +1,67 @@
+//! Goroutine-aware time: [`sleep`] parks the goroutine (or sleeps the thread outside the
+//! runtime) and [`after`] delivers the current instant on a channel once a duration passes.
+//!
+//! Both are backed by the worker's timer heap (`runtime::timer`); outside a runtime, by a
+//! process-wide timer thread.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::chan;
+use crate::runtime::{timer, worker};
+
+/// Pauses the current goroutine for at least `d`; other goroutines keep running.
+/// On a plain thread, sleeps the thread.
+pub fn sleep(d: Duration) {
+    sleep_until(Instant::now() + d)
+}
+
+/// Pauses the current goroutine until `deadline` (returns at once if it has passed).
+pub fn sleep_until(deadline: Instant) {
+    if Instant::now() >= deadline {
+        if worker::in_goroutine() {
+            crate::yield_now();
+        }
+        return;
+    }
+    if worker::in_goroutine() {
+        worker::sleep_until(deadline);
+    } else {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// Returns a channel that receives the instant at which `d` has passed, once (Go's
+/// `time.After`). Usable in [`select!`](crate::select) for timeouts.
+pub fn after(d: Duration) -> chan::Receiver<Instant> {
+    let (tx, rx) = chan::bounded(1);
+    timer::call_at(
+        Instant::now() + d,
+        Box::new(move || {
+            let _ = tx.try_send(Instant::now());
+        }),
+    );
+    rx
+}
+
+/// Nanoseconds since a process-wide origin; 0 is never returned (it means "unset" in the
+/// atomics that store these values).
+pub(crate) fn nanos_now() -> u64 {
+    to_nanos(Instant::now())
+}
+
+fn origin() -> Instant {
+    static O: OnceLock<Instant> = OnceLock::new();
+    *O.get_or_init(|| Instant::now() - Duration::from_secs(1))
+}
+
+/// `t` as nanoseconds since the origin, at least 1.
+pub(crate) fn to_nanos(t: Instant) -> u64 {
+    let d = t.saturating_duration_since(origin());
+    (d.as_nanos().min(u64::MAX as u128) as u64).max(1)
+}
+
+/// The inverse of [`to_nanos`].
+pub(crate) fn from_nanos(n: u64) -> Instant {
+    origin() + Duration::from_nanos(n)
+}
