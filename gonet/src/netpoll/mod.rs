@@ -1,10 +1,8 @@
-//! The netpoller: per-worker epoll (`epoll`) and the per-descriptor wait state (`poll_desc`).
+//! The netpoller: a per-worker epoll instance (`epoll`) and the per-descriptor wait state that
+//! goroutines park on (`poll_desc`, Go's `pollDesc`).
 
 mod epoll;
+mod poll_desc;
 
 pub(crate) use epoll::{Poller, WAKE_TOKEN};
-
-use crate::runtime::goroutine::GRef;
-
-/// Handles one epoll event: wakes the goroutines waiting on the descriptor it names.
-pub(crate) fn on_event(_data: u64, _events: u32, _ready: &mut dyn FnMut(GRef)) {}
+pub(crate) use poll_desc::{closed_error, on_event, Dir, PollDesc};

@@ -97,19 +97,56 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    blocking_scoped(f)
+}
+
+/// Like [`blocking`], but `f` may borrow from the caller's stack.
+///
+/// Soundness: the borrowed data must outlive the job. The goroutine stays parked until the job
+/// is done, except when its runtime shuts down and unwinds the parked stack; a guard on the
+/// stack then blocks the unwinding thread until the job has finished, so the borrows stay valid.
+pub(crate) fn blocking_scoped<'a, F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
     if !worker::in_goroutine() {
         return f();
     }
+    struct Done {
+        flag: Mutex<bool>,
+        cv: Condvar,
+    }
+    struct WaitOnUnwind(Arc<Done>);
+    impl Drop for WaitOnUnwind {
+        fn drop(&mut self) {
+            let mut d = self.0.flag.lock().unwrap_or_else(|e| e.into_inner());
+            while !*d {
+                d = self.0.cv.wait(d).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
     let out: Arc<Mutex<Option<thread::Result<T>>>> = Arc::new(Mutex::new(None));
+    let done = Arc::new(Done { flag: Mutex::new(false), cv: Condvar::new() });
+    let guard = WaitOnUnwind(done.clone());
     let slot = out.clone();
+    let job: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        *done.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        done.cv.notify_all();
+    });
+    // SAFETY: only the lifetime is extended; `guard` keeps everything `'a` alive until the job
+    // has run (see above), on both the normal and the unwinding path.
+    let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
     park(move |w| {
         pool().submit(Box::new(move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(f));
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            job();
             w.wake();
         }));
         Ok(())
     });
+    drop(guard);
     let r = out.lock().unwrap_or_else(|e| e.into_inner()).take();
     match r.expect("gonet: blocking job woke its goroutine without a result") {
         Ok(v) => v,

@@ -26,6 +26,7 @@ use std::thread;
 use crossbeam_deque::{Injector, Worker as Deque};
 
 pub use blocking::blocking;
+pub(crate) use blocking::blocking_scoped;
 pub use join::JoinHandle;
 pub use stats::{stats, Stats, WorkerSnapshot};
 pub use watchdog::STALL;

@@ -30,7 +30,7 @@ unsafe impl Send for Stack {}
 impl Stack {
     /// Maps a new stack of `size` usable bytes (rounded up to whole pages) plus a guard page.
     pub(crate) fn new(size: usize) -> io::Result<Stack> {
-        let size = size.max(GUARD * 4).next_multiple_of(GUARD);
+        let size = normalize(size);
         let total = size + GUARD;
         // SAFETY: an anonymous private mapping at an address of the kernel's choice touches no
         // existing memory; the result is checked before use.
@@ -55,15 +55,15 @@ impl Stack {
         Ok(stack)
     }
 
-    /// The usable size in bytes.
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-
     /// The guard page's address range `[lo, hi)`.
     pub(crate) fn guard(&self) -> (usize, usize) {
         (self.low, self.low + GUARD)
     }
+}
+
+/// The usable size actually mapped for a requested size: whole pages, at least four.
+fn normalize(size: usize) -> usize {
+    size.max(GUARD * 4).next_multiple_of(GUARD)
 }
 
 /// Turns an `mmap`/`mprotect` failure into an error that names the likely cause.
@@ -105,7 +105,7 @@ pub(crate) struct StackPool {
 
 impl StackPool {
     pub(crate) fn new(size: usize, cap: usize) -> StackPool {
-        StackPool { size, free: Vec::new(), cap }
+        StackPool { size: normalize(size), free: Vec::new(), cap }
     }
 
     /// A stack from the pool, or a fresh mapping when the pool is empty.
@@ -118,7 +118,7 @@ impl StackPool {
 
     /// Returns a stack to the pool; beyond the cap it is unmapped.
     pub(crate) fn put(&mut self, stack: Stack) {
-        if self.free.len() < self.cap && stack.size == self.size.next_multiple_of(GUARD) {
+        if self.free.len() < self.cap && stack.size == self.size {
             self.free.push(stack);
         }
     }

@@ -137,13 +137,6 @@ pub(crate) fn in_goroutine() -> bool {
     current().is_some_and(|w| !w.current.get().is_null())
 }
 
-/// The running goroutine's id, if the caller is a goroutine.
-pub(crate) fn current_goroutine_id() -> Option<u64> {
-    let w = current()?;
-    // SAFETY: a non-null `current` points to the G held by the worker's run loop while it runs.
-    unsafe { w.current.get().as_ref() }.map(|g| g.id)
-}
-
 /// Suspends the running goroutine with `s`. Panics when not called on a goroutine.
 pub(crate) fn suspend(s: Suspend) {
     let w = current().expect("gonet: park outside a goroutine");

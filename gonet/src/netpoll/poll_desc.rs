@@ -1,0 +1,404 @@
+//! `PollDesc`: the per-descriptor wait state, after Go's `runtime/netpoll.go`.
+//!
+//! # The state word
+//!
+//! For each direction (read, write) a `PollDesc` holds a state word `rg`/`wg`:
+//!
+//! ```text
+//!   NIL    no readiness pending, nobody waiting
+//!   READY  an I/O readiness notification is pending (consumed by the next wait)
+//!   WAIT   a goroutine is about to park (it has announced itself, not yet parked)
+//!   G ptr  a goroutine is parked; the word holds its run token (`Arc::into_raw`)
+//! ```
+//!
+//! Transitions:
+//! * waiter, [`PollDesc::block`]: `READY → NIL` (consume and return at once), else
+//!   `NIL → WAIT`, re-check close/deadline, park with a commit that does `WAIT → G`. If that CAS
+//!   fails, a notification arrived in between (`WAIT → READY` or `WAIT → NIL`) and the
+//!   goroutine resumes at once. On return it swaps the word to `NIL`: `READY` means "retry the
+//!   syscall", anything else "re-check close and deadline".
+//! * notifier, [`PollDesc::unblock`] with `io = true` (epoll said ready): `* → READY`.
+//!   With `io = false` (close, deadline): `WAIT | G → NIL`; `NIL` and `READY` are left alone, so
+//!   a kick never fabricates readiness. If the old value was a `G`, the notifier now holds that
+//!   run token and makes the goroutine runnable exactly once.
+//!
+//! Invariants:
+//! 1. A readiness notification is never lost: it is either stored as `READY`, or it fails the
+//!    waiter's commit CAS, or it takes a parked goroutine's token and wakes it.
+//! 2. At most one goroutine waits per direction; a second one finds `WAIT` or a `G` and panics,
+//!    naming the descriptor. (The fd layer's per-direction lock makes this unreachable.)
+//! 3. Close and deadline changes wake the waiter ("kick"); the waiter re-checks `closing` and its
+//!    deadline after announcing `WAIT`, so a kick racing with the announce is never missed.
+//! 4. `PollDesc`s are never freed: they live in a pool and are reused with a new incarnation
+//!    number `seq`. The epoll event data is the pointer tagged with the low 16 bits of `seq`, and
+//!    deadline timers capture `seq`, so an event or timer for a closed descriptor whose number
+//!    (or whose `PollDesc`) was reused is recognised as stale and ignored.
+//!
+//! # Deadlines
+//!
+//! A deadline is stored per direction as nanoseconds since `time`'s origin (0: none). A waiter
+//! with a deadline arms a timer on its worker unless one is already armed at or before it
+//! (`armed` holds the earliest pending one), so repeated parks — and a deadline pushed further
+//! at every request — add no timers beyond one per direction. A timer that fires clears
+//! `armed` and kicks; the woken waiter re-checks and, if the deadline moved later, re-arms.
+//!
+//! # Plain threads
+//!
+//! Outside the runtime there is no scheduler to park on: a thread waits in `poll(2)` on the
+//! descriptor and on a per-direction eventfd (created on first use) that close and deadline
+//! changes write to, with the deadline as `poll`'s timeout.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::epoll;
+use crate::runtime::goroutine::{GRef, G};
+use crate::runtime::park::{park_g, ready};
+use crate::runtime::{timer, worker};
+use crate::time::{from_nanos, nanos_now};
+
+const NIL: usize = 0;
+const READY: usize = 1;
+const WAIT: usize = 2;
+
+/// Low bits of the epoll data that hold the pointer; the top 16 hold the incarnation tag.
+const PTR_MASK: u64 = (1 << 48) - 1;
+
+/// An I/O direction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Dir {
+    Read = 0,
+    Write = 1,
+}
+
+/// The wait state of one descriptor (see the top of this file).
+pub(crate) struct PollDesc {
+    rg: AtomicUsize,
+    wg: AtomicUsize,
+    closing: AtomicBool,
+    /// Deadlines, ns since the time origin; 0 = none.
+    rd: AtomicU64,
+    wd: AtomicU64,
+    /// Earliest deadline with a timer pending, per direction; 0 = none.
+    rarmed: AtomicU64,
+    warmed: AtomicU64,
+    /// Incarnation number, bumped on every reuse.
+    seq: AtomicU64,
+    fd: AtomicI32,
+    /// The epoll instance the descriptor is registered with; -1 = not registered.
+    epfd: AtomicI32,
+    /// Eventfds that wake plain threads blocked in `poll(2)`, per direction.
+    thread_kick: [OnceLock<OwnedFd>; 2],
+}
+
+/// Free `PollDesc`s for reuse.
+static POOL: Mutex<Vec<&'static PollDesc>> = Mutex::new(Vec::new());
+
+/// The error of an operation on a closed descriptor (Go's `net.ErrClosed`).
+pub(crate) fn closed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "use of closed network connection")
+}
+
+/// The error of an operation whose deadline passed (Go's `os.ErrDeadlineExceeded`).
+pub(crate) fn timeout_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
+}
+
+impl PollDesc {
+    /// A `PollDesc` for `fd`, from the pool or newly leaked.
+    pub(crate) fn alloc(fd: RawFd) -> &'static PollDesc {
+        let pd = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let pd: &'static PollDesc = pd.unwrap_or_else(|| {
+            Box::leak(Box::new(PollDesc {
+                rg: AtomicUsize::new(NIL),
+                wg: AtomicUsize::new(NIL),
+                closing: AtomicBool::new(false),
+                rd: AtomicU64::new(0),
+                wd: AtomicU64::new(0),
+                rarmed: AtomicU64::new(0),
+                warmed: AtomicU64::new(0),
+                seq: AtomicU64::new(0),
+                fd: AtomicI32::new(-1),
+                epfd: AtomicI32::new(-1),
+                thread_kick: [OnceLock::new(), OnceLock::new()],
+            }))
+        });
+        pd.seq.fetch_add(1, Ordering::AcqRel);
+        pd.rg.store(NIL, Ordering::Relaxed);
+        pd.wg.store(NIL, Ordering::Relaxed);
+        pd.closing.store(false, Ordering::Relaxed);
+        pd.rd.store(0, Ordering::Relaxed);
+        pd.wd.store(0, Ordering::Relaxed);
+        pd.rarmed.store(0, Ordering::Relaxed);
+        pd.warmed.store(0, Ordering::Relaxed);
+        pd.epfd.store(-1, Ordering::Relaxed);
+        pd.fd.store(fd, Ordering::Release);
+        pd
+    }
+
+    /// Deregisters the descriptor (before it is closed) and returns the `PollDesc` to the pool.
+    /// The caller guarantees no operation uses it any more.
+    pub(crate) fn free(&'static self) {
+        let ep = self.epfd.swap(-1, Ordering::AcqRel);
+        if ep >= 0 {
+            epoll::deregister(ep, self.fd.load(Ordering::Relaxed));
+        }
+        // A new incarnation makes in-flight events and timers for the old one stale.
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        self.fd.store(-1, Ordering::Relaxed);
+        POOL.lock().unwrap_or_else(|e| e.into_inner()).push(self);
+    }
+
+    fn slot(&self, d: Dir) -> &AtomicUsize {
+        match d {
+            Dir::Read => &self.rg,
+            Dir::Write => &self.wg,
+        }
+    }
+
+    fn deadline(&self, d: Dir) -> &AtomicU64 {
+        match d {
+            Dir::Read => &self.rd,
+            Dir::Write => &self.wd,
+        }
+    }
+
+    fn armed(&self, d: Dir) -> &AtomicU64 {
+        match d {
+            Dir::Read => &self.rarmed,
+            Dir::Write => &self.warmed,
+        }
+    }
+
+    /// The epoll data for this incarnation: the pointer tagged with the low bits of `seq`.
+    fn tag(&'static self) -> u64 {
+        let p = self as *const PollDesc as u64;
+        debug_assert!(p & !PTR_MASK == 0 && p != epoll::WAKE_TOKEN);
+        p | ((self.seq.load(Ordering::Acquire) & 0xffff) << 48)
+    }
+
+    /// Fails if the descriptor is closing or the direction's deadline has passed
+    /// (Go's `netpollcheckerr`).
+    #[inline]
+    pub(crate) fn check(&self, d: Dir) -> io::Result<()> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(closed_error());
+        }
+        let dl = self.deadline(d).load(Ordering::Acquire);
+        if dl != 0 && nanos_now() >= dl {
+            return Err(timeout_error());
+        }
+        Ok(())
+    }
+
+    /// Waits until the descriptor may be ready in direction `d` (the caller then retries its
+    /// syscall), or fails on close or deadline. Parks a goroutine; blocks a plain thread.
+    pub(crate) fn wait(&'static self, d: Dir) -> io::Result<()> {
+        self.check(d)?;
+        if !worker::in_goroutine() {
+            return self.wait_thread(d);
+        }
+        self.ensure_registered()?;
+        while !self.block(d) {
+            self.check(d)?;
+        }
+        Ok(())
+    }
+
+    /// Registers with the current worker's epoll on first use by a goroutine.
+    fn ensure_registered(&'static self) -> io::Result<()> {
+        if self.epfd.load(Ordering::Acquire) >= 0 {
+            return Ok(());
+        }
+        let w = worker::current().expect("ensure_registered runs on a goroutine");
+        let ep = w.shared.poller.raw();
+        if self.epfd.compare_exchange(-1, ep, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Ok(()); // another goroutine registered it
+        }
+        let fd = self.fd.load(Ordering::Relaxed);
+        w.shared.poller.register(fd, self.tag()).inspect_err(|_| {
+            self.epfd.store(-1, Ordering::Release);
+        })
+    }
+
+    /// Parks until a notification; returns whether it was I/O readiness (Go's `netpollblock`).
+    fn block(&'static self, d: Dir) -> bool {
+        let slot = self.slot(d);
+        loop {
+            if slot.compare_exchange(READY, NIL, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                return true;
+            }
+            match slot.compare_exchange(NIL, WAIT, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(READY) => continue,
+                Err(_) => panic!(
+                    "gonet: two goroutines wait to {} fd {} at once",
+                    if d == Dir::Read { "read" } else { "write" },
+                    self.fd.load(Ordering::Relaxed)
+                ),
+            }
+        }
+        // Re-check after announcing WAIT (invariant 3).
+        if self.check(d).is_ok() {
+            self.arm_deadline(d);
+            park_g(|g| {
+                let p = Arc::into_raw(g) as usize;
+                match slot.compare_exchange(WAIT, p, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => Ok(()),
+                    // SAFETY: `p` came from `Arc::into_raw` just above and was not published.
+                    Err(_) => Err(unsafe { Arc::from_raw(p as *const G) }),
+                }
+            });
+        }
+        let old = slot.swap(NIL, Ordering::AcqRel);
+        debug_assert!(old <= WAIT, "gonet: corrupted PollDesc state");
+        old == READY
+    }
+
+    /// Delivers a notification (Go's `netpollunblock`); returns the run token of the goroutine
+    /// to wake, if one was parked.
+    fn unblock(&self, d: Dir, io: bool) -> Option<GRef> {
+        let slot = self.slot(d);
+        let mut old = slot.load(Ordering::Acquire);
+        loop {
+            if old == READY || (old == NIL && !io) {
+                return None;
+            }
+            let new = if io { READY } else { NIL };
+            match slot.compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) if old > WAIT => {
+                    // SAFETY: a value above WAIT is a run token stored by `block`'s commit via
+                    // `Arc::into_raw`; the successful CAS transferred it to us alone.
+                    return Some(unsafe { Arc::from_raw(old as *const G) });
+                }
+                Ok(_) => return None,
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// Wakes the waiters of direction `d` so they re-check close and deadline.
+    fn kick(&self, d: Dir) {
+        if let Some(g) = self.unblock(d, false) {
+            ready(g);
+        }
+        if let Some(efd) = self.thread_kick[d as usize].get() {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
+            unsafe { libc::write(efd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    /// Arms a deadline timer for a waiter about to park, unless one at or before it is armed.
+    fn arm_deadline(&'static self, d: Dir) {
+        let dl = self.deadline(d).load(Ordering::Acquire);
+        if dl == 0 {
+            return;
+        }
+        let armed = self.armed(d);
+        let a = armed.load(Ordering::Acquire);
+        if a != 0 && a <= dl {
+            return;
+        }
+        armed.store(dl, Ordering::Release);
+        let seq = self.seq.load(Ordering::Acquire);
+        timer::call_at(
+            from_nanos(dl),
+            Box::new(move || {
+                if self.seq.load(Ordering::Acquire) != seq {
+                    return; // the descriptor was closed; this PollDesc is another one now
+                }
+                let _ = self.armed(d).compare_exchange(dl, 0, Ordering::AcqRel, Ordering::Relaxed);
+                self.kick(d);
+            }),
+        );
+    }
+
+    /// Sets (or clears) the deadline of direction `d`; a blocked waiter re-evaluates at once.
+    pub(crate) fn set_deadline(&self, d: Dir, at: Option<std::time::Instant>) {
+        let v = at.map_or(0, crate::time::to_nanos);
+        self.deadline(d).store(v, Ordering::Release);
+        self.kick(d);
+    }
+
+    /// Marks the descriptor closing and wakes every waiter with the closed error.
+    pub(crate) fn evict(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.kick(Dir::Read);
+        self.kick(Dir::Write);
+    }
+
+    /// A plain thread's wait: `poll(2)` on the descriptor and the direction's kick eventfd.
+    fn wait_thread(&self, d: Dir) -> io::Result<()> {
+        let kick = match self.thread_kick[d as usize].get() {
+            Some(k) => k,
+            None => {
+                // SAFETY: plain syscall; the result is checked before it is owned.
+                let r = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+                if r < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: `r` is a fresh descriptor owned by nobody else.
+                let efd = unsafe { OwnedFd::from_raw_fd(r) };
+                let _ = self.thread_kick[d as usize].set(efd);
+                self.thread_kick[d as usize].get().expect("just set")
+            }
+        };
+        let events = if d == Dir::Read { libc::POLLIN | libc::POLLRDHUP } else { libc::POLLOUT };
+        loop {
+            self.check(d)?;
+            let dl = self.deadline(d).load(Ordering::Acquire);
+            let timeout = if dl == 0 {
+                -1
+            } else {
+                let ns = dl.saturating_sub(nanos_now());
+                ns.div_ceil(1_000_000).min(i32::MAX as u64) as i32
+            };
+            let mut fds = [
+                libc::pollfd { fd: self.fd.load(Ordering::Relaxed), events, revents: 0 },
+                libc::pollfd { fd: kick.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfd structs.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if fds[1].revents != 0 {
+                let mut v: u64 = 0;
+                // SAFETY: reads 8 bytes into a live u64 from our non-blocking eventfd.
+                unsafe { libc::read(kick.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+            }
+            if fds[0].revents != 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Handles one epoll event (Go's `netpollready`): `data` is a tagged `PollDesc` pointer.
+pub(crate) fn on_event(data: u64, events: u32, wake: &mut dyn FnMut(GRef)) {
+    let p = (data & PTR_MASK) as *const PollDesc;
+    // SAFETY: event data other than the wake token is always a tagged pointer to a `PollDesc`,
+    // and `PollDesc`s are never freed (invariant 4), so the reference is valid even if stale.
+    let pd: &PollDesc = unsafe { &*p };
+    if pd.seq.load(Ordering::Acquire) & 0xffff != data >> 48 {
+        return; // stale: the descriptor was closed since
+    }
+    let ev = events as libc::c_int;
+    if ev & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+        if let Some(g) = pd.unblock(Dir::Read, true) {
+            wake(g);
+        }
+    }
+    if ev & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+        if let Some(g) = pd.unblock(Dir::Write, true) {
+            wake(g);
+        }
+    }
+}
