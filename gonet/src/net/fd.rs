@@ -104,12 +104,18 @@ impl NetFd {
     }
 
     fn incref(&self) -> io::Result<()> {
-        let old = self.refs.fetch_add(1, Ordering::Acquire);
-        if old & CLOSED != 0 {
-            self.decref();
-            return Err(closed_error());
+        // A CAS loop, not `fetch_add` + undo: once the count has dropped to zero after close,
+        // a transient increment and its undo would release the descriptor a second time.
+        let mut cur = self.refs.load(Ordering::Relaxed);
+        loop {
+            if cur & CLOSED != 0 {
+                return Err(closed_error());
+            }
+            match self.refs.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(c) => cur = c,
+            }
         }
-        Ok(())
     }
 
     fn decref(&self) {

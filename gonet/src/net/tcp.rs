@@ -102,7 +102,8 @@ impl TcpStream {
         if timeout.is_zero() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
         }
-        Self::dial(vec![*addr], Some(Instant::now() + timeout))
+        // A timeout too large to add to the clock means no limit (as std and Go treat it).
+        Self::dial(vec![*addr], Instant::now().checked_add(timeout))
     }
 
     /// Tries each address in turn until one connects or `deadline` passes.

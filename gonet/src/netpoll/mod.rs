@@ -3,6 +3,7 @@
 
 mod epoll;
 mod poll_desc;
+mod state;
 
 pub(crate) use epoll::{Poller, WAKE_TOKEN};
 pub(crate) use poll_desc::{closed_error, on_event, Dir, PollDesc};

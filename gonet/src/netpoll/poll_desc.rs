@@ -50,18 +50,15 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::epoll;
+use super::state::{fence, Prepared, StateWord};
 use crate::runtime::goroutine::{GRef, G};
 use crate::runtime::park::{park_g, ready};
 use crate::runtime::{timer, worker};
 use crate::time::{from_nanos, nanos_now};
-
-const NIL: usize = 0;
-const READY: usize = 1;
-const WAIT: usize = 2;
 
 /// Low bits of the epoll data that hold the pointer; the top 16 hold the incarnation tag.
 const PTR_MASK: u64 = (1 << 48) - 1;
@@ -75,8 +72,8 @@ pub(crate) enum Dir {
 
 /// The wait state of one descriptor (see the top of this file).
 pub(crate) struct PollDesc {
-    rg: AtomicUsize,
-    wg: AtomicUsize,
+    rg: StateWord,
+    wg: StateWord,
     closing: AtomicBool,
     /// Deadlines, ns since the time origin; 0 = none.
     rd: AtomicU64,
@@ -112,8 +109,8 @@ impl PollDesc {
         let pd = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let pd: &'static PollDesc = pd.unwrap_or_else(|| {
             Box::leak(Box::new(PollDesc {
-                rg: AtomicUsize::new(NIL),
-                wg: AtomicUsize::new(NIL),
+                rg: StateWord::new(),
+                wg: StateWord::new(),
                 closing: AtomicBool::new(false),
                 rd: AtomicU64::new(0),
                 wd: AtomicU64::new(0),
@@ -126,8 +123,8 @@ impl PollDesc {
             }))
         });
         pd.seq.fetch_add(1, Ordering::AcqRel);
-        pd.rg.store(NIL, Ordering::Relaxed);
-        pd.wg.store(NIL, Ordering::Relaxed);
+        pd.rg.reset();
+        pd.wg.reset();
         pd.closing.store(false, Ordering::Relaxed);
         pd.rd.store(0, Ordering::Relaxed);
         pd.wd.store(0, Ordering::Relaxed);
@@ -151,7 +148,7 @@ impl PollDesc {
         POOL.lock().unwrap_or_else(|e| e.into_inner()).push(self);
     }
 
-    fn slot(&self, d: Dir) -> &AtomicUsize {
+    fn slot(&self, d: Dir) -> &StateWord {
         match d {
             Dir::Read => &self.rg,
             Dir::Write => &self.wg,
@@ -183,10 +180,10 @@ impl PollDesc {
     /// (Go's `netpollcheckerr`).
     #[inline]
     pub(crate) fn check(&self, d: Dir) -> io::Result<()> {
-        if self.closing.load(Ordering::Acquire) {
+        if self.closing.load(Ordering::SeqCst) {
             return Err(closed_error());
         }
-        let dl = self.deadline(d).load(Ordering::Acquire);
+        let dl = self.deadline(d).load(Ordering::SeqCst);
         if dl != 0 && nanos_now() >= dl {
             return Err(timeout_error());
         }
@@ -226,61 +223,45 @@ impl PollDesc {
     /// Parks until a notification; returns whether it was I/O readiness (Go's `netpollblock`).
     fn block(&'static self, d: Dir) -> bool {
         let slot = self.slot(d);
-        loop {
-            if slot.compare_exchange(READY, NIL, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                return true;
-            }
-            match slot.compare_exchange(NIL, WAIT, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(READY) => continue,
-                Err(_) => panic!(
-                    "gonet: two goroutines wait to {} fd {} at once",
-                    if d == Dir::Read { "read" } else { "write" },
-                    self.fd.load(Ordering::Relaxed)
-                ),
-            }
+        match slot.prepare() {
+            Prepared::Ready => return true,
+            Prepared::Wait => {}
+            Prepared::Busy => panic!(
+                "gonet: two goroutines wait to {} fd {} at once",
+                if d == Dir::Read { "read" } else { "write" },
+                self.fd.load(Ordering::Relaxed)
+            ),
         }
-        // Re-check after announcing WAIT (invariant 3).
+        // Re-check after announcing WAIT (invariant 3); the fence pairs with the one in `kick`
+        // (see state.rs: both sides store, then load).
+        fence(Ordering::SeqCst);
         if self.check(d).is_ok() {
             self.arm_deadline(d);
             park_g(|g| {
                 let p = Arc::into_raw(g) as usize;
-                match slot.compare_exchange(WAIT, p, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => Ok(()),
+                if slot.commit(p) {
+                    Ok(())
+                } else {
                     // SAFETY: `p` came from `Arc::into_raw` just above and was not published.
-                    Err(_) => Err(unsafe { Arc::from_raw(p as *const G) }),
+                    Err(unsafe { Arc::from_raw(p as *const G) })
                 }
             });
         }
-        let old = slot.swap(NIL, Ordering::AcqRel);
-        debug_assert!(old <= WAIT, "gonet: corrupted PollDesc state");
-        old == READY
+        slot.finish()
     }
 
     /// Delivers a notification (Go's `netpollunblock`); returns the run token of the goroutine
     /// to wake, if one was parked.
     fn unblock(&self, d: Dir, io: bool) -> Option<GRef> {
-        let slot = self.slot(d);
-        let mut old = slot.load(Ordering::Acquire);
-        loop {
-            if old == READY || (old == NIL && !io) {
-                return None;
-            }
-            let new = if io { READY } else { NIL };
-            match slot.compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) if old > WAIT => {
-                    // SAFETY: a value above WAIT is a run token stored by `block`'s commit via
-                    // `Arc::into_raw`; the successful CAS transferred it to us alone.
-                    return Some(unsafe { Arc::from_raw(old as *const G) });
-                }
-                Ok(_) => return None,
-                Err(cur) => old = cur,
-            }
-        }
+        let p = self.slot(d).unblock(io)?;
+        // SAFETY: a token in the word was stored by `block`'s commit via `Arc::into_raw`; the
+        // successful transition in `unblock` transferred it to us alone.
+        Some(unsafe { Arc::from_raw(p as *const G) })
     }
 
     /// Wakes the waiters of direction `d` so they re-check close and deadline.
     fn kick(&self, d: Dir) {
+        fence(Ordering::SeqCst);
         if let Some(g) = self.unblock(d, false) {
             ready(g);
         }
@@ -319,13 +300,13 @@ impl PollDesc {
     /// Sets (or clears) the deadline of direction `d`; a blocked waiter re-evaluates at once.
     pub(crate) fn set_deadline(&self, d: Dir, at: Option<std::time::Instant>) {
         let v = at.map_or(0, crate::time::to_nanos);
-        self.deadline(d).store(v, Ordering::Release);
+        self.deadline(d).store(v, Ordering::SeqCst);
         self.kick(d);
     }
 
     /// Marks the descriptor closing and wakes every waiter with the closed error.
     pub(crate) fn evict(&self) {
-        self.closing.store(true, Ordering::Release);
+        self.closing.store(true, Ordering::SeqCst);
         self.kick(Dir::Read);
         self.kick(Dir::Write);
     }

@@ -325,6 +325,9 @@ impl Worker {
     fn idle(&self) {
         self.shared.sleeping.store(true, Ordering::SeqCst);
         self.rt.idle.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `spawn` (and the SeqCst swap in `unsleep`): we announced
+        // sleep, then look for work; a producer published work, then looks for sleepers.
+        fence(Ordering::SeqCst);
         let timeout = if self.has_work() {
             0
         } else {
@@ -453,7 +456,11 @@ impl Worker {
                 // SAFETY: owner thread; the goroutine is not running (we are on the worker
                 // stack), so nobody else touches its execution state.
                 let coro = unsafe { g.exec().coro.take() };
+                // Destructors on the unwinding stack run "on" the goroutine: a park they attempt
+                // is absorbed by the unwinder instead of failing as a park outside a goroutine.
+                self.current.set(Arc::as_ptr(&g));
                 drop(coro);
+                self.current.set(std::ptr::null());
             }
         }
         self.timers.borrow_mut().clear();
