@@ -26,7 +26,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, Socket};
@@ -46,6 +46,11 @@ pub(crate) struct NetFd {
     /// Per direction: the user's deadline (ns, 0 = none) and per-call timeout (ns, 0 = none).
     deadline: [AtomicU64; 2],
     timeout: [AtomicU64; 2],
+    /// A stream socket: a short read means its receive queue was empty at that moment.
+    stream: bool,
+    /// Set by a short read on a stream socket (under `rlock`): the next read parks first
+    /// instead of issuing a `recv` that would only say `EAGAIN` (see `read`).
+    drained: AtomicBool,
 }
 
 /// An operation's reference and direction lock; released on drop.
@@ -74,8 +79,13 @@ impl NetFd {
     pub(crate) fn new(fd: OwnedFd) -> io::Result<NetFd> {
         let s = Socket::from(fd);
         s.set_nonblocking(true)?;
-        let fd = s.into_raw_fd();
-        Ok(NetFd {
+        Ok(NetFd::from_nonblocking(s.into(), false))
+    }
+
+    /// Wraps a socket already in non-blocking mode; `stream` enables the drained-read hint.
+    pub(crate) fn from_nonblocking(fd: OwnedFd, stream: bool) -> NetFd {
+        let fd = fd.into_raw_fd();
+        NetFd {
             fd,
             pd: PollDesc::alloc(fd),
             refs: AtomicUsize::new(1),
@@ -83,7 +93,9 @@ impl NetFd {
             wlock: RawMutex::new(),
             deadline: [AtomicU64::new(0), AtomicU64::new(0)],
             timeout: [AtomicU64::new(0), AtomicU64::new(0)],
-        })
+            stream,
+            drained: AtomicBool::new(false),
+        }
     }
 
     /// A new non-blocking, close-on-exec socket.
@@ -93,7 +105,7 @@ impl NetFd {
         proto: Option<socket2::Protocol>,
     ) -> io::Result<NetFd> {
         let s = Socket::new(domain, ty.nonblocking().cloexec(), proto)?;
-        NetFd::new(s.into())
+        Ok(NetFd::from_nonblocking(s.into(), ty == socket2::Type::STREAM))
     }
 
     /// The descriptor, borrowed as a `socket2::Socket` for option calls.
@@ -101,6 +113,14 @@ impl NetFd {
         // SAFETY: the descriptor stays open while `self` lives (the owner reference), and
         // `ManuallyDrop` keeps the borrowed `Socket` from closing it.
         ManuallyDrop::new(unsafe { Socket::from_raw_fd(self.fd) })
+    }
+
+    /// The descriptor for a call outside the read/write paths (an option, an address, a dup):
+    /// holds a reference for the duration of the call, and fails once the socket is closed,
+    /// so that such a call never reaches a descriptor number that was released and reused.
+    pub(crate) fn checked(&self) -> io::Result<SockRef<'_>> {
+        self.incref()?;
+        Ok(SockRef { fd: self, sock: self.sock() })
     }
 
     fn incref(&self) -> io::Result<()> {
@@ -111,7 +131,8 @@ impl NetFd {
             if cur & CLOSED != 0 {
                 return Err(closed_error());
             }
-            match self.refs.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
+            let next = cur + 1;
+            match self.refs.compare_exchange_weak(cur, next, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => return Ok(()),
                 Err(c) => cur = c,
             }
@@ -168,18 +189,41 @@ impl NetFd {
         }
     }
 
+    /// Reads what is available, parking until something is.
+    ///
+    /// The drained hint: on a stream socket, a read that returned less than asked for emptied
+    /// the receive queue, so the next read on a goroutine waits for readiness *before* its
+    /// first `recv` — saving the `recv` that would only return `EAGAIN`, one syscall per
+    /// request in a request/response loop. This loses nothing: data that arrived after the
+    /// short read raised an edge-triggered event, which is pending in the `PollDesc`
+    /// (`READY`) or on its way from epoll, and the wait consumes it at once.
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let _op = self.begin(Dir::Read)?;
         if buf.is_empty() {
             return Ok(0);
         }
+        if self.drained.load(Ordering::Relaxed) {
+            self.drained.store(false, Ordering::Relaxed);
+            if crate::runtime::worker::in_goroutine() {
+                self.pd.wait(Dir::Read)?;
+            }
+        }
         // SAFETY: `buf` is a writable buffer of `buf.len()` bytes for the duration of the call.
-        self.retry(Dir::Read, || unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+        let n = self.retry(Dir::Read, || unsafe {
+            libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0)
+        })?;
+        if self.stream && n > 0 && n < buf.len() {
+            self.drained.store(true, Ordering::Relaxed);
+        }
+        Ok(n)
     }
 
     /// Like `read`, without consuming the data (`MSG_PEEK`).
     pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let _op = self.begin(Dir::Read)?;
+        if buf.is_empty() {
+            return Ok(0); // as `read`: a zero-length recv would wait for data
+        }
         // SAFETY: `buf` is a writable buffer of `buf.len()` bytes for the duration of the call.
         self.retry(Dir::Read, || unsafe {
             libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK)
@@ -281,7 +325,7 @@ impl NetFd {
                 })
             };
             match r {
-                Ok((fd, addr)) => return Ok((NetFd::new(fd)?, addr)),
+                Ok((fd, addr)) => return Ok((NetFd::from_nonblocking(fd, true), addr)),
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EINTR) | Some(libc::ECONNABORTED) => {}
                     Some(libc::EAGAIN) => self.pd.wait(Dir::Read)?,
@@ -318,10 +362,14 @@ impl NetFd {
         }
     }
 
-    /// Sets the deadline of direction `d` (Go semantics).
-    pub(crate) fn set_deadline(&self, d: Dir, at: Option<Instant>) {
+    /// Sets the deadline of direction `d` (Go semantics). Fails once the socket is closed: its
+    /// `PollDesc` may already serve another socket.
+    pub(crate) fn set_deadline(&self, d: Dir, at: Option<Instant>) -> io::Result<()> {
+        self.incref()?;
         self.deadline[d as usize].store(at.map_or(0, to_nanos), Ordering::Relaxed);
         self.pd.set_deadline(d, at);
+        self.decref();
+        Ok(())
     }
 
     /// Sets the per-call timeout of direction `d` (std semantics). A zero duration is an error,
@@ -331,11 +379,13 @@ impl NetFd {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
         }
         let ns = t.map_or(0, |t| t.as_nanos().clamp(1, u64::MAX as u128 / 2) as u64);
+        self.incref()?;
         self.timeout[d as usize].store(ns, Ordering::Relaxed);
         if ns == 0 {
             let user = self.deadline[d as usize].load(Ordering::Relaxed);
             self.pd.set_deadline(d, (user != 0).then(|| from_nanos(user)));
         }
+        self.decref();
         Ok(())
     }
 
@@ -363,15 +413,38 @@ impl NetFd {
         Ok(())
     }
 
-    /// Gives up ownership of the descriptor without closing it.
+    /// Gives up ownership of the descriptor without closing it (-1 if it was closed already:
+    /// then the descriptor and the `PollDesc` are gone).
     pub(crate) fn into_raw(self) -> RawFd {
         let this = ManuallyDrop::new(self);
+        if this.refs.load(Ordering::Acquire) & CLOSED != 0 {
+            return -1;
+        }
         this.pd.free();
         this.fd
     }
 
     pub(crate) fn raw(&self) -> RawFd {
         self.fd
+    }
+}
+
+/// A checked borrow of the descriptor (see [`NetFd::checked`]).
+pub(crate) struct SockRef<'a> {
+    fd: &'a NetFd,
+    sock: ManuallyDrop<Socket>,
+}
+
+impl std::ops::Deref for SockRef<'_> {
+    type Target = Socket;
+    fn deref(&self) -> &Socket {
+        &self.sock
+    }
+}
+
+impl Drop for SockRef<'_> {
+    fn drop(&mut self) {
+        self.fd.decref();
     }
 }
 

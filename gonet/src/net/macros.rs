@@ -51,13 +51,11 @@ macro_rules! impl_common {
         impl $t {
             /// Sets the deadline for reads (Go semantics; `None` clears it).
             pub fn set_read_deadline(&self, at: Option<std::time::Instant>) -> std::io::Result<()> {
-                self.fd.set_deadline(crate::netpoll::Dir::Read, at);
-                Ok(())
+                self.fd.set_deadline(crate::netpoll::Dir::Read, at)
             }
             /// Sets the deadline for writes (Go semantics; `None` clears it).
             pub fn set_write_deadline(&self, at: Option<std::time::Instant>) -> std::io::Result<()> {
-                self.fd.set_deadline(crate::netpoll::Dir::Write, at);
-                Ok(())
+                self.fd.set_deadline(crate::netpoll::Dir::Write, at)
             }
             /// Sets both deadlines.
             pub fn set_deadline(&self, at: Option<std::time::Instant>) -> std::io::Result<()> {
@@ -87,7 +85,7 @@ macro_rules! impl_common {
             }
             /// Takes the pending socket error (`SO_ERROR`), if any.
             pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
-                self.fd.sock().take_error()
+                self.fd.checked()?.take_error()
             }
         }
         impl std::os::fd::AsRawFd for $t {

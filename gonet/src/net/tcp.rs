@@ -68,12 +68,12 @@ impl TcpListener {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sockaddr_to_inet(self.fd.sock().local_addr()?)
+        sockaddr_to_inet(self.fd.checked()?.local_addr()?)
     }
 
     /// Sets `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.fd.sock().set_ttl(ttl)
+        self.fd.checked()?.set_ttl(ttl)
     }
 }
 
@@ -111,10 +111,10 @@ impl TcpStream {
         let mut last = None;
         for a in addrs {
             let fd = NetFd::socket(Domain::for_address(a), Type::STREAM, Some(Protocol::TCP))?;
-            fd.set_deadline(Dir::Write, deadline);
+            fd.set_deadline(Dir::Write, deadline)?;
             match fd.connect(&a.into()) {
                 Ok(()) => {
-                    fd.set_deadline(Dir::Write, None);
+                    fd.set_deadline(Dir::Write, None)?;
                     return Ok(TcpStream { fd });
                 }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(e),
@@ -126,38 +126,38 @@ impl TcpStream {
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sockaddr_to_inet(self.fd.sock().peer_addr()?)
+        sockaddr_to_inet(self.fd.checked()?.peer_addr()?)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sockaddr_to_inet(self.fd.sock().local_addr()?)
+        sockaddr_to_inet(self.fd.checked()?.local_addr()?)
     }
 
     /// Shuts down the read, write or both halves (the descriptor stays open).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.fd.sock().shutdown(how)
+        self.fd.checked()?.shutdown(how)
     }
 
     /// Sets `TCP_NODELAY`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.fd.sock().set_nodelay(on)
+        self.fd.checked()?.set_nodelay(on)
     }
 
     /// Reads `TCP_NODELAY`.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.fd.sock().nodelay()
+        self.fd.checked()?.nodelay()
     }
 
     /// Sets `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.fd.sock().set_ttl(ttl)
+        self.fd.checked()?.set_ttl(ttl)
     }
 
     /// A second handle to the same connection (a `dup` of the descriptor with its own
     /// deadlines; closing one handle does not close the other).
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let s = self.fd.sock().try_clone()?;
+        let s = self.fd.checked()?.try_clone()?;
         Ok(TcpStream { fd: NetFd::new(s.into())? })
     }
 

@@ -40,7 +40,7 @@ impl UdpSocket {
     pub fn connect<A: ToSocketAddrs + Sync>(&self, addr: A) -> io::Result<()> {
         let mut last = None;
         for a in resolve(addr)? {
-            match self.fd.sock().connect(&a.into()) {
+            match self.fd.checked()?.connect(&a.into()) {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
@@ -72,22 +72,22 @@ impl UdpSocket {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        to_inet(self.fd.sock().local_addr()?)
+        to_inet(self.fd.checked()?.local_addr()?)
     }
 
     /// The connected peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        to_inet(self.fd.sock().peer_addr()?)
+        to_inet(self.fd.checked()?.peer_addr()?)
     }
 
     /// Sets `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        self.fd.sock().set_broadcast(on)
+        self.fd.checked()?.set_broadcast(on)
     }
 
     /// A second handle to the same socket (a `dup` with its own deadlines).
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let s = self.fd.sock().try_clone()?;
+        let s = self.fd.checked()?.try_clone()?;
         Ok(UdpSocket { fd: NetFd::new(s.into())? })
     }
 }

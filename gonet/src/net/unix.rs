@@ -43,6 +43,7 @@ fn as_std(fd: &NetFd) -> std::mem::ManuallyDrop<std::os::unix::net::UnixDatagram
 
 /// The address of the socket `fd` (`peer`: of its peer), as std's type.
 fn addr_of(fd: &NetFd, peer: bool) -> io::Result<SocketAddr> {
+    let _open = fd.checked()?;
     let s = as_std(fd);
     if peer {
         s.peer_addr()
@@ -99,7 +100,7 @@ impl UnixStream {
 
     /// Shuts down the read, write or both halves.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.fd.sock().shutdown(how)
+        self.fd.checked()?.shutdown(how)
     }
 }
 
@@ -124,7 +125,7 @@ impl UnixDatagram {
 
     /// Sets the default peer.
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
-        self.fd.sock().connect(&SockAddr::unix(path)?)
+        self.fd.checked()?.connect(&SockAddr::unix(path)?)
     }
 
     /// Sends one datagram to the socket at `path`.

@@ -155,6 +155,8 @@ impl Runtime {
         });
         let (handle, main) = spawn_g(f, Stack::new(self.stack_size)?);
         rt.injector.push(main);
+        // The main goroutine counts as spawned on worker 0 (no worker runs yet).
+        rt.workers[0].stats.spawned.set_local(1);
 
         let mut threads = Vec::new();
         for (i, d) in deques.into_iter().enumerate() {

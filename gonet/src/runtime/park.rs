@@ -77,7 +77,6 @@ impl Waiter {
     }
 
     /// The goroutine id of the waiter, or 0 for a thread.
-    #[allow(dead_code)]
     pub(crate) fn goroutine_id(&self) -> u64 {
         match self {
             Waiter::G(g) => g.id,

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::worker::RtShared;
 
@@ -30,24 +30,26 @@ pub(crate) fn start(rt: Arc<RtShared>) -> Watchdog {
 }
 
 fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
-    // Per worker: the (goroutine, start time) of the last stall reported.
-    let mut reported = vec![(0u64, 0u64); rt.workers.len()];
+    // Per worker: the run last sampled — (goroutine, switch count) — when it was first seen,
+    // and whether it was reported. A run is the same run while both stay unchanged.
+    let mut seen = vec![((0u64, 0u64), Instant::now(), false); rt.workers.len()];
     let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
     while !*stopped {
         stopped = stop.1.wait_timeout(stopped, TICK).unwrap_or_else(|e| e.into_inner()).0;
-        let now = crate::time::nanos_now();
-        for (w, last) in rt.workers.iter().zip(reported.iter_mut()) {
-            let gid = w.running.load(Ordering::Relaxed);
-            let since = w.running_since.load(Ordering::Relaxed);
-            if gid == 0 || (gid, since) == *last {
+        let now = Instant::now();
+        for (w, (run, since, reported)) in rt.workers.iter().zip(seen.iter_mut()) {
+            let cur = (w.running.load(Ordering::Relaxed), w.stats.switches.get());
+            if cur != *run {
+                (*run, *since, *reported) = (cur, now, false);
                 continue;
             }
-            let held = Duration::from_nanos(now.saturating_sub(since));
-            if held > STALL {
-                *last = (gid, since);
+            let held = now - *since;
+            if cur.0 != 0 && !*reported && held > STALL {
+                *reported = true;
                 log::warn!(
-                    "gonet: goroutine {gid} has held worker {} for {held:?} without parking or \
+                    "gonet: goroutine {} has held worker {} for {held:?} without parking or \
                      yielding; move blocking work to gonet::blocking or call gonet::yield_now",
+                    cur.0,
                     w.index
                 );
             }

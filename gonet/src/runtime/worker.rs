@@ -56,9 +56,10 @@ pub(crate) struct WorkerShared {
     pub(crate) poller: Poller,
     stealer: Stealer<GRef>,
     pub(crate) stats: WorkerStats,
-    /// For the stall watchdog: the goroutine running now (0: none) and since when (ns).
+    /// For the stall watchdog: the goroutine running now (0: none). Together with the switch
+    /// counter it tells the watchdog whether the same run has lasted between two samples,
+    /// without reading the clock on every switch.
     pub(crate) running: AtomicU64,
-    pub(crate) running_since: AtomicU64,
 }
 
 impl WorkerShared {
@@ -73,7 +74,6 @@ impl WorkerShared {
             stealer,
             stats: WorkerStats::default(),
             running: AtomicU64::new(0),
-            running_since: AtomicU64::new(0),
         })
     }
 
@@ -135,6 +135,13 @@ pub(crate) fn current() -> Option<&'static Worker> {
 #[inline]
 pub(crate) fn in_goroutine() -> bool {
     current().is_some_and(|w| !w.current.get().is_null())
+}
+
+/// The running goroutine's id, if the caller is a goroutine.
+pub(crate) fn current_goroutine_id() -> Option<u64> {
+    let w = current()?;
+    // SAFETY: a non-null `current` points to the G held by the worker's run loop while it runs.
+    unsafe { w.current.get().as_ref() }.map(|g| g.id)
 }
 
 /// Suspends the running goroutine with `s`. Panics when not called on a goroutine.
@@ -378,7 +385,6 @@ impl Worker {
             stats.wakeups.set_local(stats.wakeups.get() + 1);
         }
         self.shared.running.store(g.id, Ordering::Relaxed);
-        self.shared.running_since.store(crate::time::nanos_now(), Ordering::Relaxed);
         overflow::enter(g.guard.get(), g.id, self.rt.stack_size);
         // SAFETY: `coro` points into g's execution state, which only this thread touches, and
         // the goroutine never touches its own `coro` field while it runs.

@@ -13,6 +13,7 @@
 //! 3. An unlock that finds `CONTENDED` takes the queue lock and, if a waiter is queued, hands
 //!    the mutex over to it directly (the state stays locked: `LOCKED` if the queue became
 //!    empty, else `CONTENDED`); with no waiter it stores `UNLOCKED`.
+//!
 //! Hand-off makes the lock FIFO-fair among waiters, and a waiter never wakes to find the lock
 //! taken, so there are no spurious wake-ups and no lost ones.
 
@@ -61,11 +62,16 @@ impl RawMutex {
         if self.state.swap(CONTENDED, Ordering::Acquire) == UNLOCKED {
             return; // acquired (marked contended: the unlock takes the slow path once)
         }
+        // If the runtime shuts down while we are parked, our stack is unwound from inside
+        // `park`: the guard then withdraws our waiter, or, if the lock was already handed to
+        // us, passes it on — so a dead goroutine never holds the lock.
+        let withdraw = Withdraw { m: self, gid: crate::runtime::worker::current_goroutine_id() };
         park(move |w| {
             q.push_back(w);
             drop(q);
             Ok(())
         });
+        std::mem::forget(withdraw);
         // Woken by a hand-off: we own the lock.
     }
 
@@ -93,6 +99,25 @@ impl RawMutex {
             }
             None => self.state.store(UNLOCKED, Ordering::Release),
         }
+    }
+}
+
+/// Unwinding guard of a parked `lock_slow` (see there).
+struct Withdraw<'a> {
+    m: &'a RawMutex,
+    gid: Option<u64>,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        let Some(gid) = self.gid else { return };
+        let mut q = self.m.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = q.iter().position(|w| w.goroutine_id() == gid) {
+            q.remove(i);
+            return;
+        }
+        drop(q);
+        self.m.unlock(); // the hand-off reached us: pass the lock on
     }
 }
 

@@ -1,0 +1,419 @@
+//! The select engine (Go's `selectgo`): waits for the first of several channel operations
+//! ("arms") to complete. Every blocking `send`/`recv` is a select with one arm, so this is
+//! the only place that parks on a channel.
+//!
+//! # Algorithm
+//!
+//! 1. **Poll.** Visit the arms in a fresh random order and complete the first one that is
+//!    ready (each under its own channel's lock, one at a time). A random permutation makes
+//!    every ready arm equally likely to be chosen, as in Go. With a `default` arm, stop here.
+//! 2. **Register.** Park with one [`Token`] shared by all arms. The park's register step
+//!    stores the waiter in the token, then visits the arms in the same order, each under its
+//!    own channel's lock:
+//!    * the first arm visited may still *complete* the operation directly: nothing of the
+//!      token is published yet, so no one else can be claiming it;
+//!    * any later arm that turns out ready is not completed (the token may already be claimed
+//!      through an earlier arm, and an operation must complete at most one arm). Instead the
+//!      engine claims its own token as `ABORTED` and goes back to step 1 — or, if the claim
+//!      fails, someone else won and will wake it;
+//!    * otherwise the arm's entry is queued, and registration stops early once the token is
+//!      no longer waiting;
+//!    * with a timeout, a timer that claims the token as `TIMED_OUT` is armed last.
+//! 3. **Wake.** Whoever claimed the token woke the waiter once (`token.rs`). The engine
+//!    reads the outcome, removes its stale entries from every other arm's channel, and
+//!    finishes the winning arm from its slot (or reports the timeout, or retries after an
+//!    abort).
+//!
+//! Invariant: each round publishes a fresh token, and a token is claimed exactly once, so
+//! at most one arm completes per select, and every wake-up is for the current round.
+//!
+//! Progress: an abort means an arm was seen ready, so the next poll either completes it or
+//! finds that another operation took it. Two selects registering at the same moment can
+//! make each other abort (each saw the other's fresh entry); the fresh random order of the
+//! next round makes a repetition unlikely. Go avoids this by locking every channel of a
+//! select at once; registering one channel at a time keeps one lock per channel, with no
+//! lock ordering, and lets the same channel appear in several arms.
+//!
+//! Unlike crossbeam-channel, but like Go, the value of every `send` arm of a `select!` is
+//! evaluated before the select; the values of the arms that are not chosen are dropped.
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::channel::Reg;
+use super::error::{RecvError, SendError};
+use super::token::{Outcome, Slot, Token};
+use super::{Receiver, Sender};
+use crate::runtime::park::park;
+use crate::runtime::timer;
+
+/// The result of [`Arm::register`].
+pub(crate) enum Registered {
+    Queued,
+    Ready,
+    Done,
+}
+
+/// One operation of a select, type-erased.
+pub(crate) trait Arm {
+    /// Step 1: completes the operation if the channel is ready now.
+    fn try_complete(&mut self) -> bool;
+    /// Step 2: registers the operation as arm `arm` of `token` (see the top of this file).
+    fn register(&mut self, token: &Arc<Token>, arm: usize, first: bool) -> Registered;
+    /// Step 3, for arms that did not win: removes the entries of `token` from the channel and
+    /// takes back an unsent value.
+    fn unregister(&mut self, token: &Arc<Token>);
+    /// Step 3, for the winning arm: finishes from the slot.
+    fn complete(&mut self, disconnected: bool);
+    /// Marks the arm as the one chosen.
+    fn select(&mut self);
+}
+
+/// Runs a select over `arms`: returns the index of the completed arm, or `None` when
+/// `block` is false and no arm is ready, or when `deadline` passes first.
+pub(crate) fn run(
+    arms: &mut [ArmRef<'_>],
+    block: bool,
+    deadline: Option<Instant>,
+) -> Option<usize> {
+    let n = arms.len();
+    let mut small = [0usize; 16];
+    let mut large = Vec::new();
+    let order: &mut [usize] = if n <= small.len() {
+        &mut small[..n]
+    } else {
+        large.resize(n, 0);
+        &mut large
+    };
+    loop {
+        shuffle(order);
+        for &i in order.iter() {
+            if arms[i].0.try_complete() {
+                arms[i].0.select();
+                return Some(i);
+            }
+        }
+        if !block || deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+
+        let token = Token::new();
+        let _withdraw = WithdrawOnDrop(&token);
+        let mut registered = 0; // arms order[..registered] have (or had) queued entries
+        let mut done = None;
+        park(|w| {
+            // SAFETY: the token is not published yet (token.rs, invariant 1).
+            unsafe { token.set_waiter(w) };
+            for (k, &i) in order.iter().enumerate() {
+                match arms[i].0.register(&token, i, k == 0) {
+                    Registered::Queued => registered = k + 1,
+                    Registered::Done => {
+                        done = Some(i);
+                        // SAFETY: only the first arm completes directly, before anything of
+                        // the token was published; the waiter is still ours.
+                        return Err(unsafe { token.take_waiter() });
+                    }
+                    Registered::Ready => {
+                        if token.claim(Outcome::Aborted) {
+                            // SAFETY: we claimed the token.
+                            return Err(unsafe { token.take_waiter() });
+                        }
+                        return Ok(()); // someone else won and wakes us
+                    }
+                }
+                if !token.is_waiting() {
+                    return Ok(());
+                }
+            }
+            if let Some(d) = deadline {
+                let t = token.clone();
+                timer::call_at(
+                    d,
+                    Box::new(move || {
+                        if t.claim(Outcome::TimedOut) {
+                            // SAFETY: we claimed the token.
+                            unsafe { t.take_waiter() }.wake();
+                        }
+                    }),
+                );
+            }
+            Ok(())
+        });
+        if let Some(i) = done {
+            arms[i].0.select();
+            return Some(i);
+        }
+
+        let outcome = token.outcome();
+        let winner = match outcome {
+            Outcome::Arm { arm, .. } => Some(arm),
+            _ => None,
+        };
+        // A channel-side claim popped the winner's entry (token.rs, invariant 3).
+        for &i in &order[..registered] {
+            if Some(i) != winner {
+                arms[i].0.unregister(&token);
+            }
+        }
+        match outcome {
+            Outcome::Arm { arm, disconnected } => {
+                arms[arm].0.complete(disconnected);
+                arms[arm].0.select();
+                return Some(arm);
+            }
+            Outcome::TimedOut => return None,
+            Outcome::Aborted => continue,
+            Outcome::Waiting => unreachable!("gonet: select woke with its token unclaimed"),
+        }
+    }
+}
+
+/// Claims the token as `ABORTED` when a round ends. After a normal wake-up the token is
+/// already claimed and this does nothing; but when a runtime shuts down it unwinds the stacks
+/// of parked goroutines, and then this withdraws the dead goroutine's entries, so that no
+/// channel hands a value to it or takes one from it.
+struct WithdrawOnDrop<'a>(&'a Token);
+
+impl Drop for WithdrawOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.claim(Outcome::Aborted);
+    }
+}
+
+/// Puts `0..order.len()` into `order` in a uniformly random permutation (Fisher–Yates).
+fn shuffle(order: &mut [usize]) {
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
+    for i in (1..order.len()).rev() {
+        let j = below(i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new({
+        // A per-thread random seed from std's hasher keys; never zero.
+        let mut h = RandomState::new().build_hasher();
+        h.write_usize(&h as *const _ as usize);
+        h.finish() | 1
+    });
+}
+
+/// A uniformly distributed number in `0..n` (n > 0), from a per-thread xorshift generator.
+fn below(n: u64) -> u64 {
+    let x = RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        x
+    });
+    // Lemire's multiply-shift reduction; the bias is negligible for select's tiny `n`.
+    ((x as u128 * n as u128) >> 64) as u64
+}
+
+/// The deadline `d` from now, or `None` (wait forever) if that is not representable.
+pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// A receive arm. Public only for [`select!`](crate::select).
+#[doc(hidden)]
+pub struct RecvArm<'a, T> {
+    rx: &'a Receiver<T>,
+    slot: Option<Arc<Slot<T>>>,
+    result: Option<Result<T, RecvError>>,
+    selected: bool,
+}
+
+impl<'a, T> RecvArm<'a, T> {
+    /// A receive on `rx`.
+    pub fn new(rx: &'a Receiver<T>) -> RecvArm<'a, T> {
+        RecvArm { rx, slot: None, result: None, selected: false }
+    }
+
+    /// Whether the select chose this arm.
+    pub fn is_selected(&self) -> bool {
+        self.selected
+    }
+
+    /// The result of the chosen arm.
+    pub fn take(&mut self) -> Result<T, RecvError> {
+        self.result.take().expect("gonet: select arm has no result")
+    }
+
+    /// The arm as the engine sees it.
+    pub fn as_arm(&mut self) -> ArmRef<'_> {
+        ArmRef(self)
+    }
+}
+
+impl<T> Arm for RecvArm<'_, T> {
+    fn try_complete(&mut self) -> bool {
+        match self.rx.chan.try_recv() {
+            Ok(v) => self.result = Some(Ok(v)),
+            Err(e) if e.is_disconnected() => self.result = Some(Err(RecvError)),
+            Err(_) => return false,
+        }
+        true
+    }
+
+    fn register(&mut self, token: &Arc<Token>, arm: usize, first: bool) -> Registered {
+        match self.rx.chan.register_recv(token, arm, first) {
+            Reg::Queued(slot) => {
+                self.slot = Some(slot);
+                Registered::Queued
+            }
+            Reg::Ready(_) => Registered::Ready,
+            Reg::Done(r) => {
+                self.result = Some(r);
+                Registered::Done
+            }
+        }
+    }
+
+    fn unregister(&mut self, token: &Arc<Token>) {
+        self.rx.chan.unregister_recv(token);
+        self.slot = None;
+    }
+
+    fn complete(&mut self, disconnected: bool) {
+        let slot = self.slot.take().expect("gonet: winning receive arm has no slot");
+        self.result = Some(if disconnected {
+            Err(RecvError)
+        } else {
+            // SAFETY: we were woken, so the claimer is done with the slot (token.rs, inv. 2).
+            Ok(unsafe { slot.take() }.expect("gonet: receiver woken without a value"))
+        });
+    }
+
+    fn select(&mut self) {
+        self.selected = true;
+    }
+}
+
+/// A send arm. Public only for [`select!`](crate::select).
+#[doc(hidden)]
+pub struct SendArm<'a, T> {
+    tx: &'a Sender<T>,
+    value: Option<T>,
+    slot: Option<Arc<Slot<T>>>,
+    result: Option<Result<(), SendError<T>>>,
+    selected: bool,
+}
+
+impl<'a, T> SendArm<'a, T> {
+    /// A send of `v` on `tx`.
+    pub fn new(tx: &'a Sender<T>, v: T) -> SendArm<'a, T> {
+        SendArm { tx, value: Some(v), slot: None, result: None, selected: false }
+    }
+
+    /// Whether the select chose this arm.
+    pub fn is_selected(&self) -> bool {
+        self.selected
+    }
+
+    /// The result of the chosen arm.
+    pub fn take(&mut self) -> Result<(), SendError<T>> {
+        self.result.take().expect("gonet: select arm has no result")
+    }
+
+    /// The value back, if it was not sent (after a timeout).
+    pub(crate) fn take_value(&mut self) -> Option<T> {
+        self.value.take()
+    }
+
+    /// The arm as the engine sees it.
+    pub fn as_arm(&mut self) -> ArmRef<'_> {
+        ArmRef(self)
+    }
+}
+
+impl<T> Arm for SendArm<'_, T> {
+    fn try_complete(&mut self) -> bool {
+        let v = self.value.take().expect("gonet: send arm has no value");
+        match self.tx.chan.try_send(v) {
+            Ok(()) => self.result = Some(Ok(())),
+            Err(e) if e.is_disconnected() => self.result = Some(Err(SendError(e.into_inner()))),
+            Err(e) => {
+                self.value = Some(e.into_inner());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn register(&mut self, token: &Arc<Token>, arm: usize, first: bool) -> Registered {
+        let v = self.value.take().expect("gonet: send arm has no value");
+        match self.tx.chan.register_send(token, arm, v, first) {
+            Reg::Queued(slot) => {
+                self.slot = Some(slot);
+                Registered::Queued
+            }
+            Reg::Ready(v) => {
+                self.value = v;
+                Registered::Ready
+            }
+            Reg::Done(r) => {
+                self.result = Some(r);
+                Registered::Done
+            }
+        }
+    }
+
+    fn unregister(&mut self, token: &Arc<Token>) {
+        self.tx.chan.unregister_send(token);
+        if let Some(slot) = self.slot.take() {
+            // SAFETY: after the wake the token is claimed and the claimer did not choose this
+            // arm, so nobody else touches the slot (token.rs, invariant 2).
+            self.value = unsafe { slot.take() };
+        }
+    }
+
+    fn complete(&mut self, disconnected: bool) {
+        let slot = self.slot.take().expect("gonet: winning send arm has no slot");
+        self.result = Some(if disconnected {
+            // SAFETY: we were woken, so the claimer is done with the slot (token.rs, inv. 2).
+            let v = unsafe { slot.take() }.expect("gonet: disconnected sender lost its value");
+            Err(SendError(v))
+        } else {
+            Ok(())
+        });
+    }
+
+    fn select(&mut self) {
+        self.selected = true;
+    }
+}
+
+/// A type-erased select arm. Public only for [`select!`](crate::select).
+#[doc(hidden)]
+pub struct ArmRef<'a>(pub(crate) &'a mut dyn Arm);
+
+/// What a `select!` does when no arm is ready. Public only for [`select!`](crate::select).
+#[doc(hidden)]
+pub enum Otherwise {
+    /// No default arm: wait for an arm.
+    Block,
+    /// `default =>`: return at once.
+    Now,
+    /// `default(timeout) =>`: wait at most this long.
+    Timeout(Duration),
+}
+
+/// Runs a `select!`; returns whether an arm was chosen (else the default arm runs).
+/// Public only for [`select!`](crate::select).
+#[doc(hidden)]
+pub fn select(arms: &mut [ArmRef<'_>], otherwise: Otherwise) -> bool {
+    let (block, deadline) = match otherwise {
+        Otherwise::Block => (true, None),
+        Otherwise::Now => (false, None),
+        Otherwise::Timeout(d) => (true, deadline_after(d)),
+    };
+    run(arms, block, deadline).is_some()
+}

@@ -1,0 +1,480 @@
+//! Channel semantics: rendezvous and buffered sends, FIFO order, disconnection both ways,
+//! timeouts, iterators, errors and an MPMC stress test, on goroutines.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gonet::chan::{
+    self, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+
+/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => panic::resume_unwind(p),
+        Err(_) => panic!("test did not finish within {secs} s"),
+    }
+}
+
+/// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
+fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
+}
+
+#[test]
+fn ends_are_send_sync_and_clone() {
+    fn check<X: Send + Sync + Clone>() {}
+    check::<chan::Sender<String>>();
+    check::<chan::Receiver<String>>();
+}
+
+#[test]
+fn rendezvous_send_completes_only_with_a_receive() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        assert_eq!(tx.capacity(), Some(0));
+        assert!(tx.is_full() && rx.is_empty());
+        assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
+
+        let sent = Arc::new(AtomicBool::new(false));
+        let s = sent.clone();
+        let h = gonet::go(move || {
+            tx.send(7).unwrap();
+            s.store(true, Ordering::SeqCst);
+        });
+        // Whatever the sender does meanwhile, its send cannot complete without a receive.
+        for _ in 0..20 {
+            gonet::time::sleep(Duration::from_millis(2));
+            assert!(!sent.load(Ordering::SeqCst), "send completed before any receive");
+        }
+        assert_eq!(rx.len(), 0, "a rendezvous channel buffers nothing");
+        assert_eq!(rx.recv(), Ok(7));
+        h.join().unwrap();
+        assert!(sent.load(Ordering::SeqCst));
+    });
+}
+
+#[test]
+fn rendezvous_receiver_waiting_first_gets_the_value() {
+    run(1, || {
+        let (tx, rx) = chan::bounded::<String>(0);
+        let h = gonet::go(move || rx.recv().unwrap());
+        gonet::time::sleep(Duration::from_millis(10)); // let the receiver block first
+                                                       // A receiver is waiting, so even try_send hands the value over.
+        tx.try_send("hi".to_string()).unwrap();
+        assert_eq!(h.join().unwrap(), "hi");
+    });
+}
+
+#[test]
+fn buffered_sends_complete_until_full_then_block() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<u32>(3);
+        assert_eq!(rx.capacity(), Some(3));
+        for i in 0..3 {
+            tx.send(i).unwrap(); // no receiver: completes because there is room
+        }
+        assert_eq!(tx.len(), 3);
+        assert!(tx.is_full());
+        assert_eq!(tx.try_send(9).unwrap_err(), TrySendError::Full(9));
+
+        let fourth_sent = Arc::new(AtomicBool::new(false));
+        let f = fourth_sent.clone();
+        let tx2 = tx.clone();
+        let h = gonet::go(move || {
+            tx2.send(3).unwrap();
+            f.store(true, Ordering::SeqCst);
+        });
+        for _ in 0..10 {
+            gonet::time::sleep(Duration::from_millis(2));
+            assert!(!fourth_sent.load(Ordering::SeqCst), "send into a full channel completed");
+        }
+        assert_eq!(rx.recv(), Ok(0));
+        h.join().unwrap();
+        assert!(fourth_sent.load(Ordering::SeqCst));
+        // The blocked value went into the buffer behind the others.
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+#[test]
+fn fifo_order_for_every_flavour() {
+    run(2, || {
+        for cap in [Some(0), Some(1), Some(4), Some(64), None] {
+            let (tx, rx) = match cap {
+                Some(n) => chan::bounded::<u32>(n),
+                None => chan::unbounded::<u32>(),
+            };
+            let h = gonet::go(move || {
+                for i in 0..2000 {
+                    tx.send(i).unwrap();
+                }
+            });
+            let got: Vec<u32> = rx.iter().collect();
+            assert_eq!(got, (0..2000).collect::<Vec<_>>(), "capacity {cap:?}");
+            h.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn unbounded_never_blocks() {
+    run(1, || {
+        let (tx, rx) = chan::unbounded::<usize>();
+        assert_eq!(tx.capacity(), None);
+        for i in 0..100_000 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(rx.len(), 100_000);
+        assert!(!tx.is_full());
+        drop(tx);
+        assert_eq!(rx.into_iter().sum::<usize>(), (0..100_000).sum());
+    });
+}
+
+#[test]
+fn dropping_senders_drains_then_disconnects() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<u32>(4);
+        let tx2 = tx.clone();
+        tx.send(1).unwrap();
+        tx2.send(2).unwrap();
+        drop(tx);
+        assert_eq!(rx.try_recv(), Ok(1)); // one sender left: still connected
+        drop(tx2);
+        assert_eq!(rx.recv(), Ok(2)); // buffered values survive the disconnection
+        assert_eq!(rx.recv(), Err(RecvError));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Err(RecvTimeoutError::Disconnected));
+    });
+}
+
+#[test]
+fn blocked_receivers_wake_with_recv_error_on_disconnect() {
+    run(2, || {
+        for cap in [0, 2] {
+            let (tx, rx) = chan::bounded::<u32>(cap);
+            let hs: Vec<_> = (0..10)
+                .map(|_| {
+                    let rx = rx.clone();
+                    gonet::go(move || rx.recv())
+                })
+                .collect();
+            gonet::time::sleep(Duration::from_millis(20));
+            drop(tx);
+            for h in hs {
+                assert_eq!(h.join().unwrap(), Err(RecvError));
+            }
+        }
+    });
+}
+
+#[test]
+fn blocked_senders_get_their_value_back_on_disconnect() {
+    run(2, || {
+        for cap in [0, 1] {
+            let (tx, rx) = chan::bounded::<String>(cap);
+            if cap == 1 {
+                tx.send("buffered".into()).unwrap();
+            }
+            let hs: Vec<_> = (0..5)
+                .map(|i| {
+                    let tx = tx.clone();
+                    gonet::go(move || tx.send(format!("v{i}")))
+                })
+                .collect();
+            gonet::time::sleep(Duration::from_millis(20));
+            drop(rx);
+            for (i, h) in hs.into_iter().enumerate() {
+                assert_eq!(h.join().unwrap(), Err(SendError(format!("v{i}"))));
+            }
+            assert_eq!(tx.try_send("x".into()), Err(TrySendError::Disconnected("x".into())));
+            assert_eq!(tx.send("y".into()), Err(SendError("y".into())));
+            assert_eq!(
+                tx.send_timeout("z".into(), Duration::from_secs(5)),
+                Err(SendTimeoutError::Disconnected("z".into()))
+            );
+        }
+    });
+}
+
+#[test]
+fn buffered_values_are_dropped_when_receivers_go() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = chan::bounded(4);
+    for _ in 0..3 {
+        tx.send(Counted(drops.clone())).unwrap();
+    }
+    drop(rx);
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+    drop(tx);
+}
+
+#[test]
+fn recv_timeout_times_out_and_receives() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let t = Instant::now();
+        assert_eq!(rx.recv_timeout(Duration::from_millis(30)), Err(RecvTimeoutError::Timeout));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+
+        let h = gonet::go(move || {
+            gonet::time::sleep(Duration::from_millis(10));
+            tx.send(5).unwrap();
+            tx
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(5));
+        let tx = h.join().unwrap();
+        // A zero timeout still takes a value that is there.
+        let (tx2, rx2) = chan::bounded::<u32>(1);
+        tx2.send(1).unwrap();
+        assert_eq!(rx2.recv_timeout(Duration::ZERO), Ok(1));
+        assert_eq!(rx2.recv_timeout(Duration::ZERO), Err(RecvTimeoutError::Timeout));
+        drop(tx);
+    });
+}
+
+#[test]
+fn send_timeout_hands_the_value_back_and_leaves_no_trace() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        tx.send(1).unwrap();
+        let t = Instant::now();
+        assert_eq!(
+            tx.send_timeout(2, Duration::from_millis(30)),
+            Err(SendTimeoutError::Timeout(2))
+        );
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        // The timed-out send left nothing behind: one value, then empty.
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+
+        // Rendezvous: the timed-out sender's value must not reach a later receiver.
+        let (tx0, rx0) = chan::bounded::<u32>(0);
+        assert_eq!(
+            tx0.send_timeout(3, Duration::from_millis(10)),
+            Err(SendTimeoutError::Timeout(3))
+        );
+        assert_eq!(rx0.try_recv(), Err(TryRecvError::Empty));
+
+        let h = gonet::go(move || rx0.recv());
+        assert_eq!(tx0.send_timeout(4, Duration::from_secs(10)), Ok(()));
+        assert_eq!(h.join().unwrap(), Ok(4));
+    });
+}
+
+#[test]
+fn timeouts_racing_transfers_lose_and_duplicate_nothing() {
+    // Receivers with tiny timeouts race the senders' hand-offs: every value must arrive
+    // exactly once, whichever of timer and channel claims a waiting receiver first.
+    let counts = run(2, || {
+        const N: usize = 20_000;
+        let (tx, rx) = chan::bounded::<usize>(0);
+        let (out_tx, out_rx) = chan::unbounded::<usize>();
+        let senders: Vec<_> = (0..4)
+            .map(|p| {
+                let tx = tx.clone();
+                gonet::go(move || {
+                    for i in (p..N).step_by(4) {
+                        let mut v = i;
+                        loop {
+                            match tx.send_timeout(v, Duration::from_micros(50)) {
+                                Ok(()) => break,
+                                Err(SendTimeoutError::Timeout(back)) => v = back,
+                                Err(SendTimeoutError::Disconnected(_)) => panic!("disconnected"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let receivers: Vec<_> = (0..4)
+            .map(|_| {
+                let rx = rx.clone();
+                let out = out_tx.clone();
+                gonet::go(move || loop {
+                    match rx.recv_timeout(Duration::from_micros(30)) {
+                        Ok(v) => out.send(v).unwrap(),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                })
+            })
+            .collect();
+        drop(out_tx);
+        for h in senders.into_iter().chain(receivers) {
+            h.join().unwrap();
+        }
+        let mut counts = vec![0u8; N];
+        for v in out_rx.try_iter() {
+            counts[v] += 1;
+        }
+        counts
+    });
+    for (v, c) in counts.iter().enumerate() {
+        assert_eq!(*c, 1, "value {v} received {c} times");
+    }
+}
+
+#[test]
+fn mpmc_every_value_received_exactly_once() {
+    let counts = run(2, || {
+        const PER: usize = 25_000;
+        for cap in [0usize, 16] {
+            let (tx, rx) = chan::bounded::<usize>(cap);
+            let producers: Vec<_> = (0..4)
+                .map(|p| {
+                    let tx = tx.clone();
+                    gonet::go(move || {
+                        for i in 0..PER {
+                            tx.send(p * PER + i).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            let consumers: Vec<_> = (0..4)
+                .map(|_| {
+                    let rx = rx.clone();
+                    gonet::go(move || rx.iter().collect::<Vec<usize>>())
+                })
+                .collect();
+            for p in producers {
+                p.join().unwrap();
+            }
+            let mut counts = vec![0u8; 4 * PER];
+            for c in consumers {
+                for v in c.join().unwrap() {
+                    counts[v] += 1;
+                }
+            }
+            if cap == 16 {
+                return counts;
+            }
+            assert!(counts.iter().all(|&c| c == 1), "rendezvous: a value lost or duplicated");
+        }
+        unreachable!()
+    });
+    assert!(counts.iter().all(|&c| c == 1), "buffered: a value lost or duplicated");
+}
+
+#[test]
+fn iterators() {
+    run(1, || {
+        let (tx, rx) = chan::unbounded::<u32>();
+        for i in 0..5 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(rx.try_iter().take(2).collect::<Vec<_>>(), vec![0, 1]);
+        let mut seen = Vec::new();
+        for v in &rx {
+            seen.push(v);
+            if v == 4 {
+                break;
+            }
+        }
+        assert_eq!(seen, vec![2, 3, 4]);
+        assert_eq!(rx.try_iter().count(), 0);
+        tx.send(9).unwrap();
+        drop(tx);
+        assert_eq!(rx.into_iter().collect::<Vec<_>>(), vec![9]);
+    });
+}
+
+#[test]
+fn errors_display_and_convert() {
+    fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+    let e = SendError(5u8);
+    is_error(&e);
+    assert_eq!(e.to_string(), "sending on a disconnected channel");
+    assert_eq!(e.into_inner(), 5);
+    let e = TrySendError::Full(1u8);
+    is_error(&e);
+    assert!(e.is_full() && !e.is_disconnected());
+    assert_eq!(e.to_string(), "sending on a full channel");
+    assert_eq!(format!("{:?}", e), "Full(..)");
+    let e = SendTimeoutError::Timeout(1u8);
+    is_error(&e);
+    assert!(e.is_timeout());
+    assert_eq!(e.into_inner(), 1);
+    is_error(&RecvError);
+    assert_eq!(RecvError.to_string(), "receiving on an empty and disconnected channel");
+    is_error(&TryRecvError::Empty);
+    assert!(TryRecvError::Empty.is_empty());
+    assert_eq!(TryRecvError::from(RecvError), TryRecvError::Disconnected);
+    is_error(&RecvTimeoutError::Timeout);
+    assert_eq!(RecvTimeoutError::Timeout.to_string(), "timed out waiting on receive operation");
+    assert_eq!(RecvTimeoutError::from(RecvError), RecvTimeoutError::Disconnected);
+    assert_eq!(TrySendError::from(SendError(3u8)), TrySendError::Disconnected(3));
+}
+
+#[test]
+fn time_after_delivers_once() {
+    run(1, || {
+        let t = Instant::now();
+        let rx = gonet::time::after(Duration::from_millis(20));
+        let at = rx.recv().unwrap();
+        assert!(at >= t + Duration::from_millis(20));
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        assert_eq!(rx.recv(), Err(RecvError)); // the timer's sender is gone
+    });
+}
+
+#[test]
+fn ten_thousand_receivers_parked_on_one_channel() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<usize>(0);
+        let (done_tx, done_rx) = chan::unbounded::<usize>();
+        for _ in 0..10_000 {
+            let rx = rx.clone();
+            let done = done_tx.clone();
+            gonet::go(move || done.send(rx.recv().unwrap()).unwrap());
+        }
+        drop(done_tx);
+        for i in 0..10_000 {
+            tx.send(i).unwrap();
+        }
+        let mut got: Vec<usize> = done_rx.iter().collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..10_000).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn goroutines_dropped_at_shutdown_leave_the_channel_usable() {
+    let (a_tx, a_rx) = chan::bounded::<u32>(0);
+    let (b_tx, b_rx) = chan::bounded::<u32>(0);
+    let (a_rx2, b_tx2) = (a_rx.clone(), b_tx.clone());
+    within(30, move || {
+        gonet::Builder::new().procs(2).build().unwrap().run(move || {
+            // Both goroutines are still parked when main returns: the runtime drops them.
+            gonet::go(move || a_rx2.recv());
+            gonet::go(move || b_tx2.send(99));
+            gonet::time::sleep(Duration::from_millis(20));
+        })
+    });
+    // The dropped receiver takes nothing, and the dropped sender's value is not delivered.
+    assert_eq!(a_tx.try_send(1), Err(TrySendError::Full(1)));
+    assert_eq!(b_rx.try_recv(), Err(TryRecvError::Empty));
+    // Plain threads keep using the channels.
+    let t = thread::spawn(move || (a_rx.recv(), b_tx.send(3)));
+    a_tx.send(2).unwrap();
+    assert_eq!(b_rx.recv(), Ok(3));
+    assert_eq!(t.join().unwrap(), (Ok(2), Ok(())));
+}

@@ -1,0 +1,411 @@
+//! The runtime: spawning and joining, `run`'s value and panics, goroutine panics, many parked
+//! goroutines, several runtimes at once, `yield_now` fairness, timers under load, stack
+//! exhaustion as an error, statistics, and the placement of new goroutines on workers.
+
+use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use gonet::chan;
+use gonet::sync::WaitGroup;
+
+/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => panic::resume_unwind(p),
+        Err(_) => panic!("test did not finish within {secs} s"),
+    }
+}
+
+/// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
+fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    match p.downcast_ref::<&str>() {
+        Some(s) => s.to_string(),
+        None => p.downcast_ref::<String>().cloned().unwrap_or_default(),
+    }
+}
+
+fn worker_name() -> String {
+    thread::current().name().unwrap_or("").to_string()
+}
+
+#[test]
+fn spawn_and_join_return_values() {
+    let v = run(2, || {
+        assert!(worker_name().starts_with("gonet-worker-"), "main runs on a worker");
+        let hs: Vec<_> = (0..100u64)
+            .map(|i| {
+                gonet::go(move || {
+                    assert!(worker_name().starts_with("gonet-worker-"));
+                    gonet::yield_now();
+                    i * i
+                })
+            })
+            .collect();
+        let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        // Nested spawns and a handle joined from another goroutine.
+        let inner = gonet::go(|| gonet::go(|| "nested").join().unwrap());
+        let joiner = gonet::go(move || inner.join().unwrap());
+        assert_eq!(joiner.join().unwrap(), "nested");
+        sum
+    });
+    assert_eq!(v, (0..100u64).map(|i| i * i).sum::<u64>());
+}
+
+#[test]
+fn run_returns_the_main_goroutines_value() {
+    let s = within(30, || gonet::run(|| String::from("main done")));
+    assert_eq!(s, "main done");
+}
+
+#[test]
+fn panic_in_main_resumes_in_the_caller_of_run() {
+    within(30, || {
+        let r = panic::catch_unwind(|| {
+            gonet::Builder::new().procs(2).build().unwrap().run(|| -> u32 {
+                panic!("main goroutine failed");
+            })
+        });
+        let p = r.expect_err("run must resume the main goroutine's panic");
+        assert_eq!(panic_message(&*p), "main goroutine failed");
+    });
+}
+
+#[test]
+fn goroutine_panic_is_returned_by_join_and_others_keep_running() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let steady = gonet::go(move || rx.iter().sum::<u32>());
+        let bad = gonet::go(|| -> u32 { panic!("goroutine {} failed", 7) });
+        let err = bad.join().expect_err("join must return the panic");
+        assert_eq!(panic_message(&*err), "goroutine 7 failed");
+        // The runtime keeps serving: the steady goroutine and new ones still run.
+        for i in 1..=10 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        assert_eq!(steady.join().unwrap(), 55);
+        assert_eq!(gonet::go(|| 1 + 1).join().unwrap(), 2);
+    });
+}
+
+#[test]
+fn go_outside_a_runtime_panics_naming_run() {
+    let p = panic::catch_unwind(|| {
+        gonet::go(|| ());
+    })
+    .expect_err("go outside a runtime must panic");
+    let msg = panic_message(&*p);
+    assert!(msg.contains("gonet::run"), "message: {msg:?}");
+}
+
+#[test]
+fn ten_thousand_goroutines_parked_at_once() {
+    run(2, || {
+        const N: usize = 10_000;
+        let (gate_tx, gate_rx) = chan::bounded::<()>(0);
+        let started = WaitGroup::new();
+        started.add(N);
+        let hs: Vec<_> = (0..N)
+            .map(|i| {
+                let (gate, started) = (gate_rx.clone(), started.clone());
+                gonet::go(move || {
+                    started.done();
+                    gate.recv().unwrap_err(); // parks until the gate's sender is dropped
+                    i
+                })
+            })
+            .collect();
+        started.wait();
+        // Every goroutine is now parked (or about to park) on the gate.
+        let mut parked = 0;
+        for _ in 0..1000 {
+            parked = gonet::runtime::stats().unwrap().parked;
+            if parked >= N as u64 {
+                break;
+            }
+            gonet::time::sleep(Duration::from_millis(2));
+        }
+        assert!(parked >= N as u64, "only {parked} goroutines parked");
+        drop(gate_tx);
+        let sum: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(sum, N * (N - 1) / 2);
+    });
+}
+
+#[test]
+fn several_runtimes_in_one_process() {
+    within(60, || {
+        let ts: Vec<_> = (0..3u64)
+            .map(|k| {
+                thread::spawn(move || {
+                    gonet::Builder::new().procs(2).build().unwrap().run(move || {
+                        let (tx, rx) = chan::unbounded::<u64>();
+                        let hs: Vec<_> = (0..50)
+                            .map(|i| {
+                                let tx = tx.clone();
+                                gonet::go(move || {
+                                    gonet::time::sleep(Duration::from_millis(1));
+                                    tx.send(k * 1000 + i).unwrap();
+                                })
+                            })
+                            .collect();
+                        drop(tx);
+                        for h in hs {
+                            h.join().unwrap();
+                        }
+                        rx.iter().sum::<u64>()
+                    })
+                })
+            })
+            .collect();
+        for (k, t) in ts.into_iter().enumerate() {
+            let k = k as u64;
+            assert_eq!(t.join().unwrap(), 50 * k * 1000 + (0..50).sum::<u64>());
+        }
+    });
+}
+
+#[test]
+fn yield_now_does_not_starve_other_goroutines() {
+    run(1, || {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        let spinner = gonet::go(move || {
+            let mut spins = 0u64;
+            while !f.load(Ordering::SeqCst) {
+                gonet::yield_now();
+                spins += 1;
+            }
+            spins
+        });
+        let f = flag.clone();
+        let worker = gonet::go(move || {
+            // Must make progress although the spinner is always runnable.
+            for _ in 0..100 {
+                gonet::yield_now();
+            }
+            f.store(true, Ordering::SeqCst);
+        });
+        worker.join().unwrap();
+        assert!(spinner.join().unwrap() > 0);
+    });
+}
+
+#[test]
+fn timer_fires_while_the_worker_is_busy() {
+    run(1, || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        // A second always-runnable goroutine keeps the run queue from ever being empty.
+        let busy = gonet::go(move || {
+            while !s.load(Ordering::SeqCst) {
+                gonet::yield_now();
+            }
+        });
+        let rx = gonet::time::after(Duration::from_millis(20));
+        let mut rounds = 0u64;
+        while rx.try_recv().is_err() {
+            gonet::yield_now();
+            rounds += 1;
+        }
+        stop.store(true, Ordering::SeqCst);
+        busy.join().unwrap();
+        assert!(rounds > 0);
+        // A sleeping goroutine is woken while others spin too.
+        let s2 = Arc::new(AtomicBool::new(false));
+        let s3 = s2.clone();
+        let busy = gonet::go(move || {
+            while !s3.load(Ordering::SeqCst) {
+                gonet::yield_now();
+            }
+        });
+        gonet::time::sleep(Duration::from_millis(10));
+        s2.store(true, Ordering::SeqCst);
+        busy.join().unwrap();
+    });
+}
+
+const CHILD_ENV: &str = "GONET_RUNTIME_TEST_CHILD";
+
+/// Re-runs this test binary for `test` only, with `CHILD_ENV` set to `mode`.
+fn run_child(test: &str, mode: &str) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .output()
+        .unwrap();
+    out
+}
+
+/// The address-space size of this process, in bytes.
+fn vm_size() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[test]
+fn try_go_reports_stack_exhaustion_as_an_error() {
+    if std::env::var(CHILD_ENV).as_deref() == Ok("stack-exhaustion") {
+        let msg = gonet::Builder::new().procs(1).build().unwrap().run(|| {
+            let (gate_tx, gate_rx) = chan::bounded::<()>(0);
+            let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: plain getrlimit/setrlimit calls on valid structs.
+            unsafe {
+                assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
+                let low = libc::rlimit { rlim_cur: vm_size() + (16 << 20), rlim_max: old.rlim_max };
+                assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &low), 0);
+            }
+            let mut hs = Vec::with_capacity(100_000);
+            let mut err = None;
+            for _ in 0..100_000 {
+                let gate = gate_rx.clone();
+                match gonet::try_go(move || {
+                    let _ = gate.recv();
+                }) {
+                    Ok(h) => hs.push(h),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            // SAFETY: as above; raising the soft limit back up to the hard limit is allowed.
+            unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+            drop(gate_tx);
+            for h in hs {
+                h.join().unwrap();
+            }
+            err.expect("try_go never failed under a 16 MiB address-space allowance").to_string()
+        });
+        println!("CHILD-ERROR: {msg}");
+        return;
+    }
+    let out = within(120, || {
+        run_child("try_go_reports_stack_exhaustion_as_an_error", "stack-exhaustion")
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {}\n{stdout}\n{stderr}", out.status);
+    let line = stdout.lines().find(|l| l.contains("CHILD-ERROR: ")).unwrap_or_else(|| {
+        panic!("child printed no error line:\n{stdout}\n{stderr}");
+    });
+    assert!(line.contains("vm.max_map_count"), "error does not name the limit: {line}");
+}
+
+#[test]
+fn stats_report_goroutines_and_switches() {
+    assert!(gonet::runtime::stats().is_none(), "no stats outside a runtime");
+    run(2, || {
+        // Whether the main goroutine itself is counted is not what this test is about.
+        let base = gonet::runtime::stats().unwrap();
+        let (gate_tx, gate_rx) = chan::bounded::<()>(0);
+        let started = WaitGroup::new();
+        started.add(10);
+        let hs: Vec<_> = (0..10)
+            .map(|_| {
+                let (gate, started) = (gate_rx.clone(), started.clone());
+                gonet::go(move || {
+                    started.done();
+                    let _ = gate.recv();
+                })
+            })
+            .collect();
+        started.wait();
+        let mut s = gonet::runtime::stats().unwrap();
+        for _ in 0..1000 {
+            if s.parked >= 10 {
+                break;
+            }
+            gonet::time::sleep(Duration::from_millis(2));
+            s = gonet::runtime::stats().unwrap();
+        }
+        assert_eq!(s.workers.len(), 2);
+        assert_eq!(s.spawned, base.spawned + 10);
+        assert_eq!(s.alive, base.alive + 10);
+        assert!(s.parked >= 10, "parked {}", s.parked);
+        assert!(s.workers.iter().map(|w| w.switches).sum::<u64>() >= 11);
+        drop(gate_tx);
+        for h in hs {
+            h.join().unwrap();
+        }
+        // The finished goroutines are no longer alive (their worker may count them a moment
+        // after join returns).
+        let mut alive = u64::MAX;
+        for _ in 0..1000 {
+            alive = gonet::runtime::stats().unwrap().alive;
+            if alive == base.alive {
+                break;
+            }
+            gonet::time::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(alive, base.alive, "the joined goroutines are still counted alive");
+        let s = gonet::runtime::stats().unwrap();
+        assert_eq!(s.spawned, s.workers.iter().map(|w| w.spawned).sum::<u64>());
+    });
+}
+
+#[test]
+fn new_goroutines_are_spread_over_the_workers() {
+    let per_worker = run(2, || {
+        const N: usize = 200;
+        let names = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+        let n2 = names.clone();
+        let spawner = gonet::go(move || {
+            let wg = WaitGroup::new();
+            wg.add(N);
+            for _ in 0..N {
+                let (wg, names) = (wg.clone(), n2.clone());
+                gonet::go(move || {
+                    *names.lock().unwrap().entry(worker_name()).or_default() += 1;
+                    // Equal CPU work per goroutine, yielding in between.
+                    for round in 0..40u64 {
+                        let mut x = round;
+                        for i in 0..2000u64 {
+                            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                        }
+                        std::hint::black_box(x);
+                        gonet::yield_now();
+                    }
+                    wg.done();
+                });
+            }
+            wg.wait();
+        });
+        spawner.join().unwrap();
+        let names = names.lock().unwrap().clone();
+        names
+    });
+    assert_eq!(per_worker.values().sum::<usize>(), 200);
+    for w in ["gonet-worker-0", "gonet-worker-1"] {
+        let n = per_worker.get(w).copied().unwrap_or(0);
+        assert!(n * 3 >= 200, "{w} ran only {n} of 200 goroutines: {per_worker:?}");
+    }
+}
+
+#[test]
+fn builder_rejects_tiny_stacks() {
+    let e = gonet::Builder::new().stack_size(1024).build().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let rt = gonet::Builder::new().procs(3).build().unwrap();
+    assert_eq!(rt.procs(), 3);
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    within(30, move || rt.run(move || c.fetch_add(1, Ordering::SeqCst)));
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}

@@ -1,0 +1,476 @@
+//! `select!`: fairness among ready arms, `default` and `default(timeout)`, send arms,
+//! disconnected arms, stale registrations, and races between selects.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gonet::chan::{self, RecvError, SendError, TrySendError};
+use gonet::select;
+
+/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => panic::resume_unwind(p),
+        Err(_) => panic!("test did not finish within {secs} s"),
+    }
+}
+
+/// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
+fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
+}
+
+#[test]
+fn ready_arms_are_chosen_uniformly() {
+    let (a, b) = run(1, || {
+        let (tx1, rx1) = chan::bounded::<u8>(1);
+        let (tx2, rx2) = chan::bounded::<u8>(1);
+        tx1.send(1).unwrap();
+        tx2.send(2).unwrap();
+        let (mut a, mut b) = (0u32, 0u32);
+        for _ in 0..10_000 {
+            // Both channels hold a value at every select.
+            select! {
+                recv(rx1) -> v => { assert_eq!(v, Ok(1)); a += 1; tx1.send(1).unwrap(); }
+                recv(rx2) -> v => { assert_eq!(v, Ok(2)); b += 1; tx2.send(2).unwrap(); }
+            }
+        }
+        (a, b)
+    });
+    assert_eq!(a + b, 10_000);
+    assert!((4000..=6000).contains(&a), "arm 1 chosen {a} times out of 10000");
+    assert!((4000..=6000).contains(&b), "arm 2 chosen {b} times out of 10000");
+}
+
+#[test]
+fn three_ready_arms_each_get_a_fair_share() {
+    let counts = run(1, || {
+        let chans: Vec<_> = (0..3).map(|_| chan::bounded::<()>(1)).collect();
+        for (tx, _) in &chans {
+            tx.send(()).unwrap();
+        }
+        let mut counts = [0u32; 3];
+        for _ in 0..9000 {
+            let i = select! {
+                recv(chans[0].1) -> _ => 0,
+                recv(chans[1].1) -> _ => 1,
+                recv(chans[2].1) -> _ => 2,
+            };
+            counts[i] += 1;
+            chans[i].0.send(()).unwrap();
+        }
+        counts
+    });
+    for c in counts {
+        assert!((2400..=3600).contains(&c), "unfair choice: {counts:?}");
+    }
+}
+
+#[test]
+fn default_runs_only_when_nothing_is_ready() {
+    run(1, || {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let r = select! {
+            recv(rx) -> v => v.ok(),
+            default => None,
+        };
+        assert_eq!(r, None);
+        tx.send(3).unwrap();
+        let r = select! {
+            recv(rx) -> v => v.ok(),
+            default => None,
+        };
+        assert_eq!(r, Some(3));
+        // A full channel's send arm is not ready either.
+        tx.send(4).unwrap();
+        let sent = select! {
+            send(tx, 5) -> _ => true,
+            default => false,
+        };
+        assert!(!sent);
+        assert_eq!(rx.recv(), Ok(4));
+        assert_eq!(rx.try_recv().ok(), None);
+    });
+}
+
+#[test]
+fn default_timeout_fires_or_yields_to_an_arm() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let t = Instant::now();
+        let r = select! {
+            recv(rx) -> v => v.ok(),
+            default(Duration::from_millis(30)) => None,
+        };
+        assert_eq!(r, None);
+        assert!(t.elapsed() >= Duration::from_millis(30));
+
+        let h = gonet::go(move || {
+            gonet::time::sleep(Duration::from_millis(10));
+            tx.send(8).unwrap();
+        });
+        let r = select! {
+            recv(rx) -> v => v.ok(),
+            default(Duration::from_secs(20)) => None,
+        };
+        assert_eq!(r, Some(8));
+        h.join().unwrap();
+        // The timed-out registration left nothing behind on the rendezvous channel: with no
+        // receiver waiting, a send has no taker.
+        let (tx, rx) = chan::bounded::<u32>(0);
+        select! {
+            recv(rx) -> _ => panic!("nothing was sent"),
+            default(Duration::from_millis(5)) => {}
+        }
+        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+    });
+}
+
+#[test]
+fn send_arm_hands_value_to_a_waiting_receiver() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<String>(0);
+        let (_other_tx, other_rx) = chan::bounded::<u8>(0);
+        let h = gonet::go(move || rx.recv().unwrap());
+        let which = select! {
+            send(tx, "hello".to_string()) -> res => { res.unwrap(); "sent" }
+            recv(other_rx) -> _ => "received",
+        };
+        assert_eq!(which, "sent");
+        assert_eq!(h.join().unwrap(), "hello");
+    });
+}
+
+#[test]
+fn disconnected_channels_make_their_arms_ready() {
+    run(1, || {
+        let (tx, rx) = chan::bounded::<u8>(0);
+        drop(tx);
+        let r = select! {
+            recv(rx) -> v => v,
+            default(Duration::from_secs(20)) => panic!("a disconnected recv arm is ready"),
+        };
+        assert_eq!(r, Err(RecvError));
+
+        let (tx, rx) = chan::bounded::<u8>(0);
+        drop(rx);
+        let r = select! {
+            send(tx, 42) -> res => res,
+            default => panic!("a disconnected send arm is ready"),
+        };
+        assert_eq!(r, Err(SendError(42)));
+    });
+}
+
+#[test]
+fn blocked_select_wakes_on_disconnect() {
+    run(2, || {
+        let (tx1, rx1) = chan::bounded::<u8>(0);
+        let (_tx2, rx2) = chan::bounded::<u8>(0);
+        let h = gonet::go(move || {
+            select! {
+                recv(rx1) -> v => v,
+                recv(rx2) -> v => v,
+            }
+        });
+        gonet::time::sleep(Duration::from_millis(10));
+        drop(tx1);
+        assert_eq!(h.join().unwrap(), Err(RecvError));
+    });
+}
+
+#[test]
+fn losing_arms_leave_no_stale_taker() {
+    run(2, || {
+        for _ in 0..100 {
+            let (tx_a, rx_a) = chan::bounded::<u32>(0);
+            let (tx_b, rx_b) = chan::bounded::<u32>(0);
+            let h = gonet::go(move || {
+                let r = select! {
+                    recv(rx_a) -> v => ('a', v.unwrap()),
+                    recv(rx_b) -> v => ('b', v.unwrap()),
+                };
+                (r, rx_b)
+            });
+            tx_a.send(1).unwrap();
+            let (r, rx_b) = h.join().unwrap();
+            assert_eq!(r, ('a', 1));
+            // The select's registration on b is gone: nobody takes a rendezvous value.
+            assert_eq!(tx_b.try_send(2), Err(TrySendError::Full(2)));
+            drop(rx_b);
+        }
+    });
+}
+
+#[test]
+fn losing_send_arm_value_is_not_delivered() {
+    run(2, || {
+        let (tx_a, rx_a) = chan::bounded::<u32>(0);
+        let (tx_b, rx_b) = chan::bounded::<u32>(0);
+        let h = gonet::go(move || {
+            select! {
+                send(tx_a, 1) -> r => { r.unwrap(); 'a' }
+                send(tx_b, 2) -> r => { r.unwrap(); 'b' }
+            }
+        });
+        gonet::time::sleep(Duration::from_millis(10));
+        assert_eq!(rx_a.recv(), Ok(1));
+        assert_eq!(h.join().unwrap(), 'a');
+        // tx_b was dropped with the goroutine: b is disconnected and never got a value.
+        assert_eq!(rx_b.recv(), Err(RecvError));
+    });
+}
+
+#[test]
+fn select_does_not_pair_with_itself() {
+    run(1, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let r = select! {
+            send(tx, 1) -> _ => "sent",
+            recv(rx) -> _ => "received",
+            default(Duration::from_millis(20)) => "timeout",
+        };
+        assert_eq!(r, "timeout");
+        // With a partner, one of the two arms completes.
+        let rx2 = rx.clone();
+        let h = gonet::go(move || rx2.recv().unwrap());
+        let r = select! {
+            send(tx, 1) -> _ => "sent",
+            recv(rx) -> _ => "received",
+        };
+        assert_eq!(r, "sent");
+        assert_eq!(h.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn select_over_time_after() {
+    run(1, || {
+        let (_tx, rx) = chan::bounded::<u8>(0);
+        let t = Instant::now();
+        let r = select! {
+            recv(rx) -> _ => false,
+            recv(gonet::time::after(Duration::from_millis(15))) -> at => { at.unwrap(); true }
+        };
+        assert!(r);
+        assert!(t.elapsed() >= Duration::from_millis(15));
+    });
+}
+
+#[test]
+fn select_in_a_loop_with_break_and_continue() {
+    run(1, || {
+        let (tx, rx) = chan::unbounded::<u32>();
+        let (quit_tx, quit_rx) = chan::bounded::<()>(1);
+        for i in 0..10 {
+            tx.send(i).unwrap();
+        }
+        let mut sum = 0;
+        loop {
+            select! {
+                recv(quit_rx) -> _ => break,
+                recv(rx) -> v => {
+                    let v = v.unwrap();
+                    if v % 2 == 0 {
+                        continue;
+                    }
+                    sum += v;
+                    if v == 9 {
+                        quit_tx.send(()).unwrap();
+                    }
+                }
+            }
+        }
+        assert_eq!(sum, 1 + 3 + 5 + 7 + 9);
+    });
+}
+
+#[test]
+fn empty_select_with_default() {
+    let r = select! {
+        default => 5,
+    };
+    assert_eq!(r, 5);
+    let t = Instant::now();
+    select! {
+        default(Duration::from_millis(10)) => {}
+    }
+    assert!(t.elapsed() >= Duration::from_millis(10));
+}
+
+#[test]
+fn racing_selects_transfer_every_value_once() {
+    // Receivers select over two channels while senders select over two others feeding them:
+    // registrations on several channels race constantly.
+    let counts = run(2, || {
+        const N: usize = 20_000;
+        let (a_tx, a_rx) = chan::bounded::<usize>(0);
+        let (b_tx, b_rx) = chan::bounded::<usize>(1);
+        let (out_tx, out_rx) = chan::unbounded::<usize>();
+        let senders: Vec<_> = (0..4)
+            .map(|p| {
+                let (a, b) = (a_tx.clone(), b_tx.clone());
+                gonet::go(move || {
+                    for i in (p..N).step_by(4) {
+                        select! {
+                            send(a, i) -> r => r.unwrap(),
+                            send(b, i) -> r => r.unwrap(),
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop((a_tx, b_tx));
+        let receivers: Vec<_> = (0..4)
+            .map(|_| {
+                let (a, b, out) = (a_rx.clone(), b_rx.clone(), out_tx.clone());
+                gonet::go(move || {
+                    let (mut a_open, mut b_open) = (true, true);
+                    while a_open || b_open {
+                        select! {
+                            recv(a) -> v => match v {
+                                Ok(v) => out.send(v).unwrap(),
+                                Err(_) => a_open = false,
+                            },
+                            recv(b) -> v => match v {
+                                Ok(v) => out.send(v).unwrap(),
+                                Err(_) => b_open = false,
+                            },
+                            default(Duration::from_micros(50)) => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(out_tx);
+        for h in senders.into_iter().chain(receivers) {
+            h.join().unwrap();
+        }
+        let mut counts = vec![0u8; N];
+        for v in out_rx.try_iter() {
+            counts[v] += 1;
+        }
+        counts
+    });
+    for (v, c) in counts.iter().enumerate() {
+        assert_eq!(*c, 1, "value {v} received {c} times");
+    }
+}
+
+#[test]
+fn select_on_plain_threads() {
+    within(30, || {
+        let (tx1, rx1) = chan::bounded::<u32>(0);
+        let (tx2, rx2) = chan::bounded::<u32>(0);
+        let t = thread::spawn(move || {
+            for i in 0..100 {
+                if i % 2 == 0 {
+                    tx1.send(i).unwrap();
+                } else {
+                    tx2.send(i).unwrap();
+                }
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 100 {
+            select! {
+                recv(rx1) -> v => got.push(v.unwrap()),
+                recv(rx2) -> v => got.push(v.unwrap()),
+            }
+        }
+        t.join().unwrap();
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn racing_selects_on_threads_and_goroutines() {
+    // Selecting senders and receivers on three channels, half of them plain threads that the
+    // OS preempts anywhere: registrations constantly find arms that became ready meanwhile,
+    // and must abort and retry without losing or duplicating a value.
+    let counts = run(3, || {
+        const N: usize = 40_000;
+        let (a_tx, a_rx) = chan::bounded::<usize>(0);
+        let (b_tx, b_rx) = chan::bounded::<usize>(0);
+        let (c_tx, c_rx) = chan::bounded::<usize>(2);
+        let (out_tx, out_rx) = chan::unbounded::<usize>();
+        let mut threads = Vec::new();
+        let mut gs = Vec::new();
+        for p in 0..6 {
+            let (a, b, c) = (a_tx.clone(), b_tx.clone(), c_tx.clone());
+            let f = move || {
+                for i in (p..N).step_by(6) {
+                    select! {
+                        send(a, i) -> r => r.unwrap(),
+                        send(b, i) -> r => r.unwrap(),
+                        send(c, i) -> r => r.unwrap(),
+                    }
+                }
+            };
+            if p % 2 == 0 {
+                threads.push(thread::spawn(f));
+            } else {
+                gs.push(gonet::go(f));
+            }
+        }
+        drop((a_tx, b_tx, c_tx));
+        for k in 0..6 {
+            let (a, b, c, out) = (a_rx.clone(), b_rx.clone(), c_rx.clone(), out_tx.clone());
+            let f = move || {
+                let never = chan::never::<usize>();
+                let rxs = [a, b, c];
+                let mut open = [true; 3];
+                while open.iter().any(|&o| o) {
+                    // A disconnected channel is always ready: switch its arm off.
+                    let arm = |i: usize| if open[i] { &rxs[i] } else { &never };
+                    let (i, v) = select! {
+                        recv(arm(0)) -> v => (0, v),
+                        recv(arm(1)) -> v => (1, v),
+                        recv(arm(2)) -> v => (2, v),
+                    };
+                    match v {
+                        Ok(v) => out.send(v).unwrap(),
+                        Err(_) => open[i] = false,
+                    }
+                }
+            };
+            if k % 2 == 0 {
+                threads.push(thread::spawn(f));
+            } else {
+                gs.push(gonet::go(f));
+            }
+        }
+        drop(out_tx);
+        for g in gs {
+            g.join().unwrap();
+        }
+        gonet::blocking(move || threads.into_iter().try_for_each(|t| t.join())).unwrap();
+        let mut counts = vec![0u8; N];
+        for v in out_rx.try_iter() {
+            counts[v] += 1;
+        }
+        counts
+    });
+    for (v, c) in counts.iter().enumerate() {
+        assert_eq!(*c, 1, "value {v} received {c} times");
+    }
+}
+
+#[test]
+fn never_is_never_ready() {
+    run(1, || {
+        let never = chan::never::<u8>();
+        assert!(never.try_recv().unwrap_err().is_empty());
+        let r = select! {
+            recv(never) -> _ => "received",
+            default(Duration::from_millis(5)) => "timeout",
+        };
+        assert_eq!(r, "timeout");
+    });
+}

@@ -1,0 +1,194 @@
+//! `sync::Mutex` exclusion under contention and `sync::WaitGroup`.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use gonet::sync::{Mutex, WaitGroup};
+
+/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => panic::resume_unwind(p),
+        Err(_) => panic!("test did not finish within {secs} s"),
+    }
+}
+
+/// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
+fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
+}
+
+#[test]
+fn mutex_excludes_under_contention() {
+    const G: usize = 100;
+    const K: usize = 200;
+    let (total, max_inside) = run(2, || {
+        let m = Arc::new(Mutex::new(0usize));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let max_inside = Arc::new(AtomicUsize::new(0));
+        let hs: Vec<_> = (0..G)
+            .map(|_| {
+                let (m, inside, max_inside) = (m.clone(), inside.clone(), max_inside.clone());
+                gonet::go(move || {
+                    for _ in 0..K {
+                        let mut g = m.lock();
+                        let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        max_inside.fetch_max(n, Ordering::SeqCst);
+                        // A non-atomic read-modify-write split by a yield: lost updates would
+                        // show if two goroutines were ever inside at once.
+                        let v = *g;
+                        gonet::yield_now();
+                        *g = v + 1;
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        drop(g);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let total = *m.lock();
+        (total, max_inside.load(Ordering::SeqCst))
+    });
+    assert_eq!(max_inside, 1, "two holders inside the mutex at once");
+    assert_eq!(total, G * K);
+}
+
+#[test]
+fn mutex_shared_by_goroutines_and_threads() {
+    let total = run(2, || {
+        let m = Arc::new(Mutex::new(0u64));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let m = m.clone();
+                thread::spawn(move || {
+                    for _ in 0..2000 {
+                        *m.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        let gs: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                gonet::go(move || {
+                    for i in 0..2000 {
+                        let mut g = m.lock();
+                        *g += 1;
+                        if i % 100 == 0 {
+                            gonet::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for g in gs {
+            g.join().unwrap();
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let v = *m.lock();
+        v
+    });
+    assert_eq!(total, 6 * 2000);
+}
+
+#[test]
+fn waitgroup_waits_for_every_done() {
+    run(2, || {
+        let wg = WaitGroup::new();
+        let finished = Arc::new(AtomicUsize::new(0));
+        wg.add(50);
+        for i in 0..50 {
+            let (wg, finished) = (wg.clone(), finished.clone());
+            gonet::go(move || {
+                gonet::time::sleep(Duration::from_millis(i % 7));
+                finished.fetch_add(1, Ordering::SeqCst);
+                wg.done();
+            });
+        }
+        wg.wait();
+        assert_eq!(finished.load(Ordering::SeqCst), 50);
+        assert_eq!(wg.count(), 0);
+        wg.wait(); // zero: returns at once
+    });
+}
+
+#[test]
+fn waitgroup_releases_several_waiters_including_threads() {
+    run(2, || {
+        let wg = WaitGroup::new();
+        wg.add(1);
+        let released = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..5)
+            .map(|_| {
+                let (wg, released) = (wg.clone(), released.clone());
+                gonet::go(move || {
+                    wg.wait();
+                    released.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        let t = {
+            let (wg, released) = (wg.clone(), released.clone());
+            thread::spawn(move || {
+                wg.wait();
+                released.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        gonet::time::sleep(Duration::from_millis(20));
+        assert_eq!(released.load(Ordering::SeqCst), 0, "a waiter returned before done()");
+        wg.done();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        t.join().unwrap();
+        assert_eq!(released.load(Ordering::SeqCst), 6);
+    });
+}
+
+#[test]
+fn waitgroup_parks_ten_thousand_goroutines() {
+    run(2, || {
+        let gate = WaitGroup::new();
+        gate.add(1);
+        let all = WaitGroup::new();
+        all.add(10_000);
+        for _ in 0..10_000 {
+            let (gate, all) = (gate.clone(), all.clone());
+            gonet::go(move || {
+                gate.wait();
+                all.done();
+            });
+        }
+        gate.done();
+        all.wait();
+    });
+}
+
+#[test]
+fn waitgroup_done_below_zero_panics() {
+    let wg = WaitGroup::new();
+    wg.add(1);
+    wg.done();
+    let err = panic::catch_unwind(AssertUnwindSafe(|| wg.done())).unwrap_err();
+    let msg = match err.downcast_ref::<&str>() {
+        Some(s) => s.to_string(),
+        None => err.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    assert!(msg.contains("negative WaitGroup counter"), "message: {msg:?}");
+    // Still usable afterwards.
+    wg.add(1);
+    wg.done();
+    wg.wait();
+}
