@@ -84,7 +84,10 @@ pub(crate) struct PollDesc {
     /// Incarnation number, bumped on every reuse.
     seq: AtomicU64,
     fd: AtomicI32,
-    /// The epoll instance the descriptor is registered with; -1 = not registered.
+    /// The runtime whose poller the descriptor is registered with (0: none), and that
+    /// poller's epoll descriptor (-1: none). A descriptor used by a goroutine of another
+    /// runtime (the first one may have shut down, closing its epoll) registers again there.
+    rt: AtomicU64,
     epfd: AtomicI32,
     /// Eventfds that wake plain threads blocked in `poll(2)`, per direction.
     thread_kick: [OnceLock<OwnedFd>; 2],
@@ -118,6 +121,7 @@ impl PollDesc {
                 warmed: AtomicU64::new(0),
                 seq: AtomicU64::new(0),
                 fd: AtomicI32::new(-1),
+                rt: AtomicU64::new(0),
                 epfd: AtomicI32::new(-1),
                 thread_kick: [OnceLock::new(), OnceLock::new()],
             }))
@@ -130,6 +134,7 @@ impl PollDesc {
         pd.wd.store(0, Ordering::Relaxed);
         pd.rarmed.store(0, Ordering::Relaxed);
         pd.warmed.store(0, Ordering::Relaxed);
+        pd.rt.store(0, Ordering::Relaxed);
         pd.epfd.store(-1, Ordering::Relaxed);
         pd.fd.store(fd, Ordering::Release);
         pd
@@ -204,18 +209,23 @@ impl PollDesc {
         Ok(())
     }
 
-    /// Registers with the current worker's epoll on first use by a goroutine.
+    /// Registers with the current worker's epoll on first use by a goroutine of this runtime.
     fn ensure_registered(&'static self) -> io::Result<()> {
-        if self.epfd.load(Ordering::Acquire) >= 0 {
+        let w = worker::current().expect("ensure_registered runs on a goroutine");
+        let rt = w.shared.rt_id;
+        if self.rt.load(Ordering::Acquire) == rt {
             return Ok(());
         }
-        let w = worker::current().expect("ensure_registered runs on a goroutine");
-        let ep = w.shared.poller.raw();
-        if self.epfd.compare_exchange(-1, ep, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            return Ok(()); // another goroutine registered it
+        if self.rt.swap(rt, Ordering::AcqRel) == rt {
+            return Ok(()); // another goroutine of this runtime registered it just now
         }
+        // A goroutine of this runtime that sees `rt` before the ADD below may park already:
+        // the ADD reports the descriptor's current readiness as an edge, so it is not missed.
+        let ep = w.shared.poller.raw();
+        self.epfd.store(ep, Ordering::Release);
         let fd = self.fd.load(Ordering::Relaxed);
         w.shared.poller.register(fd, self.tag()).inspect_err(|_| {
+            self.rt.store(0, Ordering::Release);
             self.epfd.store(-1, Ordering::Release);
         })
     }

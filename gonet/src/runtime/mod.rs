@@ -19,7 +19,7 @@ pub(crate) mod worker;
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -139,11 +139,13 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        static NEXT_RT: AtomicU64 = AtomicU64::new(1);
+        let rt_id = NEXT_RT.fetch_add(1, Ordering::Relaxed);
         let mut deques = Vec::new();
         let mut shared = Vec::new();
         for i in 0..self.procs {
             let d: Deque<goroutine::GRef> = Deque::new_fifo();
-            shared.push(Arc::new(WorkerShared::new(i, d.stealer())?));
+            shared.push(Arc::new(WorkerShared::new(i, rt_id, d.stealer())?));
             deques.push(d);
         }
         let rt = Arc::new(RtShared {

@@ -3,12 +3,19 @@
 //!
 //! A worker checks its heap on every scheduling round, so a timer fires on time even while the
 //! worker has other runnable goroutines, and an idle worker sleeps in `epoll_wait` no longer
-//! than its earliest timer. Timers are never cancelled in place: an action that may have become
-//! stale checks a sequence number of its own when it runs (see `netpoll::poll_desc`).
+//! than its earliest timer.
+//!
+//! Cancellation is lazy: [`call_at_cancellable`] returns a [`Cancel`] handle that marks its entry
+//! dead; dead entries are dropped when they reach the top of the heap, and the whole heap is
+//! swept whenever it has doubled in size since the last sweep, so a loop of operations with
+//! long timeouts that complete early keeps the heap bounded (amortised O(1) per timer). Other
+//! actions that may become stale check a sequence number of their own when they run (see
+//! `netpoll::poll_desc`).
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use super::goroutine::GRef;
@@ -36,6 +43,23 @@ struct Entry {
     when: Instant,
     seq: u64,
     action: Action,
+    /// Set when the timer was cancelled.
+    dead: Option<Arc<AtomicBool>>,
+}
+
+impl Entry {
+    fn is_dead(&self) -> bool {
+        self.dead.as_ref().is_some_and(|d| d.load(Ordering::Relaxed))
+    }
+}
+
+/// Cancels a timer made by [`call_at_cancellable`] (it then never runs).
+pub(crate) struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub(crate) fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl PartialEq for Entry {
@@ -57,30 +81,55 @@ impl Ord for Entry {
     }
 }
 
+/// Heap size below which no sweep happens.
+const SWEEP_MIN: usize = 1024;
+
 /// A heap of timers.
-#[derive(Default)]
 pub(crate) struct TimerHeap {
     heap: BinaryHeap<Entry>,
     seq: u64,
+    /// Sweep dead entries when the heap reaches this size.
+    sweep_at: usize,
+}
+
+impl Default for TimerHeap {
+    fn default() -> Self {
+        TimerHeap { heap: BinaryHeap::new(), seq: 0, sweep_at: SWEEP_MIN }
+    }
 }
 
 impl TimerHeap {
     pub(crate) fn push(&mut self, when: Instant, action: Action) {
-        self.seq += 1;
-        self.heap.push(Entry { when, seq: self.seq, action });
+        self.push_entry(when, action, None);
     }
 
-    /// The earliest deadline, if any.
-    pub(crate) fn next(&self) -> Option<Instant> {
+    fn push_entry(&mut self, when: Instant, action: Action, dead: Option<Arc<AtomicBool>>) {
+        self.seq += 1;
+        self.heap.push(Entry { when, seq: self.seq, action, dead });
+        if self.heap.len() >= self.sweep_at {
+            self.heap.retain(|e| !e.is_dead());
+            self.sweep_at = (self.heap.len() * 2).max(SWEEP_MIN);
+        }
+    }
+
+    /// The earliest deadline of a live timer, if any (dead ones on top are dropped).
+    pub(crate) fn next(&mut self) -> Option<Instant> {
+        while self.heap.peek()?.is_dead() {
+            self.heap.pop();
+        }
         self.heap.peek().map(|e| e.when)
     }
 
-    /// Removes and returns one timer due at `now`.
+    /// Removes and returns one live timer due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
-        if self.heap.peek()?.when <= now {
-            self.heap.pop().map(|e| e.action)
-        } else {
-            None
+        loop {
+            if self.heap.peek()?.when > now {
+                return None;
+            }
+            let e = self.heap.pop()?;
+            if !e.is_dead() {
+                return Some(e.action);
+            }
         }
     }
 
@@ -97,8 +146,21 @@ impl TimerHeap {
 /// Runs `f` at `when`: on the current worker's heap when called on a worker, otherwise on the
 /// process-wide timer thread. `f` must not block.
 pub(crate) fn call_at(when: Instant, f: Box<dyn FnOnce() + Send>) {
-    if let Err(f) = worker::add_timer(when, f) {
-        global().push(when, f);
+    schedule(when, f, None);
+}
+
+/// Like [`call_at`], with a handle that cancels the timer.
+pub(crate) fn call_at_cancellable(when: Instant, f: Box<dyn FnOnce() + Send>) -> Cancel {
+    let dead = Arc::new(AtomicBool::new(false));
+    schedule(when, f, Some(dead.clone()));
+    Cancel(dead)
+}
+
+fn schedule(when: Instant, f: Box<dyn FnOnce() + Send>, dead: Option<Arc<AtomicBool>>) {
+    let action = Action::Call(f);
+    match worker::timers() {
+        Some(h) => h.borrow_mut().push_entry(when, action, dead),
+        None => global().push(when, action, dead),
     }
 }
 
@@ -122,10 +184,10 @@ fn global() -> &'static Global {
 }
 
 impl Global {
-    fn push(&self, when: Instant, f: Box<dyn FnOnce() + Send>) {
+    fn push(&self, when: Instant, action: Action, dead: Option<Arc<AtomicBool>>) {
         let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = h.next().is_none_or(|n| when < n);
-        h.push(when, Action::Call(f));
+        h.push_entry(when, action, dead);
         drop(h);
         if earliest {
             self.cv.notify_one();

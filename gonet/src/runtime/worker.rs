@@ -48,6 +48,8 @@ pub(crate) struct RtShared {
 /// The part of a worker other threads may touch.
 pub(crate) struct WorkerShared {
     pub(crate) index: usize,
+    /// Unique id of the runtime (never 0).
+    pub(crate) rt_id: u64,
     inbox: Mutex<Vec<GRef>>,
     inbox_nonempty: AtomicBool,
     sleeping: AtomicBool,
@@ -63,9 +65,14 @@ pub(crate) struct WorkerShared {
 }
 
 impl WorkerShared {
-    pub(crate) fn new(index: usize, stealer: Stealer<GRef>) -> std::io::Result<WorkerShared> {
+    pub(crate) fn new(
+        index: usize,
+        rt_id: u64,
+        stealer: Stealer<GRef>,
+    ) -> std::io::Result<WorkerShared> {
         Ok(WorkerShared {
             index,
+            rt_id,
             inbox: Mutex::new(Vec::new()),
             inbox_nonempty: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
@@ -170,18 +177,9 @@ pub(crate) fn ready(g: GRef) {
     owner.push_remote(g);
 }
 
-/// Adds a timer on the current worker; gives the callback back when not on a worker.
-pub(crate) fn add_timer(
-    when: Instant,
-    f: Box<dyn FnOnce() + Send>,
-) -> Result<(), Box<dyn FnOnce() + Send>> {
-    match current() {
-        Some(w) => {
-            w.timers.borrow_mut().push(when, Action::Call(f));
-            Ok(())
-        }
-        None => Err(f),
-    }
+/// The current worker's timer heap, when called on a worker.
+pub(crate) fn timers() -> Option<&'static RefCell<TimerHeap>> {
+    current().map(|w| &w.timers)
 }
 
 /// Parks the running goroutine until `when` (the timer holds its run token).
@@ -338,7 +336,7 @@ impl Worker {
         let timeout = if self.has_work() {
             0
         } else {
-            match self.timers.borrow().next() {
+            match self.timers.borrow_mut().next() {
                 None => -1,
                 Some(t) => {
                     let d = t.saturating_duration_since(Instant::now());
