@@ -478,3 +478,165 @@ fn goroutines_dropped_at_shutdown_leave_the_channel_usable() {
     assert_eq!(b_rx.recv(), Ok(3));
     assert_eq!(t.join().unwrap(), (Ok(2), Ok(())));
 }
+
+#[test]
+fn timed_operations_dropped_at_shutdown_leave_the_channel_usable() {
+    // Like the test above, for blocked operations with a (long) timeout, whose pending timer
+    // outlives them, and with values that count their drops.
+    struct Counted(u32, Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (a_tx, a_rx) = chan::bounded::<Counted>(0);
+    let (b_tx, b_rx) = chan::bounded::<Counted>(1);
+    b_tx.try_send(Counted(0, drops.clone())).unwrap();
+    let (a_rx2, b_tx2, d) = (a_rx.clone(), b_tx.clone(), drops.clone());
+    within(30, move || {
+        gonet::Builder::new().procs(2).build().unwrap().run(move || {
+            let long = Duration::from_secs(3600);
+            gonet::go(move || a_rx2.recv_timeout(long).map(|c| c.0));
+            gonet::go(move || b_tx2.send_timeout(Counted(99, d), long).is_ok());
+            gonet::time::sleep(Duration::from_millis(20));
+        })
+    });
+    // The parked sender's value was dropped with its stack, and only that one.
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(matches!(a_tx.try_send(Counted(1, drops.clone())), Err(TrySendError::Full(_))));
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert_eq!(b_rx.try_recv().map(|c| c.0), Ok(0));
+    assert_eq!(b_rx.try_recv().map(|c| c.0), Err(TryRecvError::Empty));
+    let t = thread::spawn(move || a_rx.recv_timeout(Duration::from_secs(20)).map(|c| c.0));
+    a_tx.send_timeout(Counted(2, drops.clone()), Duration::from_secs(20)).unwrap_or_else(|_| {
+        panic!("send failed");
+    });
+    assert_eq!(t.join().unwrap(), Ok(2));
+    b_tx.send(Counted(3, drops.clone())).unwrap_or_else(|_| panic!("send failed"));
+    assert_eq!(b_rx.recv().map(|c| c.0), Ok(3));
+}
+
+#[test]
+fn plain_operations_and_selects_share_channels() {
+    // Plain send/recv, their timeout variants and select! arms, on goroutines and plain
+    // threads, all meet on the same channels: queued records of every kind pair with each
+    // other, and every value arrives exactly once.
+    let counts = run(2, || {
+        const N: usize = 30_000;
+        const P: usize = 6;
+        let (a_tx, a_rx) = chan::bounded::<usize>(0);
+        let (b_tx, b_rx) = chan::bounded::<usize>(1);
+        let (out_tx, out_rx) = chan::unbounded::<usize>();
+        let mut threads = Vec::new();
+        let mut gs = Vec::new();
+        for p in 0..P {
+            let (a, b) = (a_tx.clone(), b_tx.clone());
+            let f = move || {
+                for i in (p..N).step_by(P) {
+                    let tx = if i % 3 == 0 { &a } else { &b };
+                    match i % 4 {
+                        0 => tx.send(i).unwrap(),
+                        1 => {
+                            let mut v = i;
+                            while let Err(e) = tx.send_timeout(v, Duration::from_micros(40)) {
+                                v = match e {
+                                    SendTimeoutError::Timeout(v) => v,
+                                    SendTimeoutError::Disconnected(_) => panic!("disconnected"),
+                                };
+                            }
+                        }
+                        _ => gonet::select! {
+                            send(a, i) -> r => r.unwrap(),
+                            send(b, i) -> r => r.unwrap(),
+                        },
+                    }
+                }
+            };
+            if p % 3 == 0 {
+                threads.push(thread::spawn(f));
+            } else {
+                gs.push(gonet::go(f));
+            }
+        }
+        drop((a_tx, b_tx));
+        for k in 0..P {
+            let (a, b, out) = (a_rx.clone(), b_rx.clone(), out_tx.clone());
+            // Each channel keeps receivers of its own (so a sender blocked on it always finds
+            // one eventually); the others select over both.
+            let f = move || match k % 3 {
+                2 => {
+                    let never = chan::never::<usize>();
+                    let rxs = [&a, &b];
+                    let mut open = [true, true];
+                    while open[0] || open[1] {
+                        // A disconnected channel is always ready: switch its arm off.
+                        let arm = |i: usize| if open[i] { rxs[i] } else { &never };
+                        let (j, r) = gonet::select! {
+                            recv(arm(0)) -> v => (0, v),
+                            recv(arm(1)) -> v => (1, v),
+                        };
+                        match r {
+                            Ok(v) => out.send(v).unwrap(),
+                            Err(_) => open[j] = false,
+                        }
+                    }
+                }
+                own => {
+                    let rx = if own == 0 { &a } else { &b };
+                    for n in 0.. {
+                        let r = if n % 2 == 0 {
+                            rx.recv().map_err(|_| ())
+                        } else {
+                            match rx.recv_timeout(Duration::from_micros(30)) {
+                                Err(RecvTimeoutError::Timeout) => continue,
+                                r => r.map_err(|_| ()),
+                            }
+                        };
+                        match r {
+                            Ok(v) => out.send(v).unwrap(),
+                            Err(()) => break,
+                        }
+                    }
+                }
+            };
+            if k < 3 {
+                threads.push(thread::spawn(f));
+            } else {
+                gs.push(gonet::go(f));
+            }
+        }
+        drop(out_tx);
+        for g in gs {
+            g.join().unwrap();
+        }
+        gonet::blocking(move || threads.into_iter().try_for_each(|t| t.join())).unwrap();
+        let mut counts = vec![0u8; N];
+        for v in out_rx.try_iter() {
+            counts[v] += 1;
+        }
+        counts
+    });
+    for (v, c) in counts.iter().enumerate() {
+        assert_eq!(*c, 1, "value {v} received {c} times");
+    }
+}
+
+#[test]
+fn many_long_timeouts_completing_early() {
+    // Operations with long timeouts that complete at once or soon: the fast path must hand
+    // values over in order and leave nothing behind (their timers are cancelled).
+    run(1, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let h = gonet::go(move || {
+            for i in 0..20_000 {
+                tx.send_timeout(i, Duration::from_secs(3600)).unwrap();
+            }
+        });
+        for i in 0..20_000 {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Ok(i));
+        }
+        h.join().unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Err(RecvTimeoutError::Disconnected));
+    });
+}

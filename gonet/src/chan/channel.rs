@@ -24,15 +24,34 @@
 //!    decides who moves it, so no value is ever lost or delivered twice.
 //!
 //! Waking is done after the lock is released: the steps below return the waiters to wake.
+//!
+//! # Plain blocking operations (the fast path)
+//!
+//! `Sender::send` and `Receiver::recv` (and their timeout variants) bypass the select engine
+//! ([`Chan::send`], [`Chan::recv`]): under one lock acquisition the operation either
+//! completes at once (the same send/receive steps as `try_send`/`try_recv`) or, when it has to
+//! wait, builds an `Op` record in its own stack frame (`token.rs`) and parks *still holding
+//! the lock*. The park's commit, which runs once the goroutine is off its stack, stores the
+//! waiter, queues a pointer to the record and releases the lock, as Go's `chanparkcommit`
+//! does; so no counterparty can see the record before the waiter is in it, and nothing is
+//! allocated (with a timeout: the shared token and the timer). After the wake the record holds
+//! the outcome and, for a receive, the value. A counterparty claims and finishes with the
+//! record under the lock and pops its entry; a timer claim leaves the entry queued, and the
+//! woken owner removes it under the lock before returning; a stack unwound while parked
+//! (runtime shutdown) withdraws its entry under the lock in a destructor. So a queued record
+//! is always alive (`token.rs`, invariant 4).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
-use super::error::{RecvError, SendError, TryRecvError, TrySendError};
-use super::token::{Entry, Slot, Token};
+use super::error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use super::token::{Entry, Op, Outcome, Slot, Token};
 use super::waitq::WaitQueue;
-use crate::runtime::park::Waiter;
+use crate::runtime::park::{park, Waiter};
 
 struct State<T> {
     buf: VecDeque<T>,
@@ -68,6 +87,41 @@ pub(crate) enum Reg<R, V> {
 fn wake(w: Option<Waiter>) {
     if let Some(w) = w {
         w.wake();
+    }
+}
+
+/// Which queue a plain blocked operation waits in.
+#[derive(Clone, Copy)]
+enum Dir {
+    Send,
+    Recv,
+}
+
+impl<T> State<T> {
+    #[inline]
+    fn queue(&mut self, dir: Dir) -> &mut WaitQueue<T> {
+        match dir {
+            Dir::Send => &mut self.sendq,
+            Dir::Recv => &mut self.recvq,
+        }
+    }
+}
+
+/// Withdraws a parked plain operation whose stack is unwound without a wake (a runtime shutting
+/// down drops its parked goroutines): under the channel lock, claims the record as `ABORTED`
+/// and unqueues it, so that nobody touches the record once the frame is gone (token.rs,
+/// invariant 4). A normal wake-up forgets the guard instead.
+struct Withdraw<'a, T> {
+    chan: &'a Chan<T>,
+    op: &'a Op<T>,
+    dir: Dir,
+}
+
+impl<T> Drop for Withdraw<'_, T> {
+    fn drop(&mut self) {
+        let mut st = self.chan.lock();
+        self.op.claim_queued(Outcome::Aborted);
+        st.queue(self.dir).remove_op(self.op);
     }
 }
 
@@ -121,10 +175,10 @@ impl<T> Chan<T> {
         }
         if let Some(e) = st.recvq.claim_front() {
             // SAFETY: `claim_front` claimed e's token for us, so we alone touch its slot and
-            // take its waiter (token.rs, invariants 1 and 2).
+            // take its waiter, and we still hold the lock (token.rs, invariants 1, 2 and 4).
             let w = unsafe {
-                e.slot.put(v);
-                e.token.take_waiter()
+                e.put(v);
+                e.take_waiter()
             };
             return (Ok(()), Some(w));
         }
@@ -141,8 +195,9 @@ impl<T> Chan<T> {
         if let Some(v) = st.buf.pop_front() {
             let mut w = None;
             if let Some(e) = st.sendq.claim_front() {
-                // SAFETY: claimed by `claim_front` (token.rs, invariants 1 and 2).
-                let (sv, sw) = unsafe { (e.slot.take(), e.token.take_waiter()) };
+                // SAFETY: claimed by `claim_front`, under the lock (token.rs, invariants 1, 2
+                // and 4).
+                let (sv, sw) = unsafe { (e.take(), e.take_waiter()) };
                 st.buf.push_back(sv.expect("gonet: a blocked sender's slot is empty"));
                 w = Some(sw);
             }
@@ -150,7 +205,7 @@ impl<T> Chan<T> {
         }
         if let Some(e) = st.sendq.claim_front() {
             // SAFETY: as above.
-            let (v, w) = unsafe { (e.slot.take(), e.token.take_waiter()) };
+            let (v, w) = unsafe { (e.take(), e.take_waiter()) };
             return (Ok(v.expect("gonet: a blocked sender's slot is empty")), Some(w));
         }
         if st.tx_gone {
@@ -158,6 +213,107 @@ impl<T> Chan<T> {
         } else {
             (Err(TryRecvError::Empty), None)
         }
+    }
+
+    /// A plain blocking send (`Sender::send` and its timeout variants), without the select
+    /// engine: one lock acquisition either completes the send at once or queues an [`Op`]
+    /// record from this stack frame, and the lock is held across the switch to the park's
+    /// commit, which publishes the record and releases it (Go's `chanparkcommit`). Fails with
+    /// `Timeout` only when `deadline` passes first.
+    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut st = self.lock();
+        let v = match self.send_locked(&mut st, v) {
+            (Ok(()), w) => {
+                drop(st);
+                wake(w);
+                return Ok(());
+            }
+            (Err(TrySendError::Disconnected(v)), _) => {
+                return Err(SendTimeoutError::Disconnected(v))
+            }
+            (Err(TrySendError::Full(v)), _) => v,
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(SendTimeoutError::Timeout(v));
+        }
+        let op = Op::new(Some(v), deadline.is_some());
+        let outcome = self.block(st, &op, Dir::Send, deadline);
+        // SAFETY: woken, and the entry is gone: the record is ours again (token.rs, inv. 2).
+        let v = unsafe { op.take() };
+        match outcome {
+            Outcome::Arm { disconnected: false, .. } => Ok(()),
+            Outcome::Arm { disconnected: true, .. } => Err(SendTimeoutError::Disconnected(
+                v.expect("gonet: disconnected sender lost its value"),
+            )),
+            Outcome::TimedOut => {
+                Err(SendTimeoutError::Timeout(v.expect("gonet: a timed-out send lost its value")))
+            }
+            o => unreachable!("gonet: blocked send woke with {o:?}"),
+        }
+    }
+
+    /// A plain blocking receive; see [`send`](Chan::send).
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut st = self.lock();
+        match self.recv_locked(&mut st) {
+            (Ok(v), w) => {
+                drop(st);
+                wake(w);
+                return Ok(v);
+            }
+            (Err(TryRecvError::Disconnected), _) => return Err(RecvTimeoutError::Disconnected),
+            (Err(TryRecvError::Empty), _) => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(RecvTimeoutError::Timeout);
+        }
+        let op = Op::new(None, deadline.is_some());
+        match self.block(st, &op, Dir::Recv, deadline) {
+            // SAFETY: woken, and the entry is gone: the record is ours again (token.rs, inv. 2).
+            Outcome::Arm { disconnected: false, .. } => {
+                Ok(unsafe { op.take() }.expect("gonet: receiver woken without a value"))
+            }
+            Outcome::Arm { disconnected: true, .. } => Err(RecvTimeoutError::Disconnected),
+            Outcome::TimedOut => Err(RecvTimeoutError::Timeout),
+            o => unreachable!("gonet: blocked receive woke with {o:?}"),
+        }
+    }
+
+    /// Parks the caller on `op`, queued in `dir`'s queue, until a counterparty, a
+    /// disconnection or the timer at `deadline` claims it; `st` is the lock under which the
+    /// caller found the channel not ready. Returns the outcome, with the entry gone from the
+    /// queue.
+    fn block(
+        &self,
+        mut st: MutexGuard<'_, State<T>>,
+        op: &Op<T>,
+        dir: Dir,
+        deadline: Option<Instant>,
+    ) -> Outcome {
+        let withdraw = Withdraw { chan: self, op, dir };
+        let mut cancel = None;
+        park(|w| {
+            // SAFETY: the record is not published yet (token.rs, invariant 1).
+            unsafe { op.token().set_waiter(w) };
+            st.queue(dir).push(Entry::op(op));
+            drop(st);
+            if let (Some(d), Some(t)) = (deadline, op.shared()) {
+                // Armed after the unlock: the timer holds only the shared token, so it does
+                // no harm if the operation completes first.
+                cancel = Some(t.arm_timer(d));
+            }
+            Ok(())
+        });
+        // Woken normally: a channel-side claimer popped the entry, or the timer claimed it.
+        std::mem::forget(withdraw);
+        let outcome = op.token().outcome();
+        if outcome == Outcome::TimedOut {
+            // A timer claim leaves the entry queued (token.rs, invariant 3).
+            self.lock().queue(dir).remove_op(op);
+        } else if let Some(c) = cancel {
+            c.cancel();
+        }
+        outcome
     }
 
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
@@ -216,7 +372,7 @@ impl<T> Chan<T> {
         v: T,
     ) -> Arc<Slot<T>> {
         let slot = Slot::new(Some(v));
-        st.sendq.push(Entry { token: token.clone(), arm, slot: slot.clone() });
+        st.sendq.push(Entry::Select { token: token.clone(), arm, slot: slot.clone() });
         slot
     }
 
@@ -244,7 +400,7 @@ impl<T> Chan<T> {
             return Reg::Ready(None);
         }
         let slot = Slot::new(None);
-        st.recvq.push(Entry { token: token.clone(), arm, slot: slot.clone() });
+        st.recvq.push(Entry::Select { token: token.clone(), arm, slot: slot.clone() });
         Reg::Queued(slot)
     }
 

@@ -11,10 +11,10 @@
 //! the buffered values and then [`RecvError`]; when every [`Receiver`] is dropped, senders get
 //! their value back in [`SendError`]. The API mirrors crossbeam-channel's.
 //!
-//! Files, by concept: `channel` (the channel object, its buffer and waiter queues, and the
-//! send/receive steps), `token` (the per-operation record a woken waiter learns its outcome
-//! from), `waitq` (the waiter queues), `select` (the engine every blocking operation and
-//! `select!` goes through), `macros` (`select!`) and `error`.
+//! Files, by concept: `channel` (the channel object, its buffer and waiter queues, the
+//! send/receive steps, and the fast path of plain blocking `send`/`recv`), `token` (the
+//! records of blocked operations, which a woken waiter learns its outcome from), `waitq` (the
+//! waiter queues), `select` (the engine behind `select!`), `macros` (`select!`) and `error`.
 
 mod channel;
 mod error;
@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use channel::Chan;
-use select::{deadline_after, RecvArm, SendArm};
+use select::deadline_after;
 
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
@@ -76,9 +76,7 @@ impl<T> Sender<T> {
     /// on a rendezvous channel, until a receiver takes it. Fails, handing `v` back, once every
     /// receiver is gone.
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
-        let mut arm = SendArm::new(self, v);
-        select::run(&mut [arm.as_arm()], true, None);
-        arm.take()
+        self.chan.send(v, None).map_err(|e| SendError(e.into_inner()))
     }
 
     /// Sends `v` if that is possible without waiting.
@@ -97,13 +95,7 @@ impl<T> Sender<T> {
     }
 
     fn send_until(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        let mut arm = SendArm::new(self, v);
-        match select::run(&mut [arm.as_arm()], true, deadline) {
-            Some(_) => arm.take().map_err(|SendError(v)| SendTimeoutError::Disconnected(v)),
-            None => Err(SendTimeoutError::Timeout(
-                arm.take_value().expect("gonet: a timed-out send lost its value"),
-            )),
-        }
+        self.chan.send(v, deadline)
     }
 
     /// Number of buffered values.
@@ -136,9 +128,7 @@ impl<T> Receiver<T> {
     /// Receives a value, parking the goroutine (or blocking the thread) while the channel is
     /// empty. Fails once the channel is empty and every sender is gone.
     pub fn recv(&self) -> Result<T, RecvError> {
-        let mut arm = RecvArm::new(self);
-        select::run(&mut [arm.as_arm()], true, None);
-        arm.take()
+        self.chan.recv(None).map_err(|_| RecvError)
     }
 
     /// Receives a value if one is there without waiting.
@@ -157,11 +147,7 @@ impl<T> Receiver<T> {
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let mut arm = RecvArm::new(self);
-        match select::run(&mut [arm.as_arm()], true, deadline) {
-            Some(_) => arm.take().map_err(|RecvError| RecvTimeoutError::Disconnected),
-            None => Err(RecvTimeoutError::Timeout),
-        }
+        self.chan.recv(deadline)
     }
 
     /// A blocking iterator: yields received values until the channel is empty and every

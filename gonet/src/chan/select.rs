@@ -1,6 +1,9 @@
 //! The select engine (Go's `selectgo`): waits for the first of several channel operations
-//! ("arms") to complete. Every blocking `send`/`recv` is a select with one arm, so this is
-//! the only place that parks on a channel.
+//! ("arms") to complete. Plain blocking `send`/`recv` (and their timeout variants) do not
+//! come here: they take the fast path in `channel.rs`, which queues a single record from the
+//! caller's stack under one lock. Both kinds of waiter share the channels' queues and the
+//! claim protocol of `token.rs`, so a `select!` pairs with plain operations as with other
+//! selects.
 //!
 //! # Algorithm
 //!
@@ -18,7 +21,8 @@
 //!      fails, someone else won and will wake it;
 //!    * otherwise the arm's entry is queued, and registration stops early once the token is
 //!      no longer waiting;
-//!    * with a timeout, a timer that claims the token as `TIMED_OUT` is armed last.
+//!    * with a timeout, a timer that claims the token as `TIMED_OUT` is armed last (and
+//!      cancelled after the wake if anything else claimed the token first).
 //! 3. **Wake.** Whoever claimed the token woke the waiter once (`token.rs`). The engine
 //!    reads the outcome, removes its stale entries from every other arm's channel, and
 //!    finishes the winning arm from its slot (or reports the timeout, or retries after an
@@ -48,7 +52,6 @@ use super::error::{RecvError, SendError};
 use super::token::{Outcome, Slot, Token};
 use super::{Receiver, Sender};
 use crate::runtime::park::park;
-use crate::runtime::timer;
 
 /// The result of [`Arm::register`].
 pub(crate) enum Registered {
@@ -104,6 +107,7 @@ pub(crate) fn run(
         let _withdraw = WithdrawOnDrop(&token);
         let mut registered = 0; // arms order[..registered] have (or had) queued entries
         let mut done = None;
+        let mut timer = None;
         park(|w| {
             // SAFETY: the token is not published yet (token.rs, invariant 1).
             unsafe { token.set_waiter(w) };
@@ -129,16 +133,7 @@ pub(crate) fn run(
                 }
             }
             if let Some(d) = deadline {
-                let t = token.clone();
-                timer::call_at(
-                    d,
-                    Box::new(move || {
-                        if t.claim(Outcome::TimedOut) {
-                            // SAFETY: we claimed the token.
-                            unsafe { t.take_waiter() }.wake();
-                        }
-                    }),
-                );
+                timer = Some(token.arm_timer(d));
             }
             Ok(())
         });
@@ -148,6 +143,12 @@ pub(crate) fn run(
         }
 
         let outcome = token.outcome();
+        if outcome != Outcome::TimedOut {
+            // Drop the pending timer now rather than at its deadline.
+            if let Some(t) = timer {
+                t.cancel();
+            }
+        }
         let winner = match outcome {
             Outcome::Arm { arm, .. } => Some(arm),
             _ => None,
@@ -321,11 +322,6 @@ impl<'a, T> SendArm<'a, T> {
     /// The result of the chosen arm.
     pub fn take(&mut self) -> Result<(), SendError<T>> {
         self.result.take().expect("gonet: select arm has no result")
-    }
-
-    /// The value back, if it was not sent (after a timeout).
-    pub(crate) fn take_value(&mut self) -> Option<T> {
-        self.value.take()
     }
 
     /// The arm as the engine sees it.

@@ -219,6 +219,11 @@ impl PollDesc {
         if self.rt.swap(rt, Ordering::AcqRel) == rt {
             return Ok(()); // another goroutine of this runtime registered it just now
         }
+        // Deadline timers armed under an earlier runtime live in its timer heaps, which may be
+        // gone: forget them, or a later deadline would count on a timer that never fires. (If
+        // that runtime still runs, its timer merely adds a spurious kick.)
+        self.rarmed.store(0, Ordering::Release);
+        self.warmed.store(0, Ordering::Release);
         // A goroutine of this runtime that sees `rt` before the ADD below may park already:
         // the ADD reports the descriptor's current readiness as an edge, so it is not missed.
         let ep = w.shared.poller.raw();
