@@ -1,0 +1,91 @@
+# lib.sh — shell helpers shared by bench/rt.sh and bench/echo.sh: building the Rust and Go
+# binaries, raising vm.max_map_count, and turning "group key value" sample lines into medians.
+# Sourced, not run.
+# shellcheck shell=bash disable=SC2034 # variables here are used by the scripts that source it
+
+# Workspace root and binary directory.
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+RESULTS=$BENCH_DIR/results
+
+# Set by build_all: "yes" when the gonet binaries were built.
+HAVE_GONET=no
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# Builds gonet-bench in release. If the gonet crate does not build, says so and builds the
+# peers and load generators alone (gonet's rows then read n/a).
+build_rust() {
+    log "building gonet-bench (release)"
+    if (cd "$ROOT" && cargo build --release -p gonet-bench --bins); then
+        HAVE_GONET=yes
+    else
+        log "WARNING: gonet-bench with gonet did not build; building the peers only"
+        (cd "$ROOT" && cargo build --release -p gonet-bench --no-default-features --bins)
+        HAVE_GONET=no
+    fi
+}
+
+# Makes sure a Go toolchain exists (Debian's golang-go) and builds bench/go/$1 as $BIN/$2.
+build_go() {
+    if ! command -v go >/dev/null 2>&1; then
+        log "go not found: installing Debian's golang-go"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >&2
+    fi
+    log "building bench/go/$1 with $(go version)"
+    (cd "$BENCH_DIR/go" && go build -o "$BIN/$2" "./$1")
+}
+
+# gonet and may map one stack plus a guard page per goroutine: 100k of them need more than
+# the default 65530 memory mappings.
+raise_max_map_count() {
+    local want=1000000 cur
+    cur=$(cat /proc/sys/vm/max_map_count)
+    if [ "$cur" -lt "$want" ]; then
+        echo "raising vm.max_map_count from $cur to $want (sysctl -w vm.max_map_count=$want):" \
+            "gonet and may map one stack + guard page per goroutine"
+        sysctl -qw vm.max_map_count=$want || echo "WARNING: could not raise vm.max_map_count"
+    else
+        echo "vm.max_map_count is $cur (>= $want)"
+    fi
+}
+
+# stdin: lines "group key value" (any number of samples per group/key).
+# stdout: lines "group key median" (mean of the two middle samples for an even count).
+medians() {
+    sort -k1,1 -k2,2 -k3,3g | awk '
+        function flush() {
+            if (n == 0) return
+            m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            print g, k, m
+            n = 0
+        }
+        { if ($1 != g || $2 != k) { flush(); g = $1; k = $2 } v[++n] = $3 }
+        END { flush() }'
+}
+
+# Looks up "group key" in a medians file ($1); prints the value or n/a.
+lookup() {
+    awk -v g="$2" -v k="$3" '$1 == g && $2 == k { print $3; found = 1 } END { if (!found) print "n/a" }' "$1"
+}
+
+# Ratio a/b with 2 decimals, or n/a.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+
+# Formats a number with the given decimals, passing n/a through.
+fmt() {
+    awk -v x="$1" -v d="${2:-1}" 'BEGIN { if (x == "n/a") print x; else printf("%." d "f\n", x) }'
+}
+
+# Header lines for a results file: when, where, what.
+results_header() {
+    echo "# $1"
+    echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
+    echo "# machine: $(nproc) cpus, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
+    echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
