@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# http.sh — HTTP/1.1 hello-world benchmark: gonet's http_hello example, Go's net/http
+# (bench/go/http) and tokio + hyper (bench/src/bin/http_hyper.rs), each pinned to CPU 0 with
+# one worker/thread (GONET_PROCS=1, GOMAXPROCS=1, current_thread runtime), driven by
+# `wrk -t1 -cCONNS -dDURATION --latency` pinned to CPU 1. Servers alternate (A B C A B C ...)
+# for ROUNDS rounds, each run preceded by a short warm-up; the report gives median req/s,
+# p50 and p99 latency, and gonet's ratios to Go and hyper. Results go to
+# bench/results/http-latest.txt.
+#
+# Environment: ROUNDS (3), DURATION (10 s), WARMUP (2 s), CONNS (100),
+# SERVERS ("gonet go hyper"), PORT_BASE (19500), HYPER_BIN (a prebuilt http_hyper binary;
+# skips its cargo build), NICE (a niceness, e.g. -20, for servers and load generator: on a
+# machine shared with other jobs it keeps their CPU time out of the figures).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-100}
+SERVERS=${SERVERS:-"gonet go hyper"}
+PORT_BASE=${PORT_BASE:-19500}
+PRIO=()
+[ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
+
+SERVER_PID=
+TMP=$(mktemp -d)
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! command -v wrk >/dev/null 2>&1; then
+    log "wrk not found: installing Debian's wrk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2
+fi
+
+declare -A BINS
+log "building the http_hello example (release)"
+(cd "$ROOT" && cargo build --release -p gonet --example http_hello)
+BINS[gonet]=$BIN/examples/http_hello
+build_go http http_go
+BINS[go]=$BIN/http_go
+if [ -n "${HYPER_BIN:-}" ]; then
+    BINS[hyper]=$HYPER_BIN
+elif (cd "$ROOT" && cargo build --release -p gonet-bench --no-default-features --bin http_hyper); then
+    BINS[hyper]=$BIN/http_hyper
+else
+    log "WARNING: http_hyper did not build (hyper, hyper-util, http-body-util and bytes" \
+        "must be dependencies of bench/Cargo.toml); its rows read n/a"
+fi
+
+# Starts server $1 pinned to CPU 0 on port $2; sets SERVER_PID.
+start_server() {
+    # taskset and env exec into the server, so $! is the server's own pid.
+    taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GOMAXPROCS=1 "${BINS[$1]}" "127.0.0.1:$2" \
+        >"$TMP/server.log" 2>&1 &
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        if [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; then
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    log "WARNING: server $1 is not listening on port $2"
+    cat "$TMP/server.log" >&2
+    return 1
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+# wrk's latency ("812.00us", "1.23ms", "2.00s") in microseconds.
+to_us() {
+    awk -v x="$1" 'BEGIN {
+        if (x ~ /us$/) m = 1; else if (x ~ /ms$/) m = 1000; else if (x ~ /s$/) m = 1000000; else m = 1
+        sub(/[a-z]+$/, "", x); print x * m }'
+}
+
+samples=$TMP/samples
+: >"$samples"
+for round in $(seq 1 "$ROUNDS"); do
+    port=$PORT_BASE
+    for srv in $SERVERS; do
+        port=$((port + 1))
+        [ -n "${BINS[$srv]:-}" ] || continue
+        log "round $round/$ROUNDS: $srv"
+        if ! start_server "$srv" "$port"; then
+            stop_server
+            continue
+        fi
+        url=http://127.0.0.1:$port/
+        taskset -c 1 "${PRIO[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
+        taskset -c 1 "${PRIO[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk.out"
+        stop_server
+        rps=$(awk '/^Requests\/sec:/ { print $2 }' "$TMP/wrk.out")
+        p50=$(awk '$1 == "50%" { print $2 }' "$TMP/wrk.out")
+        p99=$(awk '$1 == "99%" { print $2 }' "$TMP/wrk.out")
+        bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$TMP/wrk.out")
+        errs=$(awk '/Socket errors:/ { print }' "$TMP/wrk.out")
+        if [ -z "$rps" ]; then
+            log "WARNING: no result from wrk against $srv"
+            cat "$TMP/wrk.out" >&2
+            continue
+        fi
+        [ -z "$bad" ] || log "WARNING: $srv answered $bad non-2xx responses"
+        [ -z "$errs" ] || log "WARNING: $srv: $errs"
+        echo "$srv rps $rps" >>"$samples"
+        echo "$srv p50_us $(to_us "$p50")" >>"$samples"
+        echo "$srv p99_us $(to_us "$p99")" >>"$samples"
+        log "$srv: $rps req/s, p50 $p50, p99 $p99"
+    done
+done
+
+med=$TMP/med
+medians <"$samples" >"$med"
+mkdir -p "$RESULTS"
+{
+    results_header "HTTP hello benchmark (bench/http.sh): servers on CPU 0 (one worker), wrk -t1 -c$CONNS on CPU 1, median of $ROUNDS rounds of ${DURATION} s (+${WARMUP} s warm-up)"
+    [ -z "${NICE:-}" ] || echo "# servers and load generator ran at niceness $NICE"
+    echo
+    printf "%-12s %12s %10s %10s\n" server "req/s" "p50 µs" "p99 µs"
+    for srv in $SERVERS; do
+        printf "%-12s %12s %10s %10s\n" "$srv" \
+            "$(fmt "$(lookup "$med" "$srv" rps)" 0)" \
+            "$(fmt "$(lookup "$med" "$srv" p50_us)" 0)" \
+            "$(fmt "$(lookup "$med" "$srv" p99_us)" 0)"
+    done
+    for p in $SERVERS; do
+        [ "$p" != gonet ] || continue
+        printf "%-12s %12s %10s %10s\n" "gonet/$p" \
+            "$(ratio "$(lookup "$med" gonet rps)" "$(lookup "$med" "$p" rps)")" \
+            "$(ratio "$(lookup "$med" gonet p50_us)" "$(lookup "$med" "$p" p50_us)")" \
+            "$(ratio "$(lookup "$med" gonet p99_us)" "$(lookup "$med" "$p" p99_us)")"
+    done
+    echo
+    echo "# req/s: higher is better; latency: lower is better"
+    echo "# gonet/X rows are ratios (req/s above 1.00, latency below 1.00 mean gonet is ahead)"
+    echo "# samples (server metric value):"
+    sed 's/^/#   /' "$samples"
+} | tee "$RESULTS/http-latest.txt"

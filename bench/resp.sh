@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# resp.sh — Redis-protocol benchmark: gonet's resp_kv example (GONET_PROCS=1) against
+# redis-server (`--save '' --appendonly no`), each pinned to CPU 0, driven by
+# `redis-benchmark -t ping,set,get -n REQUESTS -c CLIENTS -q` pinned to CPU 1, without
+# pipelining and with `-P PIPELINE`. Servers alternate for ROUNDS rounds; the report gives
+# median req/s per test and the ratio gonet/redis. Results go to bench/results/resp-latest.txt.
+#
+# Environment: ROUNDS (3), REQUESTS (200000), CLIENTS (50), PIPELINE (16),
+# PORT_BASE (19600), NICE (a niceness, e.g. -20, for servers and load generator: on a
+# machine shared with other jobs it keeps their CPU time out of the figures).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ROUNDS=${ROUNDS:-3}
+REQUESTS=${REQUESTS:-200000}
+CLIENTS=${CLIENTS:-50}
+PIPELINE=${PIPELINE:-16}
+PORT_BASE=${PORT_BASE:-19600}
+PRIO=()
+[ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
+SERVERS="gonet redis"
+TESTS="PING_INLINE PING_MBULK SET GET"
+MODES="P1 P$PIPELINE"
+
+SERVER_PID=
+TMP=$(mktemp -d)
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! command -v redis-benchmark >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
+    log "redis-benchmark or redis-server not found: installing Debian's redis-tools and redis-server"
+    apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server >&2
+fi
+
+log "building the resp_kv example (release)"
+(cd "$ROOT" && cargo build --release -p gonet --example resp_kv)
+
+# Starts server $1 pinned to CPU 0 on port $2; sets SERVER_PID.
+start_server() {
+    case $1 in
+        gonet)
+            taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 "$BIN/examples/resp_kv" "127.0.0.1:$2" \
+                >"$TMP/server.log" 2>&1 &
+            ;;
+        redis)
+            taskset -c 0 "${PRIO[@]}" redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no \
+                --daemonize no --logfile '' >"$TMP/server.log" 2>&1 &
+            ;;
+    esac
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        if [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; then
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    log "WARNING: server $1 is not listening on port $2"
+    cat "$TMP/server.log" >&2
+    return 1
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+samples=$TMP/samples
+: >"$samples"
+for round in $(seq 1 "$ROUNDS"); do
+    port=$PORT_BASE
+    for srv in $SERVERS; do
+        port=$((port + 1))
+        log "round $round/$ROUNDS: $srv"
+        if ! start_server "$srv" "$port"; then
+            stop_server
+            continue
+        fi
+        for mode in $MODES; do
+            taskset -c 1 "${PRIO[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -t ping,set,get \
+                -n "$REQUESTS" -c "$CLIENTS" -P "${mode#P}" -q 2>&1 |
+                tr '\r' '\n' | grep 'requests per second' >"$TMP/bench.out" || true
+            # Lines look like "SET: 123456.79 requests per second, p50=0.199 msec".
+            awk -v s="$srv" -v m="$mode" '{ sub(/:$/, "", $1); print m "/" s, $1, $2 }' \
+                "$TMP/bench.out" >>"$samples"
+            log "$srv $mode: $(tr '\n' ' ' <"$TMP/bench.out")"
+        done
+        stop_server
+    done
+done
+
+med=$TMP/med
+medians <"$samples" >"$med"
+mkdir -p "$RESULTS"
+{
+    results_header "RESP benchmark (bench/resp.sh): servers on CPU 0 (one worker/thread), redis-benchmark -c $CLIENTS -n $REQUESTS on CPU 1, median of $ROUNDS rounds"
+    [ -z "${NICE:-}" ] || echo "# servers and load generator ran at niceness $NICE"
+    echo "# redis: $(redis-server --version | cut -d' ' -f1-3)"
+    for mode in $MODES; do
+        echo
+        echo "== pipeline ${mode#P} (redis-benchmark -P ${mode#P})"
+        printf "%-12s %14s %14s %12s\n" test "gonet req/s" "redis req/s" "gonet/redis"
+        for t in $TESTS; do
+            g=$(lookup "$med" "$mode/gonet" "$t")
+            r=$(lookup "$med" "$mode/redis" "$t")
+            printf "%-12s %14s %14s %12s\n" "$t" "$(fmt "$g" 0)" "$(fmt "$r" 0)" "$(ratio "$g" "$r")"
+        done
+    done
+    echo
+    echo "# req/s: higher is better; gonet/redis above 1.00 means gonet is ahead"
+    echo "# samples (pipeline/server test req/s):"
+    sed 's/^/#   /' "$samples"
+} | tee "$RESULTS/resp-latest.txt"
