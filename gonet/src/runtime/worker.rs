@@ -232,6 +232,7 @@ impl Worker {
             tick = tick.wrapping_add(1);
             if tick % 61 == 0 {
                 self.poll_io(0);
+                self.drain_inbox();
             }
             self.fire_timers();
             match self.find_runnable(tick) {
