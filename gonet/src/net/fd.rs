@@ -196,7 +196,10 @@ impl NetFd {
     /// first `recv` — saving the `recv` that would only return `EAGAIN`, one syscall per
     /// request in a request/response loop. This loses nothing: data that arrived after the
     /// short read raised an edge-triggered event, which is pending in the `PollDesc`
-    /// (`READY`) or on its way from epoll, and the wait consumes it at once.
+    /// (`READY`) or on its way from epoll, and the wait consumes it at once. The exception is
+    /// the end of the stream: a short read can consume the peer's FIN together with the last
+    /// data, after which no edge ever comes, so once the `PollDesc` has seen `EPOLLRDHUP` (or
+    /// a hang-up or error) the hint is ignored.
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let _op = self.begin(Dir::Read)?;
         if buf.is_empty() {
@@ -204,7 +207,9 @@ impl NetFd {
         }
         if self.drained.load(Ordering::Relaxed) {
             self.drained.store(false, Ordering::Relaxed);
-            if crate::runtime::worker::in_goroutine() {
+            // Unless the peer's FIN (or an error) was reported: the short read may have
+            // consumed it along with the last data, and no further edge would come.
+            if crate::runtime::worker::in_goroutine() && !self.pd.hung_up() {
                 self.pd.wait(Dir::Read)?;
             }
         }

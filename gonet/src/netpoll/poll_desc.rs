@@ -75,6 +75,9 @@ pub(crate) struct PollDesc {
     rg: StateWord,
     wg: StateWord,
     closing: AtomicBool,
+    /// Set by the first event that reports the peer's end of stream or an error (`EPOLLRDHUP`,
+    /// `EPOLLHUP`, `EPOLLERR`): no further edge will follow for reading.
+    hup: AtomicBool,
     /// Deadlines, ns since the time origin; 0 = none.
     rd: AtomicU64,
     wd: AtomicU64,
@@ -115,6 +118,7 @@ impl PollDesc {
                 rg: StateWord::new(),
                 wg: StateWord::new(),
                 closing: AtomicBool::new(false),
+                hup: AtomicBool::new(false),
                 rd: AtomicU64::new(0),
                 wd: AtomicU64::new(0),
                 rarmed: AtomicU64::new(0),
@@ -130,6 +134,7 @@ impl PollDesc {
         pd.rg.reset();
         pd.wg.reset();
         pd.closing.store(false, Ordering::Relaxed);
+        pd.hup.store(false, Ordering::Relaxed);
         pd.rd.store(0, Ordering::Relaxed);
         pd.wd.store(0, Ordering::Relaxed);
         pd.rarmed.store(0, Ordering::Relaxed);
@@ -179,6 +184,12 @@ impl PollDesc {
         let p = self as *const PollDesc as u64;
         debug_assert!(p & !PTR_MASK == 0 && p != epoll::WAKE_TOKEN);
         p | ((self.seq.load(Ordering::Acquire) & 0xffff) << 48)
+    }
+
+    /// Whether an event reported the end of the peer's stream or an error; after that no new
+    /// read edge comes, so a reader must not wait for one before trying.
+    pub(crate) fn hung_up(&self) -> bool {
+        self.hup.load(Ordering::Acquire)
     }
 
     /// Fails if the descriptor is closing or the direction's deadline has passed
@@ -387,6 +398,10 @@ pub(crate) fn on_event(data: u64, events: u32, wake: &mut dyn FnMut(GRef)) {
         return; // stale: the descriptor was closed since
     }
     let ev = events as libc::c_int;
+    if ev & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+        // Before the READY below: a reader that consumes that READY then sees `hup`.
+        pd.hup.store(true, Ordering::Release);
+    }
     if ev & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
         if let Some(g) = pd.unblock(Dir::Read, true) {
             wake(g);
