@@ -334,12 +334,8 @@ impl NetFd {
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EINTR) | Some(libc::ECONNABORTED) => {}
                     Some(libc::EAGAIN) => self.pd.wait(Dir::Read)?,
-                    Some(libc::EMFILE) | Some(libc::ENFILE) => {
-                        return Err(io::Error::new(
-                            e.kind(),
-                            format!("gonet: accept: {e} (out of file descriptors)"),
-                        ))
-                    }
+                    // EMFILE/ENFILE and the rest: returned as the OS error itself, so callers
+                    // can match `raw_os_error()` ("Too many open files (os error 24)").
                     _ => return Err(e),
                 },
             }
@@ -381,7 +377,10 @@ impl NetFd {
     /// as in std.
     pub(crate) fn set_timeout(&self, d: Dir, t: Option<Duration>) -> io::Result<()> {
         if t == Some(Duration::ZERO) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
         }
         let ns = t.map_or(0, |t| t.as_nanos().clamp(1, u64::MAX as u128 / 2) as u64);
         self.incref()?;
@@ -408,7 +407,8 @@ impl NetFd {
             if cur & CLOSED != 0 {
                 return Err(closed_error());
             }
-            match self.refs.compare_exchange(cur, cur | CLOSED, Ordering::AcqRel, Ordering::Acquire) {
+            match self.refs.compare_exchange(cur, cur | CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => break,
                 Err(c) => cur = c,
             }

@@ -8,7 +8,10 @@ macro_rules! impl_read_write {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.fd.read(buf)
             }
-            fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
                 self.fd.read_vectored(bufs)
             }
         }
@@ -16,7 +19,10 @@ macro_rules! impl_read_write {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.fd.read(buf)
             }
-            fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
                 self.fd.read_vectored(bufs)
             }
         }
@@ -54,7 +60,10 @@ macro_rules! impl_common {
                 self.fd.set_deadline(crate::netpoll::Dir::Read, at)
             }
             /// Sets the deadline for writes (Go semantics; `None` clears it).
-            pub fn set_write_deadline(&self, at: Option<std::time::Instant>) -> std::io::Result<()> {
+            pub fn set_write_deadline(
+                &self,
+                at: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
                 self.fd.set_deadline(crate::netpoll::Dir::Write, at)
             }
             /// Sets both deadlines.
@@ -131,7 +140,8 @@ macro_rules! impl_from_std {
         }
         impl $t {
             fn from_owned(fd: std::os::fd::OwnedFd) -> $t {
-                let fd = crate::net::fd::NetFd::new(fd).expect("gonet: cannot make the socket non-blocking");
+                let fd = crate::net::fd::NetFd::new(fd)
+                    .expect("gonet: cannot make the socket non-blocking");
                 Self { fd }
             }
         }

@@ -36,5 +36,6 @@ pub use unix::{UnixDatagram, UnixListener, UnixStream};
 /// Whether `err` is the error of an operation on a socket that was closed (Go's
 /// `errors.Is(err, net.ErrClosed)`).
 pub fn is_closed(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::NotConnected && err.to_string() == "use of closed network connection"
+    err.kind() == io::ErrorKind::NotConnected
+        && err.to_string() == "use of closed network connection"
 }

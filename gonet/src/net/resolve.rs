@@ -21,7 +21,10 @@ pub(crate) fn resolve<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<Vec<Socket
     let lookup = || addr.to_socket_addrs().map(|it| it.collect::<Vec<_>>());
     let addrs = if is_literal::<A>() { lookup()? } else { blocking_scoped(lookup)? };
     if addrs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        ));
     }
     Ok(addrs)
 }

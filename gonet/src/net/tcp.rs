@@ -100,7 +100,10 @@ impl TcpStream {
     /// Connects to `addr` with a bound on the whole dial.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
         }
         // A timeout too large to add to the clock means no limit (as std and Go treat it).
         Self::dial(vec![*addr], Instant::now().checked_add(timeout))
@@ -121,7 +124,9 @@ impl TcpStream {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")))
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")
+        }))
     }
 
     /// The remote address.
@@ -166,7 +171,6 @@ impl TcpStream {
         self.fd.peek(buf)
     }
 }
-
 
 impl_from_std!(TcpStream, std::net::TcpStream);
 impl_from_std!(TcpListener, std::net::TcpListener);

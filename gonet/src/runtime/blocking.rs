@@ -53,9 +53,8 @@ impl Pool {
             return;
         }
         if st.threads < MAX_THREADS {
-            let spawned = thread::Builder::new()
-                .name("gonet-blocking".into())
-                .spawn(move || self.work());
+            let spawned =
+                thread::Builder::new().name("gonet-blocking".into()).spawn(move || self.work());
             if spawned.is_ok() {
                 st.threads += 1;
             }

@@ -81,7 +81,6 @@ impl<T> Completer<T> {
             finish(&s, r);
         }
     }
-
 }
 
 fn finish<T>(s: &Shared<T>, r: thread::Result<T>) {

@@ -163,10 +163,11 @@ impl Runtime {
         let mut threads = Vec::new();
         for (i, d) in deques.into_iter().enumerate() {
             let rt2 = rt.clone();
-            let spawned = thread::Builder::new().name(format!("gonet-worker-{i}")).spawn(move || {
-                let w = Worker::new(rt2.workers[i].clone(), rt2.clone(), d);
-                w.run();
-            });
+            let spawned =
+                thread::Builder::new().name(format!("gonet-worker-{i}")).spawn(move || {
+                    let w = Worker::new(rt2.workers[i].clone(), rt2.clone(), d);
+                    w.run();
+                });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -205,9 +206,10 @@ where
     let body = move || {
         let r = panic::catch_unwind(AssertUnwindSafe(f));
         let r = match r {
-            Err(_) if worker::shutting_down() => Err(Box::new(format!(
-                "gonet: goroutine {id} was dropped: its runtime shut down"
-            )) as Box<dyn std::any::Any + Send>),
+            Err(_) if worker::shutting_down() => {
+                Err(Box::new(format!("gonet: goroutine {id} was dropped: its runtime shut down"))
+                    as Box<dyn std::any::Any + Send>)
+            }
             r => r,
         };
         done.complete(r);

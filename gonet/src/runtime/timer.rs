@@ -173,8 +173,10 @@ struct Global {
 fn global() -> &'static Global {
     static G: OnceLock<&'static Global> = OnceLock::new();
     G.get_or_init(|| {
-        let g: &'static Global =
-            Box::leak(Box::new(Global { heap: Mutex::new(TimerHeap::default()), cv: Condvar::new() }));
+        let g: &'static Global = Box::leak(Box::new(Global {
+            heap: Mutex::new(TimerHeap::default()),
+            cv: Condvar::new(),
+        }));
         std::thread::Builder::new()
             .name("gonet-timer".into())
             .spawn(move || g.run())

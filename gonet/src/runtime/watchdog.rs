@@ -22,10 +22,8 @@ pub(crate) struct Watchdog {
 pub(crate) fn start(rt: Arc<RtShared>) -> Watchdog {
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let s = stop.clone();
-    let thread = thread::Builder::new()
-        .name("gonet-watchdog".into())
-        .spawn(move || watch(&rt, &s))
-        .ok();
+    let thread =
+        thread::Builder::new().name("gonet-watchdog".into()).spawn(move || watch(&rt, &s)).ok();
     Watchdog { stop, thread }
 }
 
