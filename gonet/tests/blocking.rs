@@ -1,28 +1,13 @@
 //! `gonet::blocking`: runs closures off the workers, returns their value, resumes their
 //! panic, and never stalls the worker of the goroutine that waits for it.
 
-use std::panic::{self, AssertUnwindSafe};
+mod common;
+use common::run;
+
+use std::panic::{self};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
-
-/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => panic::resume_unwind(p),
-        Err(_) => panic!("test did not finish within {secs} s"),
-    }
-}
-
-/// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
-fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
-    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
-}
 
 #[test]
 fn runs_off_the_workers_and_returns_its_value() {

@@ -1,7 +1,9 @@
 //! Channel semantics: rendezvous and buffered sends, FIFO order, disconnection both ways,
 //! timeouts, iterators, errors and an MPMC stress test, on goroutines.
 
-use std::panic::{self, AssertUnwindSafe};
+mod common;
+use common::{run, within};
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -10,24 +12,6 @@ use std::time::{Duration, Instant};
 use gonet::chan::{
     self, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-
-/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => panic::resume_unwind(p),
-        Err(_) => panic!("test did not finish within {secs} s"),
-    }
-}
-
-/// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
-fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
-    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
-}
 
 #[test]
 fn ends_are_send_sync_and_clone() {

@@ -2,8 +2,11 @@
 //! goroutines, several runtimes at once, `yield_now` fairness, timers under load, stack
 //! exhaustion as an error, statistics, and the placement of new goroutines on workers.
 
+mod common;
+use common::{run, within};
+
 use std::collections::HashMap;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,24 +15,6 @@ use std::time::Duration;
 
 use gonet::chan;
 use gonet::sync::WaitGroup;
-
-/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => panic::resume_unwind(p),
-        Err(_) => panic!("test did not finish within {secs} s"),
-    }
-}
-
-/// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
-fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
-    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
-}
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     match p.downcast_ref::<&str>() {

@@ -1,5 +1,8 @@
 //! `sync::Mutex` exclusion under contention and `sync::WaitGroup`.
 
+mod common;
+use common::run;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,24 +10,6 @@ use std::thread;
 use std::time::Duration;
 
 use gonet::sync::{Mutex, WaitGroup};
-
-/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => panic::resume_unwind(p),
-        Err(_) => panic!("test did not finish within {secs} s"),
-    }
-}
-
-/// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
-fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
-    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
-}
 
 #[test]
 fn mutex_excludes_under_contention() {
