@@ -1,6 +1,20 @@
 //! gonet-bench: shared helpers for the benchmark binaries — `/proc` readers (resident memory,
 //! CPU time, open descriptors), a tiny `--flag value` parser, and the sizes the runtime
 //! micro-benchmarks use. The binaries themselves live in `src/bin/`.
+//!
+//! # Allocator
+//!
+//! With the `jemalloc` feature (on by default) every binary of this crate allocates with
+//! jemalloc. The echo servers each allocate a 64 KiB buffer per connection; jemalloc keeps
+//! the metadata of such a block out of line and hands out fresh mappings without touching
+//! them, so an idle connection's buffer costs no resident memory — as in Go, whose allocator
+//! does the same. glibc's malloc writes a chunk header in front of every block, which makes
+//! one page of each buffer resident: 4 KiB more per idle connection for every Rust server
+//! alike. Build with `--no-default-features --features gonet` to measure with glibc.
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::fs;
 use std::io;
@@ -196,19 +210,21 @@ pub const ECHO_BUF: usize = 64 * 1024;
 
 /// Common start-up of the Rust echo servers, called first thing in `main`.
 ///
-/// Each server allocates one `vec![0; ECHO_BUF]` per connection. By default glibc serves
-/// 64 KiB from its heap and, depending on the arena and its top padding, zero-fills most such
-/// buffers or dirties the pages around them: for the same server code, from ~13 KiB to ~48 KiB
-/// of resident memory per *idle* connection. This lowers glibc's mmap threshold to 64 KiB, so
-/// every such buffer is its own zero-filled mapping of which only the first page (malloc's
-/// header) is resident until data arrives — the same for every Rust server, and close to Go,
-/// whose allocator hands out a fresh 64 KiB span without touching it.
+/// Without jemalloc (see the crate docs), glibc serves 64 KiB from its heap and, depending on
+/// the arena and its top padding, zero-fills most such buffers or dirties the pages around
+/// them: for the same server code, from ~13 KiB to ~48 KiB of resident memory per *idle*
+/// connection. This lowers glibc's mmap threshold to 64 KiB, so every such buffer is its own
+/// zero-filled mapping of which only the first page (malloc's header) is resident until data
+/// arrives — the same for every Rust server. With jemalloc it does nothing.
 pub fn echo_server_init() {
-    // SAFETY: mallopt only changes glibc's allocation policy; it is called at the start of
-    // main, before the server starts any thread.
-    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, ECHO_BUF as libc::c_int) };
-    if ok != 1 {
-        eprintln!("warning: mallopt(M_MMAP_THRESHOLD) failed");
+    #[cfg(not(feature = "jemalloc"))]
+    {
+        // SAFETY: mallopt only changes glibc's allocation policy; it is called at the start
+        // of main, before the server starts any thread.
+        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, ECHO_BUF as libc::c_int) };
+        if ok != 1 {
+            eprintln!("warning: mallopt(M_MMAP_THRESHOLD) failed");
+        }
     }
 }
 

@@ -52,6 +52,9 @@ pub(crate) struct G {
     pub(crate) yielder: Cell<*const Yielder<(), Suspend>>,
     /// Set while parked, for statistics; owner thread only.
     pub(crate) parked: Cell<bool>,
+    /// Approximate stack pointer at its last suspension (0 before), so the worker can warm
+    /// the stack before resuming it (`prefetch.rs`); owner thread only.
+    pub(crate) sp: Cell<usize>,
     cell: UnsafeCell<Exec>,
 }
 
@@ -65,7 +68,8 @@ pub(crate) struct Exec {
     pub(crate) coro: Option<Coro>,
 }
 
-// SAFETY: the only non-thread-safe parts are the `UnsafeCell`s, whose access is confined to a
+// SAFETY: the only non-thread-safe parts are the `UnsafeCell`s and `Cell`s, whose access is
+// confined to a
 // single thread at a time by the rules at the top of this file; the unstarted closure is `Send`.
 unsafe impl Send for G {}
 // SAFETY: as above: shared access from other threads reads only `id` and `owner`.
@@ -87,6 +91,7 @@ impl G {
             guard: Cell::new((0, 0)),
             yielder: Cell::new(std::ptr::null()),
             parked: Cell::new(false),
+            sp: Cell::new(0),
             cell: UnsafeCell::new(Exec { start: Some(start), stack: Some(stack), coro: None }),
         })
     }

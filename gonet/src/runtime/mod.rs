@@ -11,6 +11,7 @@ pub(crate) mod goroutine;
 mod join;
 mod overflow;
 pub(crate) mod park;
+mod prefetch;
 mod stack;
 mod stats;
 pub(crate) mod timer;

@@ -30,6 +30,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 
 use super::goroutine::{Coro, GRef, Suspend, G};
 use super::overflow;
+use super::prefetch;
 use super::stack::{Stack, StackPool};
 use super::stats::WorkerStats;
 use super::timer::{Action, TimerHeap};
@@ -156,9 +157,11 @@ pub(crate) fn suspend(s: Suspend) {
     let w = current().expect("gonet: park outside a goroutine");
     let g = w.current.get();
     assert!(!g.is_null(), "gonet: park outside a goroutine");
+    let here = 0u8;
     // SAFETY: `g` is the running goroutine (held alive by the run loop) and the yielder was set
     // by its own coroutine body on this thread; it stays valid while the coroutine exists.
     unsafe {
+        (*g).sp.set(std::ptr::addr_of!(here) as usize);
         let y = (*g).yielder.get();
         (*y).suspend(s);
     }
@@ -265,11 +268,11 @@ impl Worker {
                 return Some(g);
             }
         }
-        if let Some(g) = self.runq.borrow_mut().pop_front() {
+        if let Some(g) = self.pop_runq() {
             return Some(g);
         }
         if self.drain_inbox() {
-            if let Some(g) = self.runq.borrow_mut().pop_front() {
+            if let Some(g) = self.pop_runq() {
                 return Some(g);
             }
         }
@@ -277,6 +280,20 @@ impl Worker {
             return Some(g);
         }
         self.steal()
+    }
+
+    /// Takes the next goroutine of the run queue and warms the ones after it (`prefetch.rs`).
+    #[inline]
+    fn pop_runq(&self) -> Option<GRef> {
+        let mut q = self.runq.borrow_mut();
+        let g = q.pop_front()?;
+        if let Some(next) = q.front() {
+            prefetch::warm_stack(next);
+        }
+        if let Some(after) = q.get(1) {
+            prefetch::warm_header(after);
+        }
+        Some(g)
     }
 
     /// Moves the inbox into the run queue; returns whether anything was there.
