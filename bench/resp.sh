@@ -3,7 +3,7 @@
 # redis-server (`--save '' --appendonly no`), each pinned to CPU 0, driven by
 # `redis-benchmark -t ping,set,get -n REQUESTS -c CLIENTS -q` pinned to CPU 1, without
 # pipelining and with `-P PIPELINE`. Servers alternate for ROUNDS rounds; the report gives
-# median req/s per test and the ratio gonet/redis. Results go to bench/results/resp-latest.txt.
+# median req/s and server CPU time per request for each test, and the ratios gonet/redis. Results go to bench/results/resp-latest.txt.
 #
 # Environment: ROUNDS (3), REQUESTS (200000), CLIENTS (50), PIPELINE (16),
 # PORT_BASE (19600), NICE (a niceness, e.g. -20, for servers and load generator: on a
@@ -75,6 +75,20 @@ stop_server() {
     SERVER_PID=
 }
 
+# utime + stime of process $1, in clock ticks.
+pid_cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# redis-benchmark's -t name of a test as it reports it.
+test_name() {
+    case $1 in
+        PING_INLINE) echo ping_inline ;;
+        PING_MBULK) echo ping_mbulk ;;
+        *) echo "$1" | tr 'A-Z' 'a-z' ;;
+    esac
+}
+
 samples=$TMP/samples
 : >"$samples"
 for round in $(seq 1 "$ROUNDS"); do
@@ -87,13 +101,25 @@ for round in $(seq 1 "$ROUNDS"); do
             continue
         fi
         for mode in $MODES; do
-            taskset -c 1 "${PRIO[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -t ping,set,get \
-                -n "$REQUESTS" -c "$CLIENTS" -P "${mode#P}" -q 2>&1 |
-                tr '\r' '\n' | grep 'requests per second' >"$TMP/bench.out" || true
-            # Lines look like "SET: 123456.79 requests per second, p50=0.199 msec".
-            awk -v s="$srv" -v m="$mode" '{ sub(/:$/, "", $1); print m "/" s, $1, $2 }' \
-                "$TMP/bench.out" >>"$samples"
-            log "$srv $mode: $(tr '\n' ' ' <"$TMP/bench.out")"
+            pipe=${mode#P}
+            # Pipelined runs go ~15x faster: more requests keep them long enough to time.
+            n=$REQUESTS
+            [ "$pipe" = 1 ] || n=$((REQUESTS * 8))
+            for t in $TESTS; do
+                cpu0=$(pid_cpu_ticks "$SERVER_PID")
+                taskset -c 1 "${PRIO[@]}" redis-benchmark -h 127.0.0.1 -p "$port" \
+                    -t "$(test_name "$t")" -n "$n" -c "$CLIENTS" -P "$pipe" -q 2>&1 |
+                    tr '\r' '\n' | grep 'requests per second' | tail -1 >"$TMP/bench.out" || true
+                cpu1=$(pid_cpu_ticks "$SERVER_PID")
+                # Lines look like "SET: 123456.79 requests per second, p50=0.199 msec".
+                rps=$(awk '{ print $2 }' "$TMP/bench.out")
+                [ -n "$rps" ] || { log "WARNING: no result for $srv $mode $t"; continue; }
+                echo "$mode/$srv $t $rps" >>"$samples"
+                # Server CPU µs per request (clock ticks of 1/CLK_TCK s).
+                echo "$mode/$srv cpu_$t $(awk -v d=$((cpu1 - cpu0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
+                    'BEGIN { printf "%.3f", d * 1e6 / hz / n }')" >>"$samples"
+                log "$srv $mode $t: $(cat "$TMP/bench.out")"
+            done
         done
         stop_server
     done
@@ -109,15 +135,20 @@ mkdir -p "$RESULTS"
     for mode in $MODES; do
         echo
         echo "== pipeline ${mode#P} (redis-benchmark -P ${mode#P})"
-        printf "%-12s %14s %14s %12s\n" test "gonet req/s" "redis req/s" "gonet/redis"
+        printf "%-12s %14s %14s %12s %16s %16s %12s\n" test "gonet req/s" "redis req/s" \
+            "gonet/redis" "gonet cpu us/req" "redis cpu us/req" "gonet/redis"
         for t in $TESTS; do
             g=$(lookup "$med" "$mode/gonet" "$t")
             r=$(lookup "$med" "$mode/redis" "$t")
-            printf "%-12s %14s %14s %12s\n" "$t" "$(fmt "$g" 0)" "$(fmt "$r" 0)" "$(ratio "$g" "$r")"
+            gc=$(lookup "$med" "$mode/gonet" "cpu_$t")
+            rc=$(lookup "$med" "$mode/redis" "cpu_$t")
+            printf "%-12s %14s %14s %12s %16s %16s %12s\n" "$t" "$(fmt "$g" 0)" "$(fmt "$r" 0)" \
+                "$(ratio "$g" "$r")" "$(fmt "$gc" 3)" "$(fmt "$rc" 3)" "$(ratio "$gc" "$rc")"
         done
     done
     echo
-    echo "# req/s: higher is better; gonet/redis above 1.00 means gonet is ahead"
+    echo "# req/s: higher is better (ratio above 1.00: gonet ahead); cpu us/req: the server's CPU"
+    echo "# time per request, lower is better (ratio below 1.00: gonet ahead)"
     echo "# samples (pipeline/server test req/s):"
     sed 's/^/#   /' "$samples"
 } | tee "$RESULTS/resp-latest.txt"

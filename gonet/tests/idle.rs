@@ -1,21 +1,13 @@
 //! An idle runtime sleeps: with every goroutine parked its workers block in `epoll_wait`
 //! instead of spinning. (One test per process, so no other test's CPU time is counted.)
 
+mod common;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-/// CPU time (user + system) used by this process so far.
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct it is given.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut ru), 0);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
+use common::process_cpu;
 
 #[test]
 fn idle_runtime_uses_almost_no_cpu() {

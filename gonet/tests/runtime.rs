@@ -379,7 +379,10 @@ fn new_goroutines_are_spread_over_the_workers() {
     assert_eq!(per_worker.values().sum::<usize>(), 200);
     for w in ["gonet-worker-0", "gonet-worker-1"] {
         let n = per_worker.get(w).copied().unwrap_or(0);
-        assert!(n * 3 >= 200, "{w} ran only {n} of 200 goroutines: {per_worker:?}");
+        // Balanced runs split about 46/54; a worker descheduled by the OS for a few of the
+        // run's ~10 ms shifts the split, so the bound is a quarter: without spreading, one
+        // worker would run all 200.
+        assert!(n * 4 >= 200, "{w} ran only {n} of 200 goroutines: {per_worker:?}");
     }
 }
 

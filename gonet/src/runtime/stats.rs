@@ -34,6 +34,9 @@ pub(crate) struct WorkerStats {
     pub(crate) remote_wakeups: AtomicU64,
     /// Resumes of this worker's goroutines after a park.
     pub(crate) wakeups: Counter,
+    pub(crate) sleeps: Counter,
+    pub(crate) spins: Counter,
+    pub(crate) spin_hits: Counter,
 }
 
 /// A snapshot of one worker's counters.
@@ -55,6 +58,12 @@ pub struct WorkerSnapshot {
     pub remote_wakeups: u64,
     /// epoll_wait calls.
     pub polls: u64,
+    /// Times the worker ran dry and slept (a blocking `epoll_wait`).
+    pub sleeps: u64,
+    /// Times the worker ran dry and spun first (see `Builder::spin`).
+    pub spins: u64,
+    /// Of those, spins that found work before the window ended.
+    pub spin_hits: u64,
 }
 
 /// A snapshot of a runtime's statistics, from [`stats`].
@@ -88,6 +97,9 @@ pub fn stats() -> Option<Stats> {
             wakeups: st.wakeups.get(),
             remote_wakeups: st.remote_wakeups.load(Ordering::Relaxed),
             polls: st.polls.get(),
+            sleeps: st.sleeps.get(),
+            spins: st.spins.get(),
+            spin_hits: st.spin_hits.get(),
         };
         s.spawned += snap.spawned;
         finished += snap.finished;

@@ -10,20 +10,25 @@
 //! Invariants:
 //! 1. A started goroutine runs only on its owner. `ready` on the owner's thread pushes on
 //!    `runq`; from anywhere else it goes through the owner's inbox.
-//! 2. Sleeping: a worker with nothing to run sets `sleeping` (SeqCst), re-checks its inbox and
+//! 2. Spinning: a worker with nothing to run first polls epoll without blocking, its inbox and
+//!    the steal sources for up to the spin window (never past its next timer); it is not
+//!    `sleeping` meanwhile, so wakers skip the eventfd. Only then does it sleep:
+//!    Sleeping: a worker with nothing to run sets `sleeping` (SeqCst), re-checks its inbox and
 //!    every steal source, and only then blocks in `epoll_wait` until its next timer. Anyone who
 //!    makes work for it publishes the work first, then swaps `sleeping` to false and, if it was
 //!    set, writes the eventfd. One of the two always sees the other, so no wake-up is lost and
 //!    an idle worker never spins.
 //! 3. Fairness: timers are checked every round; every 61 rounds the worker polls epoll without
 //!    blocking and drains its inbox, and every 31 rounds it prefers unstarted goroutines, so
-//!    neither a `yield_now` loop nor a busy run queue starves I/O, timers or new goroutines.
+//!    neither a `yield_now` loop nor a busy run queue starves I/O, timers or new goroutines; a
+//!    busy worker whose own spawn queue is empty then steals one from another worker, so new
+//!    goroutines spread over busy workers too.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
@@ -44,6 +49,8 @@ pub(crate) struct RtShared {
     /// Number of workers that are (about to be) asleep.
     pub(crate) idle: AtomicUsize,
     pub(crate) stack_size: usize,
+    /// How long a worker that ran dry polls before sleeping (`Builder::spin`).
+    pub(crate) spin: Duration,
 }
 
 /// The part of a worker other threads may touch.
@@ -124,6 +131,9 @@ pub(crate) struct Worker {
     /// The goroutine being run, or null on the worker's own stack.
     current: Cell<*const G>,
     events: RefCell<Vec<libc::epoll_event>>,
+    /// Whether the next idle spin is likely to pay (see `spin_for_work`); `None` when spinning
+    /// is off.
+    spin_worth: Option<Cell<bool>>,
 }
 
 thread_local! {
@@ -197,6 +207,7 @@ pub(crate) fn sleep_until(when: Instant) {
 impl Worker {
     pub(crate) fn new(shared: Arc<WorkerShared>, rt: Arc<RtShared>, spawnq: Deque<GRef>) -> Worker {
         let stacks = StackPool::new(rt.stack_size, 4096);
+        let spin_worth = (!rt.spin.is_zero()).then(|| Cell::new(true));
         Worker {
             shared,
             rt,
@@ -207,6 +218,7 @@ impl Worker {
             live: RefCell::new(Vec::new()),
             current: Cell::new(std::ptr::null()),
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
+            spin_worth,
         }
     }
 
@@ -264,7 +276,10 @@ impl Worker {
 
     fn find_runnable(&self, tick: u32) -> Option<GRef> {
         if tick % 31 == 0 {
-            if let Some(g) = self.spawnq.pop() {
+            // Start new goroutines at a steady rate even while busy — our own, else another
+            // worker's — so that a worker whose started goroutines keep it busy still takes
+            // its share of new ones (started goroutines never migrate).
+            if let Some(g) = self.spawnq.pop().or_else(|| self.steal()) {
                 return Some(g);
             }
         }
@@ -344,8 +359,15 @@ impl Worker {
             || self.rt.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Nothing to run: sleep in `epoll_wait` until I/O, a wake-up or the next timer.
+    /// Nothing to run: spin for a while (invariant 2), then sleep in `epoll_wait` until I/O, a
+    /// wake-up or the next timer.
     fn idle(&self) {
+        if self.spin_for_work() {
+            return;
+        }
+        let slept_from = self.spin_worth.is_some().then(Instant::now);
+        let st = &self.shared.stats;
+        st.sleeps.set_local(st.sleeps.get() + 1);
         self.shared.sleeping.store(true, Ordering::SeqCst);
         self.rt.idle.fetch_add(1, Ordering::SeqCst);
         // Pairs with the fence in `spawn` (and the SeqCst swap in `unsleep`): we announced
@@ -366,6 +388,49 @@ impl Worker {
         self.poll_io(timeout);
         self.shared.sleeping.store(false, Ordering::SeqCst);
         self.rt.idle.fetch_sub(1, Ordering::SeqCst);
+        if let (Some(worth), Some(from)) = (&self.spin_worth, slept_from) {
+            // A spin would have caught work that came within the window.
+            worth.set(from.elapsed() < self.rt.spin);
+        }
+    }
+
+    /// Polls for work without sleeping, for up to the spin window and never past the next
+    /// timer. Returns whether work showed up (or a timer is due): the caller goes back to the
+    /// scheduling loop instead of sleeping.
+    ///
+    /// The spin is adaptive: it runs only while it pays, that is when the previous spin found
+    /// work or the previous sleep was shorter than the window. A lightly loaded worker, whose
+    /// gaps between requests are longer than the window, thus sleeps at once and burns
+    /// nothing; a busy one spins through its short gaps.
+    fn spin_for_work(&self) -> bool {
+        let Some(worth) = &self.spin_worth else {
+            return false;
+        };
+        if !worth.get() {
+            return false;
+        }
+        let st = &self.shared.stats;
+        st.spins.set_local(st.spins.get() + 1);
+        let start = Instant::now();
+        let mut until = start + self.rt.spin;
+        if let Some(t) = self.timers.borrow_mut().next() {
+            until = until.min(t);
+        }
+        loop {
+            self.poll_io(0);
+            if !self.runq.borrow().is_empty() || self.drain_inbox() || self.has_work() {
+                st.spin_hits.set_local(st.spin_hits.get() + 1);
+                return true;
+            }
+            let now = Instant::now();
+            if now >= until {
+                // Due timers are fired by the loop; an expired window goes to sleep.
+                let timer_due = until < start + self.rt.spin;
+                worth.set(timer_due);
+                return timer_due;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Collects I/O readiness and makes the waiting goroutines runnable.

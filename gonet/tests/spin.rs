@@ -1,0 +1,103 @@
+//! The idle spin (`Builder::spin`): a worker that runs dry keeps polling for a bounded window,
+//! catches work that arrives within it without sleeping, and stops spinning while its gaps
+//! are longer than the window. Tests that measure CPU time run one per process (nextest).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream as StdStream;
+use std::time::Duration;
+
+use common::{process_cpu, within};
+use gonet::net::TcpListener;
+
+fn spin_totals() -> (u64, u64, u64) {
+    let s = gonet::runtime::stats().expect("on a runtime");
+    s.workers.iter().fold((0, 0, 0), |(a, b, c), w| (a + w.spins, b + w.spin_hits, c + w.sleeps))
+}
+
+/// Request/response from a plain thread: every request comes within the (long) window, so
+/// the worker catches each one spinning instead of sleeping.
+#[test]
+fn spinning_worker_catches_requests_without_sleeping() {
+    within(60, || {
+        let rt = gonet::Builder::new().procs(1).spin(Duration::from_secs(2)).build().unwrap();
+        rt.run(|| {
+            let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = ln.local_addr().unwrap();
+            let client = std::thread::spawn(move || {
+                let mut c = StdStream::connect(addr).unwrap();
+                let mut b = [0u8; 8];
+                for i in 0..200u64 {
+                    c.write_all(&i.to_le_bytes()).unwrap();
+                    c.read_exact(&mut b).unwrap();
+                    assert_eq!(u64::from_le_bytes(b), i);
+                }
+            });
+            let (mut conn, _) = ln.accept().unwrap();
+            let before = spin_totals();
+            let mut b = [0u8; 8];
+            for _ in 0..200 {
+                conn.read_exact(&mut b).unwrap();
+                conn.write_all(&b).unwrap();
+            }
+            let after = spin_totals();
+            gonet::blocking(move || client.join()).unwrap();
+            let (spins, hits, sleeps) =
+                (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+            // Each request arrives well within 2 s: nearly every run-dry is a spin that hits.
+            assert!(hits >= 150, "{hits} of {spins} spins found work ({sleeps} sleeps)");
+            assert!(sleeps <= 20, "{sleeps} sleeps for 200 requests within the window");
+        });
+    });
+}
+
+/// Gaps longer than the window: after one fruitless spin the worker sleeps at once, so a
+/// goroutine that wakes every 5 ms costs almost no CPU even with a 2 ms window (a spin per
+/// gap would burn ~200 ms here).
+#[test]
+fn spin_stops_while_gaps_are_longer_than_the_window() {
+    within(60, || {
+        let rt = gonet::Builder::new().procs(1).spin(Duration::from_millis(2)).build().unwrap();
+        rt.run(|| {
+            gonet::time::sleep(Duration::from_millis(20));
+            let before = process_cpu();
+            let stats_before = spin_totals();
+            for _ in 0..100 {
+                gonet::time::sleep(Duration::from_millis(5));
+            }
+            let used = process_cpu() - before;
+            let after = spin_totals();
+            let spins = after.0 - stats_before.0;
+            assert!(spins <= 5, "{spins} spins for 100 gaps longer than the window");
+            assert!(used < Duration::from_millis(60), "100 sleeps of 5 ms used {used:?} of CPU");
+        });
+    });
+}
+
+/// `spin(Duration::ZERO)` turns spinning off: the worker sleeps every time it runs dry.
+#[test]
+fn zero_window_never_spins() {
+    within(60, || {
+        let rt = gonet::Builder::new().procs(1).spin(Duration::ZERO).build().unwrap();
+        rt.run(|| {
+            for _ in 0..20 {
+                gonet::time::sleep(Duration::from_millis(1));
+            }
+            let (spins, hits, sleeps) = spin_totals();
+            assert_eq!((spins, hits), (0, 0));
+            assert!(sleeps >= 20, "{sleeps} sleeps for 20 timer waits");
+        });
+    });
+}
+
+/// A bad GONET_SPIN_US is a clear error from `build`, not a silent default.
+#[test]
+fn bad_spin_env_is_an_error() {
+    // The other tests here set their window explicitly, so they never read the variable.
+    std::env::set_var("GONET_SPIN_US", "fast");
+    let err = gonet::Builder::new().build().unwrap_err();
+    std::env::remove_var("GONET_SPIN_US");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("GONET_SPIN_US"), "{err}");
+}
