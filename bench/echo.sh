@@ -8,7 +8,8 @@
 # Results go to bench/results/echo-latest.txt.
 #
 # Environment: DURATION (5 s measured), WARMUP (1 s), ROUNDS (2),
-# SERVERS ("gonet go tokio may epoll std"), SCENARIOS ("1x64 100x64 1000x64 100x4096"),
+# SERVERS ("gonet gonet0 go tokio may epoll std"; gonet0 is gonet with its idle spin off,
+# GONET_SPIN_US=0), SCENARIOS ("1x64 100x64 1000x64 100x4096"),
 # IDLE_CONNS (10000, 0 skips the memory part), PORT_BASE (19000).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -16,7 +17,7 @@ source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-2}
-SERVERS=${SERVERS:-"gonet go tokio may epoll std"}
+SERVERS=${SERVERS:-"gonet gonet0 go tokio may epoll std"}
 SCENARIOS=${SCENARIOS:-"1x64 100x64 1000x64 100x4096"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 PORT_BASE=${PORT_BASE:-19000}
@@ -50,7 +51,7 @@ fi
 
 server_bin() {
     case $1 in
-        gonet) echo "$BIN/echo_gonet" ;;
+        gonet | gonet0) echo "$BIN/echo_gonet" ;;
         go) echo "$BIN/echo_go" ;;
         tokio) echo "$BIN/echo_tokio" ;;
         may) echo "$BIN/echo_may" ;;
@@ -61,7 +62,15 @@ server_bin() {
 }
 
 enabled() {
-    [ "$1" != gonet ] || [ "$HAVE_GONET" = yes ]
+    case $1 in gonet | gonet0) [ "$HAVE_GONET" = yes ] ;; *) true ;; esac
+}
+
+# Extra environment of server $1.
+server_env() {
+    case $1 in
+        gonet0) echo GONET_SPIN_US=0 ;;
+        *) echo GONET_SPIN_US=20 ;;
+    esac
 }
 
 next_port=$PORT_BASE
@@ -77,7 +86,7 @@ free_port() {
 start_server() {
     free_port
     # taskset and env exec into the server, so $! is the server's own pid.
-    taskset -c 0 env GONET_PROCS=1 GOMAXPROCS=1 "$(server_bin "$1")" "127.0.0.1:$PORT" \
+    taskset -c 0 env GONET_PROCS=1 GOMAXPROCS=1 "$(server_env "$1")" "$(server_bin "$1")" "127.0.0.1:$PORT" \
         >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
     SERVER_PIDS+=("$SERVER_PID")
@@ -137,6 +146,7 @@ idle=$TMP/idle
 if [ "$IDLE_CONNS" -gt 0 ]; then
     for srv in $SERVERS; do
         enabled "$srv" || continue
+        [ "$srv" != gonet0 ] || continue # the spin changes nothing at rest
         log "memory per idle connection ($IDLE_CONNS conns): $srv"
         if ! start_server "$srv"; then
             stop_server
@@ -156,7 +166,7 @@ fi
 
 med=$TMP/med
 medians <"$samples" >"$med"
-peers="go tokio may epoll"
+peers="gonet0 go tokio may epoll"
 
 {
     results_header "echo benchmark (bench/echo.sh): servers on CPU 0 (one worker), loadgen on CPU 1, median of $ROUNDS rounds of ${DURATION} s (+${WARMUP} s warm-up)"

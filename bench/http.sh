@@ -8,7 +8,7 @@
 # bench/results/http-latest.txt.
 #
 # Environment: ROUNDS (3), DURATION (10 s), WARMUP (2 s), CONNS (100),
-# SERVERS ("gonet go hyper"), PORT_BASE (19500), HYPER_BIN (a prebuilt http_hyper binary;
+# SERVERS ("gonet gonet0 go hyper"; gonet0 is gonet with its idle spin off, GONET_SPIN_US=0), PORT_BASE (19500), HYPER_BIN (a prebuilt http_hyper binary;
 # skips its cargo build), NICE (a niceness, e.g. -20, for servers and load generator: on a
 # machine shared with other jobs it keeps their CPU time out of the figures).
 set -euo pipefail
@@ -18,7 +18,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-100}
-SERVERS=${SERVERS:-"gonet go hyper"}
+SERVERS=${SERVERS:-"gonet gonet0 go hyper"}
 PORT_BASE=${PORT_BASE:-19500}
 PRIO=()
 [ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
@@ -44,6 +44,7 @@ declare -A BINS
 log "building the http_hello example (release)"
 (cd "$ROOT" && cargo build --release -p gonet --example http_hello)
 BINS[gonet]=$BIN/examples/http_hello
+BINS[gonet0]=$BIN/examples/http_hello
 build_go http http_go
 BINS[go]=$BIN/http_go
 if [ -n "${HYPER_BIN:-}" ]; then
@@ -58,7 +59,9 @@ fi
 # Starts server $1 pinned to CPU 0 on port $2; sets SERVER_PID.
 start_server() {
     # taskset and env exec into the server, so $! is the server's own pid.
-    taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GOMAXPROCS=1 "${BINS[$1]}" "127.0.0.1:$2" \
+    local spin=20
+    [ "$1" != gonet0 ] || spin=0
+    taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GOMAXPROCS=1 GONET_SPIN_US=$spin "${BINS[$1]}" "127.0.0.1:$2" \
         >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
     local i

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# resp.sh — Redis-protocol benchmark: gonet's resp_kv example (GONET_PROCS=1) against
+# resp.sh — Redis-protocol benchmark: gonet's resp_kv example (GONET_PROCS=1; "gonet0" is the
+# same with the idle spin off, GONET_SPIN_US=0) against
 # redis-server (`--save '' --appendonly no`), each pinned to CPU 0, driven by
 # `redis-benchmark -t ping,set,get -n REQUESTS -c CLIENTS -q` pinned to CPU 1, without
 # pipelining and with `-P PIPELINE`. Servers alternate for ROUNDS rounds; the report gives
@@ -18,7 +19,7 @@ PIPELINE=${PIPELINE:-16}
 PORT_BASE=${PORT_BASE:-19600}
 PRIO=()
 [ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
-SERVERS="gonet redis"
+SERVERS="gonet gonet0 redis"
 TESTS="PING_INLINE PING_MBULK SET GET"
 MODES="P1 P$PIPELINE"
 
@@ -46,9 +47,11 @@ log "building the resp_kv example (release)"
 # Starts server $1 pinned to CPU 0 on port $2; sets SERVER_PID.
 start_server() {
     case $1 in
-        gonet)
-            taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 "$BIN/examples/resp_kv" "127.0.0.1:$2" \
-                >"$TMP/server.log" 2>&1 &
+        gonet | gonet0)
+            local spin=20
+            [ "$1" = gonet ] || spin=0
+            taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GONET_SPIN_US=$spin \
+                "$BIN/examples/resp_kv" "127.0.0.1:$2" >"$TMP/server.log" 2>&1 &
             ;;
         redis)
             taskset -c 0 "${PRIO[@]}" redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no \
@@ -135,20 +138,22 @@ mkdir -p "$RESULTS"
     for mode in $MODES; do
         echo
         echo "== pipeline ${mode#P} (redis-benchmark -P ${mode#P})"
-        printf "%-12s %14s %14s %12s %16s %16s %12s\n" test "gonet req/s" "redis req/s" \
-            "gonet/redis" "gonet cpu us/req" "redis cpu us/req" "gonet/redis"
+        printf "%-12s %12s %12s %12s %12s %12s %10s %10s %10s\n" test "gonet req/s" \
+            "gonet0 req/s" "redis req/s" "gonet/redis" "gonet0/redis" "cpu gonet" "cpu gonet0" "cpu redis"
         for t in $TESTS; do
             g=$(lookup "$med" "$mode/gonet" "$t")
+            g0=$(lookup "$med" "$mode/gonet0" "$t")
             r=$(lookup "$med" "$mode/redis" "$t")
-            gc=$(lookup "$med" "$mode/gonet" "cpu_$t")
-            rc=$(lookup "$med" "$mode/redis" "cpu_$t")
-            printf "%-12s %14s %14s %12s %16s %16s %12s\n" "$t" "$(fmt "$g" 0)" "$(fmt "$r" 0)" \
-                "$(ratio "$g" "$r")" "$(fmt "$gc" 3)" "$(fmt "$rc" 3)" "$(ratio "$gc" "$rc")"
+            printf "%-12s %12s %12s %12s %12s %12s %10s %10s %10s\n" "$t" "$(fmt "$g" 0)" \
+                "$(fmt "$g0" 0)" "$(fmt "$r" 0)" "$(ratio "$g" "$r")" "$(ratio "$g0" "$r")" \
+                "$(fmt "$(lookup "$med" "$mode/gonet" "cpu_$t")" 3)" \
+                "$(fmt "$(lookup "$med" "$mode/gonet0" "cpu_$t")" 3)" \
+                "$(fmt "$(lookup "$med" "$mode/redis" "cpu_$t")" 3)"
         done
     done
     echo
-    echo "# req/s: higher is better (ratio above 1.00: gonet ahead); cpu us/req: the server's CPU"
-    echo "# time per request, lower is better (ratio below 1.00: gonet ahead)"
+    echo "# req/s: higher is better (ratio above 1.00: gonet ahead); cpu: the server's CPU time per"
+    echo "# request in us, lower is better. gonet0: gonet with its idle spin off (GONET_SPIN_US=0)."
     echo "# samples (pipeline/server test req/s):"
     sed 's/^/#   /' "$samples"
 } | tee "$RESULTS/resp-latest.txt"
