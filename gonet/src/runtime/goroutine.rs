@@ -15,8 +15,8 @@
 //! thread only frees the small shell.
 
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use corosensei::{Coroutine, Yielder};
 
@@ -42,8 +42,11 @@ pub(crate) type GRef = Arc<G>;
 pub(crate) struct G {
     /// Unique within the process, starting at 1.
     pub(crate) id: u64,
-    /// The worker that first ran the goroutine; set once, before its first resume.
-    owner: OnceLock<Arc<WorkerShared>>,
+    /// The worker that first ran the goroutine (an `Arc` turned into a raw pointer; null
+    /// before): set once, by that worker, before the first resume, and released on drop.
+    /// Other threads read it only while holding the run token, which reached them through
+    /// an acquire/release hand-off after the goroutine ran, so they see the store.
+    owner: AtomicPtr<WorkerShared>,
     /// Index in the owner's live list (see `worker.rs`), touched only by the owner thread.
     pub(crate) live_index: UnsafeCell<usize>,
     /// The guard page of its stack, for the overflow handler; owner thread only.
@@ -75,6 +78,17 @@ unsafe impl Send for G {}
 // SAFETY: as above: shared access from other threads reads only `id` and `owner`.
 unsafe impl Sync for G {}
 
+impl Drop for G {
+    fn drop(&mut self) {
+        let p = *self.owner.get_mut();
+        if !p.is_null() {
+            // SAFETY: the pointer came from `Arc::into_raw` in `set_owner` and is released
+            // once, here.
+            drop(unsafe { Arc::from_raw(p) });
+        }
+    }
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh goroutine id.
@@ -86,7 +100,7 @@ impl G {
     pub(crate) fn new(id: u64, start: Box<dyn FnOnce() + Send>, stack: Stack) -> GRef {
         Arc::new(G {
             id,
-            owner: OnceLock::new(),
+            owner: AtomicPtr::new(std::ptr::null_mut()),
             live_index: UnsafeCell::new(usize::MAX),
             guard: Cell::new((0, 0)),
             yielder: Cell::new(std::ptr::null()),
@@ -98,12 +112,32 @@ impl G {
 
     /// The owning worker, once the goroutine has started.
     #[inline]
-    pub(crate) fn owner(&self) -> Option<&Arc<WorkerShared>> {
-        self.owner.get()
+    pub(crate) fn owner(&self) -> Option<&WorkerShared> {
+        let p = self.owner.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer came from `Arc::into_raw` in `set_owner` and the `G`
+        // keeps that reference until it is dropped, so it outlives the borrow of `self`.
+        unsafe { p.as_ref() }
     }
 
+    /// The owning worker as a new `Arc`, for a caller that must keep it alive after handing
+    /// the goroutine's token away.
+    pub(crate) fn owner_arc(&self) -> Option<Arc<WorkerShared>> {
+        let p = self.owner.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from `Arc::into_raw` and the `G` (alive: `self`) holds that
+        // reference, so the count is at least one while we add ours.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
+    }
+
+    /// Records the owner; called once, by the worker that starts the goroutine.
     pub(crate) fn set_owner(&self, w: Arc<WorkerShared>) {
-        let _ = self.owner.set(w);
+        let old = self.owner.swap(Arc::into_raw(w).cast_mut(), Ordering::Release);
+        debug_assert!(old.is_null(), "a goroutine's owner is set once");
     }
 
     /// The execution state.

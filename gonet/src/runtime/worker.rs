@@ -181,12 +181,14 @@ pub(crate) fn suspend(s: Suspend) {
 pub(crate) fn ready(g: GRef) {
     let owner = g.owner().expect("gonet: ready on a goroutine that never ran");
     if let Some(w) = current() {
-        if Arc::ptr_eq(&w.shared, owner) {
+        if std::ptr::eq(Arc::as_ptr(&w.shared), owner) {
             w.runq.borrow_mut().push_back(g);
             return;
         }
     }
-    let owner = owner.clone();
+    // Keep the worker alive past the push: once the token is handed over, the goroutine (and
+    // its reference to its owner) may be gone.
+    let owner = g.owner_arc().expect("checked above");
     owner.push_remote(g);
 }
 
