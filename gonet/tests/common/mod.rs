@@ -25,10 +25,19 @@ pub fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'stat
 
 /// CPU time (user + system) used by this process so far.
 pub fn process_cpu() -> Duration {
+    rusage(libc::RUSAGE_SELF)
+}
+
+/// CPU time (user + system) used by the calling thread so far — on a goroutine, its worker.
+pub fn thread_cpu() -> Duration {
+    rusage(libc::RUSAGE_THREAD)
+}
+
+fn rusage(who: libc::c_int) -> Duration {
     // SAFETY: getrusage fills the zeroed struct it is given.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut ru), 0);
+        assert_eq!(libc::getrusage(who, &mut ru), 0);
         ru
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
