@@ -445,7 +445,7 @@ fn goroutines_dropped_at_shutdown_leave_the_channel_usable() {
     let (a_tx, a_rx) = chan::bounded::<u32>(0);
     let (b_tx, b_rx) = chan::bounded::<u32>(0);
     let (a_rx2, b_tx2) = (a_rx.clone(), b_tx.clone());
-    within(30, move || {
+    within(Duration::from_secs(30), move || {
         gonet::Builder::new().procs(2).build().unwrap().run(move || {
             // Both goroutines are still parked when main returns: the runtime drops them.
             gonet::go(move || a_rx2.recv());
@@ -478,7 +478,7 @@ fn timed_operations_dropped_at_shutdown_leave_the_channel_usable() {
     let (b_tx, b_rx) = chan::bounded::<Counted>(1);
     b_tx.try_send(Counted(0, drops.clone())).unwrap();
     let (a_rx2, b_tx2, d) = (a_rx.clone(), b_tx.clone(), drops.clone());
-    within(30, move || {
+    within(Duration::from_secs(30), move || {
         gonet::Builder::new().procs(2).build().unwrap().run(move || {
             let long = Duration::from_secs(3600);
             gonet::go(move || a_rx2.recv_timeout(long).map(|c| c.0));

@@ -6,6 +6,8 @@
 #[path = "../../examples/http_hello.rs"]
 mod http_hello;
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
@@ -14,34 +16,7 @@ use std::time::{Duration, Instant};
 
 use http_hello::Config;
 
-/// Raises the soft limit on open descriptors to the hard limit: 1,000 clients plus the
-/// server's side of their connections need over 2,000.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only read and write the plain struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-/// Runs `f` on a thread and fails the test if it takes longer than `limit`.
-fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let t = thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a result"),
-        },
-    }
-}
+use common::{raise_fd_limit, within};
 
 /// Starts the server on a two-worker runtime in a background thread; returns its address.
 fn start(cfg: Config) -> SocketAddr {
@@ -148,7 +123,7 @@ const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
 
 #[test]
 fn hello_and_keep_alive() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let addr = start(test_config());
         let mut c = Client::connect(addr);
         for path in ["/", "/some/path?q=1", "/"] {
@@ -165,7 +140,7 @@ fn hello_and_keep_alive() {
 
 #[test]
 fn pipelined_requests_answered_in_order() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let addr = start(test_config());
         let mut c = Client::connect(addr);
         let mut batch = Vec::new();
@@ -206,7 +181,7 @@ fn pipelined_requests_answered_in_order() {
 
 #[test]
 fn request_bodies() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let addr = start(test_config());
         let mut c = Client::connect(addr);
         // A 4 MiB body to a path that discards it, sent in pieces.
@@ -250,7 +225,7 @@ fn request_bodies() {
 
 #[test]
 fn connection_close_and_http10() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let addr = start(test_config());
         // `Connection: close`: answered, then closed; later pipelined requests are ignored.
         let mut c = Client::connect(addr);
@@ -277,7 +252,7 @@ fn connection_close_and_http10() {
 
 #[test]
 fn malformed_requests_get_400_and_close() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let addr = start(test_config());
         let cases: [(&[u8], u16); 9] = [
             (b"NOT HTTP AT ALL\r\n\r\n", 400),
@@ -305,7 +280,7 @@ fn malformed_requests_get_400_and_close() {
 
 #[test]
 fn oversized_heads_get_431_and_close() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let addr = start(test_config());
         // One huge header, sent whole: the head exceeds the limit.
         let big = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
@@ -329,7 +304,7 @@ fn oversized_heads_get_431_and_close() {
 
 #[test]
 fn idle_and_slow_clients_are_cut_off() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let timeout = Duration::from_millis(400);
         let addr = start(Config { read_timeout: timeout, ..Config::default() });
         // Idle from the start.
@@ -392,7 +367,7 @@ fn idle_and_slow_clients_are_cut_off() {
 #[test]
 fn thousand_concurrent_clients() {
     raise_fd_limit();
-    bounded(Duration::from_secs(120), || {
+    within(Duration::from_secs(120), || {
         let addr = start(test_config());
         // Clients are goroutines on a runtime of their own: each opens a connection, keeps it
         // open until all are connected, then sends two pipelined requests and a third.

@@ -6,40 +6,13 @@
 #[path = "../../examples/resp_kv.rs"]
 mod resp_kv;
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Raises the soft limit on open descriptors to the hard limit: 1,000 clients plus the
-/// server's side of their connections need over 2,000.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only read and write the plain struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-/// Runs `f` on a thread and fails the test if it takes longer than `limit`.
-fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let t = thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a result"),
-        },
-    }
-}
 
 /// Starts the server on a two-worker runtime in a background thread; returns its address.
 fn start() -> SocketAddr {
@@ -64,6 +37,8 @@ enum Reply {
 }
 
 use Reply::*;
+
+use common::{raise_fd_limit, within};
 
 fn ok() -> Reply {
     Simple("OK".into())
@@ -166,7 +141,7 @@ impl Client {
 
 #[test]
 fn commands() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let mut c = Client::connect(start());
         assert_eq!(c.call(&[b"PING"]), Simple("PONG".into()));
         assert_eq!(c.call(&[b"ping", b"hi"]), bulk(b"hi"));
@@ -240,7 +215,7 @@ fn commands() {
 
 #[test]
 fn pipelining_and_inline_commands() {
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let mut c = Client::connect(start());
         // 1,000 commands in one write; replies come back in order.
         let mut batch = Vec::new();
@@ -275,7 +250,7 @@ fn pipelining_and_inline_commands() {
 
 #[test]
 fn binary_and_large_values() {
-    bounded(Duration::from_secs(60), || {
+    within(Duration::from_secs(60), || {
         let mut c = Client::connect(start());
         let bin: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
         assert_eq!(c.call(&[b"SET", b"bin\0key", &bin]), ok());
@@ -306,7 +281,7 @@ fn binary_and_large_values() {
 
 #[test]
 fn protocol_errors_reply_then_close() {
-    bounded(Duration::from_secs(60), || {
+    within(Duration::from_secs(60), || {
         let addr = start();
         let cases: [(&[u8], &str); 11] = [
             (b"*abc\r\n", "invalid multibulk length"),
@@ -349,7 +324,7 @@ fn protocol_errors_reply_then_close() {
 #[test]
 fn thousand_concurrent_clients() {
     raise_fd_limit();
-    bounded(Duration::from_secs(120), || {
+    within(Duration::from_secs(120), || {
         let addr = start();
         // Goroutine clients on a runtime of their own, all connected before any sends.
         let ok = gonet::Builder::new().procs(2).build().unwrap().run(move || {
@@ -412,7 +387,7 @@ fn redis_cli_interop() {
         eprintln!("note: redis-cli is not installed; skipping the redis-cli interop check");
         return;
     }
-    bounded(Duration::from_secs(30), || {
+    within(Duration::from_secs(30), || {
         let addr = start();
         let run = |args: &[&str]| {
             let out = std::process::Command::new("timeout")

@@ -7,6 +7,8 @@
 #[path = "../../examples/tls_echo.rs"]
 mod tls_echo;
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -17,34 +19,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion};
 
-/// Raises the soft limit on open descriptors to the hard limit: 1,000 clients plus the
-/// server's side of their connections need over 2,000.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only read and write the plain struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-/// Runs `f` on a thread and fails the test if it takes longer than `limit`.
-fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let t = thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a result"),
-        },
-    }
-}
+use common::{raise_fd_limit, within};
 
 /// A server with a fresh self-signed certificate on a two-worker runtime in a background
 /// thread: its address and the certificate (DER and PEM).
@@ -89,7 +64,7 @@ fn session(
 
 #[test]
 fn round_trip_tls13_and_tls12() {
-    bounded(Duration::from_secs(60), || {
+    within(Duration::from_secs(60), || {
         let (addr, cert, _) = start();
         let v13 = tls_echo::client_config(std::slice::from_ref(&cert), &[&rustls::version::TLS13])
             .unwrap();
@@ -113,7 +88,7 @@ fn round_trip_tls13_and_tls12() {
 #[test]
 fn concurrent_clients() {
     raise_fd_limit();
-    bounded(Duration::from_secs(120), || {
+    within(Duration::from_secs(120), || {
         let (addr, cert, _) = start();
         let cfg = tls_echo::client_config(&[cert], rustls::DEFAULT_VERSIONS).unwrap();
         let ok = on_goroutines(move || {
@@ -131,7 +106,7 @@ fn concurrent_clients() {
 
 #[test]
 fn verification_failures_and_bad_clients() {
-    bounded(Duration::from_secs(60), || {
+    within(Duration::from_secs(60), || {
         let (addr, cert, _) = start();
         // A client trusting another certificate refuses the server.
         let (other, _, _) = tls_echo::self_signed().unwrap();
@@ -185,7 +160,7 @@ fn openssl_s_client_interop() {
     if !openssl_available() {
         return;
     }
-    bounded(Duration::from_secs(60), || {
+    within(Duration::from_secs(60), || {
         let (addr, _, pem) = start();
         let dir = std::env::temp_dir().join(format!("gonet-tls-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -222,7 +197,7 @@ fn client_against_openssl_s_server() {
     if !openssl_available() {
         return;
     }
-    bounded(Duration::from_secs(60), || {
+    within(Duration::from_secs(60), || {
         let (cert, key) = {
             let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
             (ck.cert, ck.signing_key)

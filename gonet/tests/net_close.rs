@@ -17,10 +17,6 @@ use gonet::net::{
 use gonet::time::sleep;
 use net_util::*;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 #[test]
 fn close_unblocks_a_blocked_read() {
     run(2, LIMIT, || {

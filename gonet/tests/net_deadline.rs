@@ -13,16 +13,6 @@ use gonet::net::{TcpListener, TcpStream};
 use gonet::time::sleep;
 use net_util::*;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// An instant well in the past.
-fn past() -> Instant {
-    let now = Instant::now();
-    now.checked_sub(Duration::from_secs(5)).unwrap_or(now)
-}
-
 #[test]
 fn read_with_past_deadline_fails_at_once_even_with_data_pending() {
     run(2, LIMIT, || {

@@ -17,10 +17,6 @@ use net_util::*;
 
 const CHILD_ENV: &str = "GONET_NET_FAULTS_CHILD";
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 fn child_role() -> Option<String> {
     std::env::var(CHILD_ENV).ok()
 }

@@ -13,10 +13,6 @@ use gonet::net::{TcpListener, TcpStream, UdpSocket};
 use gonet::time::sleep;
 use net_util::*;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 #[test]
 fn connect_and_bind_to_localhost_names() {
     run(2, LIMIT, || {

@@ -14,10 +14,6 @@ use gonet::net::{TcpListener, TcpStream};
 use gonet::time::sleep;
 use net_util::*;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 /// Accepts connections until the listener is closed, echoing each on its own goroutine.
 fn echo_server(ln: Arc<TcpListener>) -> gonet::JoinHandle<usize> {
     gonet::go(move || {

@@ -13,15 +13,6 @@ use std::time::{Duration, Instant};
 use gonet::net::{is_closed, TcpStream, UdpSocket, UnixStream};
 use net_util::*;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn past() -> Instant {
-    let now = Instant::now();
-    now.checked_sub(Duration::from_secs(5)).unwrap_or(now)
-}
-
 #[test]
 fn echo_between_threads() {
     within(LIMIT, || {

@@ -12,10 +12,6 @@ use gonet::net::UdpSocket;
 use gonet::time::sleep;
 use net_util::*;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 fn udp() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").expect("bind udp")
 }

@@ -12,10 +12,6 @@ use gonet::net::{UnixDatagram, UnixListener, UnixStream};
 use gonet::time::sleep;
 use net_util::*;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 #[test]
 fn stream_round_trip_through_a_socket_file() {
     run(2, LIMIT, || {

@@ -52,13 +52,13 @@ fn spawn_and_join_return_values() {
 
 #[test]
 fn run_returns_the_main_goroutines_value() {
-    let s = within(30, || gonet::run(|| String::from("main done")));
+    let s = within(Duration::from_secs(30), || gonet::run(|| String::from("main done")));
     assert_eq!(s, "main done");
 }
 
 #[test]
 fn panic_in_main_resumes_in_the_caller_of_run() {
-    within(30, || {
+    within(Duration::from_secs(30), || {
         let r = panic::catch_unwind(|| {
             gonet::Builder::new().procs(2).build().unwrap().run(|| -> u32 {
                 panic!("main goroutine failed");
@@ -133,7 +133,7 @@ fn ten_thousand_goroutines_parked_at_once() {
 
 #[test]
 fn several_runtimes_in_one_process() {
-    within(60, || {
+    within(Duration::from_secs(60), || {
         let ts: Vec<_> = (0..3u64)
             .map(|k| {
                 thread::spawn(move || {
@@ -281,7 +281,7 @@ fn try_go_reports_stack_exhaustion_as_an_error() {
         println!("CHILD-ERROR: {msg}");
         return;
     }
-    let out = within(120, || {
+    let out = within(Duration::from_secs(120), || {
         run_child("try_go_reports_stack_exhaustion_as_an_error", "stack-exhaustion")
     });
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -394,6 +394,6 @@ fn builder_rejects_tiny_stacks() {
     assert_eq!(rt.procs(), 3);
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
-    within(30, move || rt.run(move || c.fetch_add(1, Ordering::SeqCst)));
+    within(Duration::from_secs(30), move || rt.run(move || c.fetch_add(1, Ordering::SeqCst)));
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }

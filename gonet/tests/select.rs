@@ -349,7 +349,7 @@ fn racing_selects_transfer_every_value_once() {
 
 #[test]
 fn select_on_plain_threads() {
-    within(30, || {
+    within(Duration::from_secs(30), || {
         let (tx1, rx1) = chan::bounded::<u32>(0);
         let (tx2, rx2) = chan::bounded::<u32>(0);
         let t = thread::spawn(move || {

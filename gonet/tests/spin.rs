@@ -20,7 +20,7 @@ fn spin_totals() -> (u64, u64, u64) {
 /// the worker catches each one spinning instead of sleeping.
 #[test]
 fn spinning_worker_catches_requests_without_sleeping() {
-    within(60, || {
+    within(Duration::from_secs(60), || {
         let rt = gonet::Builder::new().procs(1).spin(Duration::from_secs(2)).build().unwrap();
         rt.run(|| {
             let ln = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -61,7 +61,7 @@ fn spinning_worker_catches_requests_without_sleeping() {
 /// gap would burn ~200 ms here).
 #[test]
 fn spin_stops_while_gaps_are_longer_than_the_window() {
-    within(60, || {
+    within(Duration::from_secs(60), || {
         let rt = gonet::Builder::new().procs(1).spin(Duration::from_millis(2)).build().unwrap();
         rt.run(|| {
             gonet::time::sleep(Duration::from_millis(20));
@@ -83,7 +83,7 @@ fn spin_stops_while_gaps_are_longer_than_the_window() {
 /// `spin(Duration::ZERO)` turns spinning off: the worker sleeps every time it runs dry.
 #[test]
 fn zero_window_never_spins() {
-    within(60, || {
+    within(Duration::from_secs(60), || {
         let rt = gonet::Builder::new().procs(1).spin(Duration::ZERO).build().unwrap();
         rt.run(|| {
             for _ in 0..20 {

@@ -59,7 +59,7 @@ fn goroutine_blocked_on_recv_is_woken_by_a_thread() {
 
 #[test]
 fn timeouts_work_on_plain_threads() {
-    within(30, || {
+    within(Duration::from_secs(30), || {
         let (tx, rx) = chan::bounded::<u8>(0);
         let t = Instant::now();
         assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));

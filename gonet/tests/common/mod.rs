@@ -1,26 +1,34 @@
-//! Helpers shared by the runtime-level test files: every test body runs bounded in time.
+//! Helpers shared by the integration test files: time-bounded test bodies, CPU time, and the
+//! descriptor limit.
 #![allow(dead_code)]
 
 use std::panic::{self, AssertUnwindSafe};
 use std::thread;
 use std::time::Duration;
 
-/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
-pub fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+/// Runs `f` on its own thread and panics if it has not finished within `limit`, so that a
+/// hang in the code under test fails the test instead of stalling the suite. A panic in `f`
+/// is propagated.
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
+    thread::Builder::new()
+        .name("test-body".into())
+        .spawn(move || {
+            let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+        })
+        .expect("spawn test body");
+    match rx.recv_timeout(limit) {
         Ok(Ok(v)) => v,
         Ok(Err(p)) => panic::resume_unwind(p),
-        Err(_) => panic!("test did not finish within {secs} s"),
+        Err(_) => panic!("test body did not finish within {limit:?} (hang)"),
     }
 }
 
 /// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
 pub fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
-    within(60, move || gonet::Builder::new().procs(procs).build().unwrap().run(f))
+    within(Duration::from_secs(60), move || {
+        gonet::Builder::new().procs(procs).build().unwrap().run(f)
+    })
 }
 
 /// CPU time (user + system) used by this process so far.
@@ -42,4 +50,17 @@ fn rusage(who: libc::c_int) -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Raises the soft limit on open descriptors to the hard limit (1,000 clients plus the
+/// server's side of their connections need over 2,000).
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the plain struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }

@@ -7,39 +7,13 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gonet::net::{TcpListener, TcpStream};
 
-/// Runs `f` on its own thread and panics if it has not finished within `limit`, so that a
-/// hang in the code under test fails the test instead of stalling the suite. A panic in `f`
-/// is propagated.
-pub fn within<T, F>(limit: Duration, f: F) -> T
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    let h = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let v = f();
-            let _ = tx.send(());
-            v
-        })
-        .expect("spawn test body");
-    match rx.recv_timeout(limit) {
-        Ok(()) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match h.join() {
-            Ok(v) => v,
-            Err(p) => std::panic::resume_unwind(p),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("test body did not finish within {limit:?} (hang)")
-        }
-    }
-}
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::within;
 
 /// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded by `limit`.
 pub fn run<T, F>(procs: usize, limit: Duration, f: F) -> T
@@ -48,6 +22,17 @@ where
     T: Send + 'static,
 {
     within(limit, move || gonet::Builder::new().procs(procs).build().expect("runtime").run(f))
+}
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// An instant well in the past.
+pub fn past() -> Instant {
+    let now = Instant::now();
+    now.checked_sub(Duration::from_secs(5)).unwrap_or(now)
 }
 
 /// The usual bound of a test body.
