@@ -72,8 +72,8 @@ pub(crate) struct Exec {
 }
 
 // SAFETY: the only non-thread-safe parts are the `UnsafeCell`s and `Cell`s, whose access is
-// confined to a
-// single thread at a time by the rules at the top of this file; the unstarted closure is `Send`.
+// confined to a single thread at a time by the rules at the top of this file; the unstarted
+// closure is `Send`.
 unsafe impl Send for G {}
 // SAFETY: as above: shared access from other threads reads only `id` and `owner`.
 unsafe impl Sync for G {}
@@ -122,10 +122,7 @@ impl G {
     /// The owning worker as a new `Arc`, for a caller that must keep it alive after handing
     /// the goroutine's token away.
     pub(crate) fn owner_arc(&self) -> Option<Arc<WorkerShared>> {
-        let p = self.owner.load(Ordering::Acquire);
-        if p.is_null() {
-            return None;
-        }
+        let p: *const WorkerShared = self.owner()?;
         // SAFETY: `p` came from `Arc::into_raw` and the `G` (alive: `self`) holds that
         // reference, so the count is at least one while we add ours.
         unsafe {

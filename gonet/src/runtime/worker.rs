@@ -10,14 +10,15 @@
 //! Invariants:
 //! 1. A started goroutine runs only on its owner. `ready` on the owner's thread pushes on
 //!    `runq`; from anywhere else it goes through the owner's inbox.
-//! 2. Spinning: a worker with nothing to run first polls epoll without blocking, its inbox and
-//!    the steal sources for up to the spin window (never past its next timer); it is not
-//!    `sleeping` meanwhile, so wakers skip the eventfd. Only then does it sleep:
-//!    Sleeping: a worker with nothing to run sets `sleeping` (SeqCst), re-checks its inbox and
-//!    every steal source, and only then blocks in `epoll_wait` until its next timer. Anyone who
-//!    makes work for it publishes the work first, then swaps `sleeping` to false and, if it was
-//!    set, writes the eventfd. One of the two always sees the other, so no wake-up is lost and
-//!    an idle worker never spins.
+//! 2. Running dry: a worker with nothing to run first spins — polls epoll without blocking,
+//!    its inbox and the steal sources — for up to the spin window and never past its next
+//!    timer, while the previous spin found work or the previous sleep was shorter than the
+//!    window. It is not `sleeping` meanwhile, so wakers skip the eventfd. Then it sleeps: it
+//!    sets `sleeping` (SeqCst), re-checks its inbox and every steal source, and only then
+//!    blocks in `epoll_wait` until its next timer. Anyone who makes work for it publishes the
+//!    work first, then swaps `sleeping` to false and, if it was set, writes the eventfd. One
+//!    of the two always sees the other, so no wake-up is lost, and an idle worker, whose
+//!    sleeps are longer than the window, does not spin.
 //! 3. Fairness: timers are checked every round; every 61 rounds the worker polls epoll without
 //!    blocking and drains its inbox, and every 31 rounds it prefers unstarted goroutines, so
 //!    neither a `yield_now` loop nor a busy run queue starves I/O, timers or new goroutines; a
@@ -131,9 +132,8 @@ pub(crate) struct Worker {
     /// The goroutine being run, or null on the worker's own stack.
     current: Cell<*const G>,
     events: RefCell<Vec<libc::epoll_event>>,
-    /// Whether the next idle spin is likely to pay (see `spin_for_work`); `None` when spinning
-    /// is off.
-    spin_worth: Option<Cell<bool>>,
+    /// Whether the next idle spin is likely to pay (see `spin_for_work`).
+    spin_worth: Cell<bool>,
 }
 
 thread_local! {
@@ -209,7 +209,6 @@ pub(crate) fn sleep_until(when: Instant) {
 impl Worker {
     pub(crate) fn new(shared: Arc<WorkerShared>, rt: Arc<RtShared>, spawnq: Deque<GRef>) -> Worker {
         let stacks = StackPool::new(rt.stack_size, 4096);
-        let spin_worth = (!rt.spin.is_zero()).then(|| Cell::new(true));
         Worker {
             shared,
             rt,
@@ -220,7 +219,7 @@ impl Worker {
             live: RefCell::new(Vec::new()),
             current: Cell::new(std::ptr::null()),
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
-            spin_worth,
+            spin_worth: Cell::new(true),
         }
     }
 
@@ -367,7 +366,7 @@ impl Worker {
         if self.spin_for_work() {
             return;
         }
-        let slept_from = self.spin_worth.is_some().then(Instant::now);
+        let slept_from = (!self.rt.spin.is_zero()).then(Instant::now);
         let st = &self.shared.stats;
         st.sleeps.set_local(st.sleeps.get() + 1);
         self.shared.sleeping.store(true, Ordering::SeqCst);
@@ -390,9 +389,9 @@ impl Worker {
         self.poll_io(timeout);
         self.shared.sleeping.store(false, Ordering::SeqCst);
         self.rt.idle.fetch_sub(1, Ordering::SeqCst);
-        if let (Some(worth), Some(from)) = (&self.spin_worth, slept_from) {
+        if let Some(from) = slept_from {
             // A spin would have caught work that came within the window.
-            worth.set(from.elapsed() < self.rt.spin);
+            self.spin_worth.set(from.elapsed() < self.rt.spin);
         }
     }
 
@@ -405,30 +404,26 @@ impl Worker {
     /// gaps between requests are longer than the window, thus sleeps at once and burns
     /// nothing; a busy one spins through its short gaps.
     fn spin_for_work(&self) -> bool {
-        let Some(worth) = &self.spin_worth else {
-            return false;
-        };
-        if !worth.get() {
+        if self.rt.spin.is_zero() || !self.spin_worth.get() {
             return false;
         }
         let st = &self.shared.stats;
         st.spins.set_local(st.spins.get() + 1);
-        let start = Instant::now();
-        let mut until = start + self.rt.spin;
-        if let Some(t) = self.timers.borrow_mut().next() {
-            until = until.min(t);
-        }
+        let window_end = Instant::now() + self.rt.spin;
+        let until = match self.timers.borrow_mut().next() {
+            Some(t) => window_end.min(t),
+            None => window_end,
+        };
         loop {
             self.poll_io(0);
             if !self.runq.borrow().is_empty() || self.drain_inbox() || self.has_work() {
                 st.spin_hits.set_local(st.spin_hits.get() + 1);
                 return true;
             }
-            let now = Instant::now();
-            if now >= until {
+            if Instant::now() >= until {
                 // Due timers are fired by the loop; an expired window goes to sleep.
-                let timer_due = until < start + self.rt.spin;
-                worth.set(timer_due);
+                let timer_due = until < window_end;
+                self.spin_worth.set(timer_due);
                 return timer_due;
             }
             std::hint::spin_loop();
