@@ -65,13 +65,6 @@ enabled() {
     case $1 in gonet | gonet0) [ "$HAVE_GONET" = yes ] ;; *) true ;; esac
 }
 
-# Extra environment of server $1.
-server_env() {
-    case $1 in
-        gonet0) echo GONET_SPIN_US=0 ;;
-        *) echo GONET_SPIN_US=20 ;;
-    esac
-}
 
 next_port=$PORT_BASE
 free_port() {
@@ -86,27 +79,11 @@ free_port() {
 start_server() {
     free_port
     # taskset and env exec into the server, so $! is the server's own pid.
-    taskset -c 0 env GONET_PROCS=1 GOMAXPROCS=1 "$(server_env "$1")" "$(server_bin "$1")" "127.0.0.1:$PORT" \
+    taskset -c 0 env GONET_PROCS=1 GOMAXPROCS=1 GONET_SPIN_US="$(spin_us "$1")" "$(server_bin "$1")" "127.0.0.1:$PORT" \
         >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
     SERVER_PIDS+=("$SERVER_PID")
-    for _ in $(seq 1 100); do
-        if [ -n "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" ]; then
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            break
-        fi
-        sleep 0.05
-    done
-    log "WARNING: server $1 is not listening on port $PORT"
-    cat "$TMP/server.log" >&2
-    return 1
-}
-
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    await_listening "$1" "$PORT"
 }
 
 mkdir -p "$RESULTS"

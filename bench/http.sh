@@ -59,28 +59,11 @@ fi
 # Starts server $1 pinned to CPU 0 on port $2; sets SERVER_PID.
 start_server() {
     # taskset and env exec into the server, so $! is the server's own pid.
-    local spin=20
-    [ "$1" != gonet0 ] || spin=0
-    taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GOMAXPROCS=1 GONET_SPIN_US=$spin "${BINS[$1]}" "127.0.0.1:$2" \
+    taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GOMAXPROCS=1 GONET_SPIN_US="$(spin_us "$1")" \
+        "${BINS[$1]}" "127.0.0.1:$2" \
         >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        if [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; then
-            return 0
-        fi
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    log "WARNING: server $1 is not listening on port $2"
-    cat "$TMP/server.log" >&2
-    return 1
-}
-
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
+    await_listening "$1" "$2"
 }
 
 # wrk's latency ("812.00us", "1.23ms", "2.00s") in microseconds.

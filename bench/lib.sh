@@ -1,5 +1,6 @@
-# lib.sh — shell helpers shared by bench/rt.sh and bench/echo.sh: building the Rust and Go
-# binaries, raising vm.max_map_count, and turning "group key value" sample lines into medians.
+# lib.sh — shell helpers shared by the bench scripts: building the Rust and Go binaries,
+# raising vm.max_map_count, starting and stopping servers, and turning "group key value"
+# sample lines into medians.
 # Sourced, not run.
 # shellcheck shell=bash disable=SC2034 # variables here are used by the scripts that source it
 
@@ -88,4 +89,33 @@ results_header() {
     echo "# commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
     echo "# machine: $(nproc) cpus, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
     echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# GONET_SPIN_US for server $1: "gonet0" is gonet with its idle spin off, the rest get the
+# default window.
+spin_us() {
+    if [ "$1" = gonet0 ]; then echo 0; else echo 20; fi
+}
+
+# Waits (5 s at most) until server $1, started as SERVER_PID with its output in
+# $TMP/server.log, listens on port $2; on failure says so, shows the log and returns 1.
+await_listening() {
+    local i
+    for i in $(seq 1 100); do
+        if [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; then
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    log "WARNING: server $1 is not listening on port $2"
+    cat "$TMP/server.log" >&2
+    return 1
+}
+
+# Stops the server started as SERVER_PID.
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
 }

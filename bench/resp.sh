@@ -48,9 +48,7 @@ log "building the resp_kv example (release)"
 start_server() {
     case $1 in
         gonet | gonet0)
-            local spin=20
-            [ "$1" = gonet ] || spin=0
-            taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GONET_SPIN_US=$spin \
+            taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GONET_SPIN_US="$(spin_us "$1")" \
                 "$BIN/examples/resp_kv" "127.0.0.1:$2" >"$TMP/server.log" 2>&1 &
             ;;
         redis)
@@ -59,23 +57,7 @@ start_server() {
             ;;
     esac
     SERVER_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        if [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; then
-            return 0
-        fi
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    log "WARNING: server $1 is not listening on port $2"
-    cat "$TMP/server.log" >&2
-    return 1
-}
-
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
+    await_listening "$1" "$2"
 }
 
 # utime + stime of process $1, in clock ticks.
