@@ -409,6 +409,20 @@ impl<T> Chan<T> {
         self.lock().sendq.remove(token);
     }
 
+    /// Withdraws a send arm still queued with `slot` (its select's stack is being unwound)
+    /// and returns its unsent value, so that the value is dropped by the arm, outside this
+    /// channel's lock, rather than by whoever meets the stale entry under the lock.
+    pub(crate) fn withdraw_send(&self, slot: &Arc<Slot<T>>) -> Option<T> {
+        let mut st = self.lock();
+        st.sendq.remove_slot(slot);
+        // SAFETY: the entry is gone from the queue and a claimer touches a slot only under
+        // this lock, which we hold, so nobody else can reach the slot any more (token.rs,
+        // invariant 2).
+        let v = unsafe { slot.take() };
+        drop(st);
+        v
+    }
+
     /// Removes the entries of `token`'s operation from the receive queue.
     pub(crate) fn unregister_recv(&self, token: &Arc<Token>) {
         self.lock().recvq.remove(token);

@@ -387,6 +387,17 @@ impl<T> Arm for SendArm<'_, T> {
     }
 }
 
+impl<T> Drop for SendArm<'_, T> {
+    /// An arm still registered here had its select's stack unwound while parked (runtime
+    /// shutdown): take the value back from the channel's queue, so it is dropped with the arm
+    /// and never under the channel's lock.
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.value = self.tx.chan.withdraw_send(&slot);
+        }
+    }
+}
+
 /// A type-erased select arm. Public only for [`select!`](crate::select).
 #[doc(hidden)]
 pub struct ArmRef<'a>(pub(crate) &'a mut dyn Arm);

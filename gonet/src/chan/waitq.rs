@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::token::{Entry, Op, Token};
+use super::token::{Entry, Op, Slot, Token};
 use crate::runtime::park::Waiter;
 
 pub(crate) struct WaitQueue<T> {
@@ -58,6 +58,11 @@ impl<T> WaitQueue<T> {
     /// Removes every entry of `token`'s `select!`.
     pub(crate) fn remove(&mut self, token: &Arc<Token>) {
         self.q.retain(|e| !e.is_of(token));
+    }
+
+    /// Removes the entry whose slot is `slot`, if it is still queued.
+    pub(crate) fn remove_slot(&mut self, slot: &Arc<Slot<T>>) {
+        self.q.retain(|e| !matches!(e, Entry::Select { slot: s, .. } if Arc::ptr_eq(s, slot)));
     }
 
     /// Removes the entry of `op`, if it is still queued.

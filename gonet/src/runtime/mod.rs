@@ -4,9 +4,10 @@
 //! Files, by concept: `goroutine` (the `G`), `stack` (stacks and their pool), `park` (the
 //! park/wake protocol), `worker` (the scheduling loop), `timer`, `join` (`JoinHandle`),
 //! `blocking` (the blocking pool), `watchdog` (stall reports), `overflow` (stack overflow
-//! reports) and `stats`.
+//! reports), `contain` (panics from user code the runtime runs itself) and `stats`.
 
 mod blocking;
+mod contain;
 pub(crate) mod goroutine;
 mod join;
 mod overflow;
@@ -182,6 +183,7 @@ impl Runtime {
         T: Send + 'static,
     {
         static NEXT_RT: AtomicU64 = AtomicU64::new(1);
+        contain::install_hook();
         let rt_id = NEXT_RT.fetch_add(1, Ordering::Relaxed);
         let mut deques = Vec::new();
         let mut shared = Vec::new();
@@ -255,7 +257,13 @@ where
             }
             r => r,
         };
-        done.complete(r);
+        // A detached goroutine's result (or panic payload) is dropped right here, and its
+        // `Drop` may panic: contain it (contain.rs), so the coroutine returns normally.
+        let what = match r {
+            Ok(_) => "dropping the result of a detached goroutine",
+            Err(_) => "dropping the panic payload of a detached goroutine",
+        };
+        contain::catch(id, what, move || done.complete(r));
     };
     (handle, G::new(id, Box::new(body), stack))
 }

@@ -24,9 +24,21 @@
 //!    neither a `yield_now` loop nor a busy run queue starves I/O, timers or new goroutines; a
 //!    busy worker whose own spawn queue is empty then steals one from another worker, so new
 //!    goroutines spread over busy workers too.
+//! 4. Teardown leaves nothing dangling. No unwind crosses `Worker::run`: user code the worker
+//!    runs outside a goroutine body (timer callbacks, dropping a detached result or an
+//!    unstarted goroutine's closure) is contained (`contain.rs`), a goroutine whose coroutine
+//!    panics anyway is finished and reported, and a panic of the scheduler itself aborts with
+//!    a message. Shutdown first sets `closed` under the inbox lock (from then on remote
+//!    wake-ups are refused there, never queued), then unwinds the live goroutines while
+//!    `WORKER` and `runq` are still valid, then empties the queues. The `Worker`'s `Drop`
+//!    (its drop guard) runs before any field is dropped: it sets `closed` and clears `WORKER`
+//!    and `current`, so from then on `ready` reaches neither `runq` (found only through
+//!    `WORKER`) nor the inbox, and no goroutine can be woken into a queue being freed, in
+//!    whatever order the fields then drop.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +46,7 @@ use std::time::{Duration, Instant};
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 
+use super::contain;
 use super::goroutine::{Coro, GRef, Suspend, G};
 use super::overflow;
 use super::prefetch;
@@ -95,10 +108,16 @@ impl WorkerShared {
 
     /// Hands a run token to this worker from another thread.
     fn push_remote(&self, g: GRef) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
         if self.closed.load(Ordering::Acquire) {
+            // Invariant 4: refused, never queued. The token is dropped after the unlock; the
+            // owner's live list (or nothing: the goroutine is gone) holds the coroutine.
+            drop(inbox);
+            drop(g);
             return;
         }
-        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).push(g);
+        inbox.push(g);
+        drop(inbox);
         self.inbox_nonempty.store(true, Ordering::SeqCst);
         self.stats.remote_wakeups.fetch_add(1, Ordering::Relaxed);
         self.unsleep();
@@ -113,8 +132,13 @@ impl WorkerShared {
         false
     }
 
+    /// Refuses wake-ups from now on (invariant 4) and drops the tokens queued in the inbox.
     pub(crate) fn close(&self) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
         self.closed.store(true, Ordering::Release);
+        let queued = std::mem::take(&mut *inbox);
+        drop(inbox);
+        drop(queued);
         self.poller.wake();
     }
 }
@@ -243,6 +267,20 @@ impl Worker {
     pub(crate) fn run(&self) {
         WORKER.with(|w| w.set(self as *const Worker));
         overflow::init_thread();
+        // Invariant 4: nothing the loop or the shutdown runs unwinds out of here; what is left
+        // is the scheduler's own bug, with no sane recovery.
+        let index = self.shared.index;
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| self.schedule())) {
+            contain::abort(&format!("worker {index}'s scheduling loop"), &p);
+        }
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| self.shutdown())) {
+            contain::abort(&format!("worker {index}'s shutdown"), &p);
+        }
+        WORKER.with(|w| w.set(std::ptr::null()));
+    }
+
+    /// The scheduling loop, until the runtime shuts down.
+    fn schedule(&self) {
         let mut tick: u32 = 0;
         while !self.rt.shutdown.load(Ordering::Acquire) {
             tick = tick.wrapping_add(1);
@@ -256,8 +294,6 @@ impl Worker {
                 None => self.idle(),
             }
         }
-        self.shutdown();
-        WORKER.with(|w| w.set(std::ptr::null()));
     }
 
     fn fire_timers(&self) {
@@ -269,7 +305,9 @@ impl Worker {
             let a = self.timers.borrow_mut().pop_due(now);
             match a {
                 Some(Action::Wake(g)) => self.runq.borrow_mut().push_back(g),
-                Some(Action::Call(f)) => f(),
+                Some(Action::Call(f)) => {
+                    contain::catch(0, "running a timer callback", f);
+                }
                 None => break,
             }
         }
@@ -466,10 +504,21 @@ impl Worker {
         overflow::enter(g.guard.get(), g.id, self.rt.stack_size);
         // SAFETY: `coro` points into g's execution state, which only this thread touches, and
         // the goroutine never touches its own `coro` field while it runs.
-        let r = unsafe { (*coro).resume(()) };
+        let r = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*coro).resume(()) }));
         overflow::leave();
         self.shared.running.store(0, Ordering::Relaxed);
         self.current.set(std::ptr::null());
+        let r = match r {
+            Ok(r) => r,
+            Err(p) => {
+                // The body contains its panics (mod.rs), so this is a panic that escaped the
+                // coroutine anyway: the coroutine is finished; report and go on (invariant 4).
+                contain::report(g.id, "running (escaped the goroutine)", &p);
+                contain::drop_payload(g.id, p);
+                self.finish(g);
+                return;
+            }
+        };
         match r {
             CoroutineResult::Yield(Suspend::Yield) => self.runq.borrow_mut().push_back(g),
             CoroutineResult::Yield(Suspend::Park(commit)) => {
@@ -543,15 +592,40 @@ impl Worker {
                 // Destructors on the unwinding stack run "on" the goroutine: a park they attempt
                 // is absorbed by the unwinder instead of failing as a park outside a goroutine.
                 self.current.set(Arc::as_ptr(&g));
-                drop(coro);
+                contain::unwinding(g.id, || drop(coro));
                 self.current.set(std::ptr::null());
             }
         }
-        self.timers.borrow_mut().clear();
-        self.runq.borrow_mut().clear();
-        self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        while self.spawnq.pop().is_some() {}
+        // Goroutines that never started: their closures hold user values whose `Drop` may
+        // panic or wake other goroutines (whose tokens then land in `runq`, emptied below).
+        while let Some(g) = self.spawnq.pop() {
+            let id = g.id;
+            contain::drop_contained(id, "dropping the closure of a goroutine that never ran", g);
+        }
+        // Taken out first, so a callback's destructor that reaches this heap finds it free.
+        let mut timers = std::mem::take(&mut *self.timers.borrow_mut());
+        contain::catch(0, "dropping timers at shutdown", || timers.clear());
+        let runq = std::mem::take(&mut *self.runq.borrow_mut());
+        drop(runq);
         SHUTTING_DOWN.with(|s| s.set(false));
+    }
+}
+
+/// The drop guard of invariant 4: runs before any field of the worker is dropped.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shared.close();
+        self.current.set(std::ptr::null());
+        let me: *const Worker = self;
+        let _ = WORKER.try_with(|w| {
+            if std::ptr::eq(w.get(), me) {
+                w.set(std::ptr::null());
+            }
+        });
+        // `run` unwinds every live goroutine at shutdown and never unwinds itself, so this
+        // list is empty unless the worker never ran its loop. A goroutine left here cannot be
+        // unwound safely any more (its destructors would run without their worker): leak it.
+        std::mem::forget(std::mem::take(self.live.get_mut()));
     }
 }
 

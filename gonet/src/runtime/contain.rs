@@ -1,0 +1,134 @@
+//! Containment of panics from user code that the runtime runs outside a goroutine body.
+//!
+//! A goroutine body runs under `catch_unwind` (its panic goes to `JoinHandle::join`). But the
+//! runtime also runs user code of its own accord, on a worker or a pool thread: it drops a
+//! detached goroutine's result or panic payload, drops the closure of a goroutine that never
+//! started, runs timer callbacks and blocking jobs, and unwinds parked goroutines at
+//! shutdown. A panic there must not unwind through the scheduler (it would leave the worker
+//! half torn down; see invariant 4 in `worker.rs`). The rule, as harmless as Go's `recover`:
+//!
+//! * such code runs under [`catch`]: a panic is reported ([`report`], naming the goroutine
+//!   and what was being done) and the runtime goes on;
+//! * a caught payload is dropped with [`drop_payload`], since a payload's own `Drop` may
+//!   panic too;
+//! * where no recovery exists — a destructor that panics while a goroutine's stack is being
+//!   force-unwound at shutdown is a panic during unwinding, which Rust turns into an abort —
+//!   the process aborts, and the panic hook wrapper installed by [`install_hook`] first names
+//!   the goroutine.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+/// A panic payload.
+pub(crate) type Payload = Box<dyn Any + Send>;
+
+/// Runs `f`; if it panics, reports `what` (for goroutine `gid`, 0 if none) with the panic's
+/// message and returns `None`. Never unwinds.
+pub(crate) fn catch<R>(gid: u64, what: &str, f: impl FnOnce() -> R) -> Option<R> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(p) => {
+            report(gid, what, &p);
+            drop_payload(gid, p);
+            None
+        }
+    }
+}
+
+/// Drops `v` (a value that belongs to goroutine `gid`); a panic in its `Drop` is reported as
+/// `what` and contained.
+pub(crate) fn drop_contained<T>(gid: u64, what: &str, v: T) {
+    catch(gid, what, move || drop(v));
+}
+
+/// How many nested panicking payloads are dropped before the rest is leaked.
+const PAYLOAD_DEPTH: usize = 8;
+
+/// Drops a caught panic payload whose `Drop` may itself panic, and so on: each such panic is
+/// reported and its own payload dropped in turn; past a few levels the payload is leaked
+/// (safe, and better than looping forever).
+pub(crate) fn drop_payload(gid: u64, p: Payload) {
+    let mut p = p;
+    for _ in 0..PAYLOAD_DEPTH {
+        match panic::catch_unwind(AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(next) => {
+                report(gid, "dropping a panic payload", &next);
+                p = next;
+            }
+        }
+    }
+    std::mem::forget(p);
+}
+
+/// The message of a panic payload, if it is a string.
+pub(crate) fn message(p: &Payload) -> &str {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string payload)"
+    }
+}
+
+/// Reports a contained panic: through the `log` crate when a logger is enabled for errors,
+/// else on stderr. The one place such reports are written.
+pub(crate) fn report(gid: u64, what: &str, p: &Payload) {
+    let who = if gid == 0 { String::new() } else { format!("goroutine {gid}: ") };
+    let line = format!("gonet: {who}panic while {what}: {}; contained", message(p));
+    if log::log_enabled!(log::Level::Error) {
+        log::error!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+/// Where no recovery exists: names `what` panicked, with the message, and aborts.
+pub(crate) fn abort(what: &str, p: &Payload) -> ! {
+    let line = format!("gonet: {what} panicked: {}; aborting", message(p));
+    log::error!("{line}");
+    eprintln!("{line}");
+    std::process::abort()
+}
+
+thread_local! {
+    /// The goroutine whose stack this thread is force-unwinding at shutdown (0: none).
+    static UNWINDING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f`, which force-unwinds goroutine `gid`'s stack, marking the thread so that the
+/// panic hook can name the goroutine if a destructor panics (which aborts; see the top).
+pub(crate) fn unwinding<R>(gid: u64, f: impl FnOnce() -> R) -> R {
+    let prev = UNWINDING.with(|u| u.replace(gid));
+    let r = f();
+    UNWINDING.with(|u| u.set(prev));
+    r
+}
+
+/// Wraps the process's panic hook (once) so that a panic raised while a goroutine's stack is
+/// force-unwound at shutdown — a panic during unwinding, which aborts — names the goroutine
+/// after the usual message. Other panics are left to the previous hook unchanged.
+pub(crate) fn install_hook() {
+    static ONCE: Once = Once::new();
+    if std::thread::panicking() {
+        return; // `take_hook` may not be called while panicking; a later run installs it
+    }
+    ONCE.call_once(|| {
+        let prev = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            prev(info);
+            // Once per unwound goroutine: the abort itself calls the hook a second time.
+            let gid = UNWINDING.try_with(|u| u.replace(0)).unwrap_or(0);
+            if gid != 0 {
+                eprintln!(
+                    "gonet: goroutine {gid}: a destructor panicked while the runtime unwound the \
+                     goroutine's stack at shutdown; if the panic leaves the destructor (a panic \
+                     during unwinding), the process aborts"
+                );
+            }
+        }));
+    });
+}
