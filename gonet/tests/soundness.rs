@@ -76,7 +76,13 @@ fn detached_result_whose_drop_panics() {
                 gonet::time::sleep(Duration::from_secs(100));
             });
             gonet::time::sleep(Duration::from_millis(20));
-            drop(gonet::go(|| Boom)); // detached: the runtime drops the Boom
+            // Detached: the runtime drops the Boom. (With two workers the goroutine could
+            // finish before the handle is dropped, and the handle's drop would drop the Boom,
+            // in this goroutine's code; the sleep rules that out.)
+            drop(gonet::go(|| {
+                gonet::time::sleep(Duration::from_millis(5));
+                Boom
+            }));
             gonet::time::sleep(Duration::from_millis(20));
             runtime_still_works();
             42
@@ -92,7 +98,7 @@ fn many_detached_results_whose_drop_panics() {
     let v = run(2, || {
         for _ in 0..100 {
             drop(gonet::go(|| {
-                gonet::yield_now();
+                gonet::time::sleep(Duration::from_millis(5));
                 Boom
             }));
         }
@@ -135,18 +141,51 @@ fn joined_result_whose_drop_panics_panics_in_the_joiner() {
 #[test]
 fn unstarted_closures_whose_drop_panics_at_shutdown() {
     let v = run(1, || {
-        // Spawned by a goroutine that then holds the only worker until the runtime is shutting
-        // down, so none of them starts.
-        gonet::go(|| {
+        unstarted_at_shutdown();
+        4
+    });
+    assert_eq!(v, 4);
+}
+
+/// Leaves 10 goroutines whose closures hold a `Boom` unstarted when the runtime shuts down:
+/// they are spawned at shutdown, by the destructor of a parked goroutine being unwound, so
+/// they never run. The caller is the main goroutine.
+fn unstarted_at_shutdown() {
+    struct SpawnBoomsOnDrop;
+    impl Drop for SpawnBoomsOnDrop {
+        fn drop(&mut self) {
             for _ in 0..10 {
                 let b = Boom;
                 gonet::go(move || drop(b));
             }
-            thread::sleep(Duration::from_millis(300));
-        });
-        4
+        }
+    }
+    gonet::go(|| {
+        let _s = SpawnBoomsOnDrop;
+        gonet::time::sleep(Duration::from_secs(100));
     });
-    assert_eq!(v, 4);
+    gonet::time::sleep(Duration::from_millis(10));
+}
+
+/// A goroutine unwound at shutdown while it waits for a blocking job whose result's `Drop`
+/// panics: the result is dropped, contained, once the job is done.
+#[test]
+fn blocking_job_result_dropped_at_shutdown() {
+    let v = run(2, || {
+        for _ in 0..4 {
+            gonet::go(|| {
+                gonet::blocking(|| {
+                    thread::sleep(Duration::from_millis(50));
+                    Boom
+                })
+            });
+        }
+        gonet::time::sleep(Duration::from_millis(10));
+        10
+    });
+    assert_eq!(v, 10);
+    // The pool still runs jobs for a new runtime.
+    assert_eq!(run(1, || gonet::go(|| gonet::blocking(|| 11)).join().unwrap()), 11);
 }
 
 /// A goroutine parked at shutdown whose stack is unwound: its destructors wake a goroutine
@@ -368,6 +407,41 @@ fn contained_panics_are_reported_naming_the_goroutine() {
     );
     assert!(stderr.contains(&want_a), "missing {want_a:?} in:\n{stderr}");
     assert!(stderr.contains(&want_b), "missing {want_b:?} in:\n{stderr}");
+}
+
+/// The runtime's own drops at shutdown are reported too: the closures of goroutines that never
+/// ran, and the result of a blocking job whose goroutine was unwound while it waited.
+#[test]
+fn shutdown_drops_are_reported_naming_the_goroutine() {
+    if std::env::var(CHILD_ENV).as_deref() == Ok("shutdown") {
+        gonet::Builder::new().procs(1).build().unwrap().run(|| {
+            let h = gonet::go(|| {
+                gonet::blocking(|| {
+                    thread::sleep(Duration::from_millis(100));
+                    Boom
+                })
+            });
+            println!("blocking {}", h.id());
+            gonet::time::sleep(Duration::from_millis(10));
+            unstarted_at_shutdown();
+        });
+        return;
+    }
+    let out = run_child("shutdown_drops_are_reported_naming_the_goroutine", "shutdown");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {stdout}\n{stderr}");
+    let id = stdout.split("blocking ").nth(1).expect("child printed the id");
+    let id = id.split_whitespace().next().unwrap();
+    let want = format!(
+        "gonet: goroutine {id}: panic while dropping a blocking job's result at shutdown: boom \
+         in drop; contained"
+    );
+    assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    let n = stderr
+        .matches(": panic while dropping the closure of a goroutine that never ran: boom in drop")
+        .count();
+    assert_eq!(n, 10, "{stderr}");
 }
 
 /// A destructor that panics while the runtime unwinds a parked goroutine at shutdown panics

@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
+use super::contain;
 use super::park::park;
 use super::worker;
 
@@ -73,7 +74,9 @@ impl Pool {
         loop {
             if let Some(job) = st.jobs.pop_front() {
                 drop(st);
-                job();
+                // Jobs catch their closure's panics; this also contains a panicking `Drop` of
+                // what a job leaves behind, so the pool never loses a thread (contain.rs).
+                contain::catch(0, "running a blocking job", job);
                 st = self.lock();
                 continue;
             }
@@ -116,18 +119,27 @@ where
         flag: Mutex<bool>,
         cv: Condvar,
     }
-    struct WaitOnUnwind(Arc<Done>);
-    impl Drop for WaitOnUnwind {
+    type Out<T> = Arc<Mutex<Option<thread::Result<T>>>>;
+    struct WaitOnUnwind<T>(Arc<Done>, Out<T>);
+    impl<T> Drop for WaitOnUnwind<T> {
         fn drop(&mut self) {
             let mut d = self.0.flag.lock().unwrap_or_else(|e| e.into_inner());
             while !*d {
                 d = self.0.cv.wait(d).unwrap_or_else(|e| e.into_inner());
             }
+            drop(d);
+            if thread::panicking() {
+                // Unwound at shutdown: the result nobody will read is dropped here, where a
+                // panic in its `Drop` is contained instead of aborting the unwind.
+                let r = self.1.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let gid = worker::current_goroutine_id().unwrap_or(0);
+                contain::drop_contained(gid, "dropping a blocking job's result at shutdown", r);
+            }
         }
     }
-    let out: Arc<Mutex<Option<thread::Result<T>>>> = Arc::new(Mutex::new(None));
+    let out: Out<T> = Arc::new(Mutex::new(None));
     let done = Arc::new(Done { flag: Mutex::new(false), cv: Condvar::new() });
-    let guard = WaitOnUnwind(done.clone());
+    let guard = WaitOnUnwind(done.clone(), out.clone());
     let slot = out.clone();
     let job: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
         let r = panic::catch_unwind(AssertUnwindSafe(f));

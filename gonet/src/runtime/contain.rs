@@ -27,7 +27,11 @@ pub(crate) type Payload = Box<dyn Any + Send>;
 /// Runs `f`; if it panics, reports `what` (for goroutine `gid`, 0 if none) with the panic's
 /// message and returns `None`. Never unwinds.
 pub(crate) fn catch<R>(gid: u64, what: &str, f: impl FnOnce() -> R) -> Option<R> {
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
+    // A panic caught here does not abort, even during a shutdown unwind: no hook note.
+    let unwinding = UNWINDING.with(|u| u.replace(0));
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    UNWINDING.with(|u| u.set(unwinding));
+    match r {
         Ok(r) => Some(r),
         Err(p) => {
             report(gid, what, &p);

@@ -202,7 +202,7 @@ impl Global {
             let now = Instant::now();
             if let Some(a) = h.pop_due(now) {
                 drop(h);
-                a.fire();
+                super::contain::catch(0, "running a timer callback", || a.fire());
                 h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }
