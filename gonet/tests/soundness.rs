@@ -190,7 +190,8 @@ fn blocking_job_result_dropped_at_shutdown() {
 
 /// A goroutine parked at shutdown whose stack is unwound: its destructors wake a goroutine
 /// parked on the same worker, send to a plain thread and spawn goroutines, all while the
-/// worker tears down.
+/// worker tears down, with timers (a sleep, a receive timeout, `time::after`, a select
+/// timeout) still pending.
 #[test]
 fn destructors_at_shutdown_wake_and_spawn() {
     struct SpawnOnDrop;
@@ -210,6 +211,18 @@ fn destructors_at_shutdown_wake_and_spawn() {
             let _b = WakeOnDrop(ttx);
             let _c = SpawnOnDrop;
             gonet::time::sleep(Duration::from_secs(100));
+        });
+        // Timers pending at shutdown: dropped with the heap, their callbacks never run.
+        let (_keep, rx2) = chan::bounded::<u32>(0);
+        gonet::go(move || rx2.recv_timeout(Duration::from_secs(100)));
+        let after = gonet::time::after(Duration::from_secs(100));
+        gonet::go(move || {
+            let (_t, r) = chan::bounded::<WakeOnDrop>(0);
+            gonet::select! {
+                recv(r) -> _ => (),
+                recv(after) -> _ => (),
+                default(Duration::from_secs(100)) => (),
+            }
         });
         gonet::time::sleep(Duration::from_millis(20));
         5
