@@ -204,6 +204,12 @@ impl<T> Receiver<T> {
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
         Arc::ptr_eq(&self.chan, &other.chan)
     }
+
+    /// Runs `f` once the last receiver of the channel is gone (at once if it is already):
+    /// how a timer frees itself when nobody can receive its value any more.
+    pub(crate) fn on_receivers_gone(&self, f: Box<dyn FnOnce() + Send>) {
+        self.chan.on_receivers_gone(f)
+    }
 }
 
 impl<T> Clone for Sender<T> {
