@@ -16,6 +16,7 @@ mod ticker;
 mod timer;
 
 pub use ticker::Ticker;
+pub(crate) use timer::spawn_func;
 pub use timer::{after_func, Timer};
 
 use std::sync::OnceLock;

@@ -98,7 +98,7 @@ impl Shared {
 /// Runs an [`after_func`] function in its own goroutine, as Go does (so it may block, and a
 /// panic in it stays in that goroutine); outside a runtime, or if no goroutine can be
 /// started, on its own thread.
-fn spawn_func(f: Arc<dyn Fn() + Send + Sync>) {
+pub(crate) fn spawn_func(f: Arc<dyn Fn() + Send + Sync>) {
     if worker::current().is_some() {
         let g = f.clone();
         if crate::try_go(move || g()).is_ok() {
