@@ -22,12 +22,15 @@
 //!
 //! The layers, bottom up: [`runtime`] (goroutines, stacks, scheduler, timers), the netpoller
 //! (`netpoll`, crate-private), [`net`] (std-shaped sockets with Go's deadlines and close),
-//! and the goroutine-aware primitives [`chan`], [`sync`] and [`time`].
+//! the goroutine-aware primitives [`chan`], [`sync`] and [`time`], and Go's cancellation
+//! toolbox: [`context`] and [`errgroup`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 pub mod chan;
+pub mod context;
+pub mod errgroup;
 pub mod net;
 mod netpoll;
 pub mod runtime;

@@ -386,7 +386,7 @@ fn errors_display_and_convert() {
     fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
     let e = SendError(5u8);
     is_error(&e);
-    assert_eq!(e.to_string(), "sending on a disconnected channel");
+    assert_eq!(e.to_string(), "sending on a closed or disconnected channel");
     assert_eq!(e.into_inner(), 5);
     let e = TrySendError::Full(1u8);
     is_error(&e);
@@ -398,7 +398,7 @@ fn errors_display_and_convert() {
     assert!(e.is_timeout());
     assert_eq!(e.into_inner(), 1);
     is_error(&RecvError);
-    assert_eq!(RecvError.to_string(), "receiving on an empty and disconnected channel");
+    assert_eq!(RecvError.to_string(), "receiving on an empty and closed or disconnected channel");
     is_error(&TryRecvError::Empty);
     assert!(TryRecvError::Empty.is_empty());
     assert_eq!(TryRecvError::from(RecvError), TryRecvError::Disconnected);

@@ -6,7 +6,12 @@
 //! * `buf` — buffered values, at most `cap` of them (`cap` is 0 for a rendezvous channel and
 //!   `usize::MAX` for an unbounded one);
 //! * `recvq`, `sendq` — blocked operations (entries of `token.rs`, possibly stale);
-//! * `tx_gone`, `rx_gone` — every `Sender` (resp. `Receiver`) has been dropped.
+//! * `tx_gone`, `rx_gone` — every `Sender` (resp. `Receiver`) has been dropped, or, for
+//!   `tx_gone`, the channel was closed;
+//! * `closed` — [`Chan::close`] was called (Go's `close`): implies `tx_gone`, and sends fail
+//!   as if `rx_gone` (they hand their value back); receivers drain the buffer, then fail;
+//! * `on_rx_gone` — a hook run once when the last receiver is gone (a timer frees itself
+//!   through it: `time/`).
 //!
 //! # Invariants (about *live* entries: those whose token is still waiting)
 //!
@@ -59,6 +64,8 @@ struct State<T> {
     sendq: WaitQueue<T>,
     tx_gone: bool,
     rx_gone: bool,
+    closed: bool,
+    on_rx_gone: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The shared channel behind `Sender`s and `Receiver`s.
@@ -138,6 +145,8 @@ impl<T> Chan<T> {
                 sendq: WaitQueue::new(),
                 tx_gone: false,
                 rx_gone: false,
+                closed: false,
+                on_rx_gone: None,
             }),
             cap: cap.unwrap_or(usize::MAX),
             bounded: cap.is_some(),
@@ -170,7 +179,7 @@ impl<T> Chan<T> {
         st: &mut State<T>,
         v: T,
     ) -> (Result<(), TrySendError<T>>, Option<Waiter>) {
-        if st.rx_gone {
+        if st.rx_gone || st.closed {
             return (Err(TrySendError::Disconnected(v)), None);
         }
         if let Some(e) = st.recvq.claim_front() {
@@ -358,7 +367,7 @@ impl<T> Chan<T> {
             };
             return Reg::Queued(self.enqueue_send(&mut st, token, arm, v));
         }
-        if st.rx_gone || st.recvq.has_live_except(token) || st.buf.len() < self.cap {
+        if st.rx_gone || st.closed || st.recvq.has_live_except(token) || st.buf.len() < self.cap {
             return Reg::Ready(Some(v));
         }
         Reg::Queued(self.enqueue_send(&mut st, token, arm, v))
@@ -439,15 +448,56 @@ impl<T> Chan<T> {
     }
 
     /// The last `Receiver` is gone: blocked senders get their values back, and buffered
-    /// values, which nobody can receive any more, are dropped.
+    /// values, which nobody can receive any more, are dropped; then the `on_rx_gone` hook
+    /// runs.
     pub(crate) fn disconnect_receivers(&self) {
         let mut st = self.lock();
         st.rx_gone = true;
         let buf = std::mem::take(&mut st.buf);
         let wake = st.sendq.disconnect_all();
+        let hook = st.on_rx_gone.take();
         drop(st);
         wake.into_iter().for_each(Waiter::wake);
         drop(buf);
+        if let Some(h) = hook {
+            h();
+        }
+    }
+
+    /// Go's `close`: from now on sends fail (handing their value back), blocked senders
+    /// are woken with their values back, and receivers take the buffered values, then fail.
+    /// Returns false if the channel was already closed.
+    pub(crate) fn close(&self) -> bool {
+        let mut st = self.lock();
+        if st.closed {
+            return false;
+        }
+        st.closed = true;
+        st.tx_gone = true;
+        // Receivers are queued only while the buffer is empty (invariant 1), so they fail
+        // at once; senders are queued only while it is full (invariant 2) and get their
+        // values back, while the buffered values stay for the receivers.
+        let mut wake = st.recvq.disconnect_all();
+        wake.extend(st.sendq.disconnect_all());
+        drop(st);
+        wake.into_iter().for_each(Waiter::wake);
+        true
+    }
+
+    /// Whether [`close`](Chan::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Sets the hook run once when the last receiver is gone (at once if it already is).
+    pub(crate) fn on_receivers_gone(&self, f: Box<dyn FnOnce() + Send>) {
+        let mut st = self.lock();
+        if st.rx_gone {
+            drop(st);
+            f();
+            return;
+        }
+        st.on_rx_gone = Some(f);
     }
 
     /// Drops one sender handle; the last one disconnects.

@@ -144,7 +144,7 @@ impl<T> fmt::Debug for SendTimeoutError<T> {
 
 impl<T> fmt::Display for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sending on a disconnected channel")
+        f.write_str("sending on a closed or disconnected channel")
     }
 }
 
@@ -152,7 +152,9 @@ impl<T> fmt::Display for TrySendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TrySendError::Full(_) => f.write_str("sending on a full channel"),
-            TrySendError::Disconnected(_) => f.write_str("sending on a disconnected channel"),
+            TrySendError::Disconnected(_) => {
+                f.write_str("sending on a closed or disconnected channel")
+            }
         }
     }
 }
@@ -161,14 +163,16 @@ impl<T> fmt::Display for SendTimeoutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendTimeoutError::Timeout(_) => f.write_str("timed out waiting on send operation"),
-            SendTimeoutError::Disconnected(_) => f.write_str("sending on a disconnected channel"),
+            SendTimeoutError::Disconnected(_) => {
+                f.write_str("sending on a closed or disconnected channel")
+            }
         }
     }
 }
 
 impl fmt::Display for RecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("receiving on an empty and disconnected channel")
+        f.write_str("receiving on an empty and closed or disconnected channel")
     }
 }
 
@@ -177,7 +181,7 @@ impl fmt::Display for TryRecvError {
         match self {
             TryRecvError::Empty => f.write_str("receiving on an empty channel"),
             TryRecvError::Disconnected => {
-                f.write_str("receiving on an empty and disconnected channel")
+                f.write_str("receiving on an empty and closed or disconnected channel")
             }
         }
     }
@@ -188,7 +192,7 @@ impl fmt::Display for RecvTimeoutError {
         match self {
             RecvTimeoutError::Timeout => f.write_str("timed out waiting on receive operation"),
             RecvTimeoutError::Disconnected => {
-                f.write_str("receiving on an empty and disconnected channel")
+                f.write_str("receiving on an empty and closed or disconnected channel")
             }
         }
     }

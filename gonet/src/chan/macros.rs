@@ -44,63 +44,40 @@ macro_rules! select {
 }
 
 /// The parser behind [`select!`]: `@parse (declarations) (arms) (dispatch) (default) input`.
+///
+/// An arm is munched in two steps: its head (`recv(r) -> p =>`, `send(s, v) -> p =>`,
+/// `default =>`, `default(t) =>`) and then its body with `@body`, which splits the body from
+/// the rest of the input without a fragment followed by an optional comma (the source of the
+/// "local ambiguity" errors): a brace group with a comma, a brace group without one, an
+/// expression with a comma, or an expression ending the input — tried in this order, each
+/// on literal tokens or a fragment followed by a literal.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __gonet_select {
     // recv(r) -> pat => body
     (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ($($def:tt)*)
-        recv($r:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
-        $crate::__gonet_select!(@recv ($($decl)*) ($($list)*) ($($disp)*) ($($def)*)
-            ($r) ($p) ($body) $($rest)*)
-    };
-    (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ($($def:tt)*)
-        recv($r:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
-        $crate::__gonet_select!(@recv ($($decl)*) ($($list)*) ($($disp)*) ($($def)*)
-            ($r) ($p) ($body) $($rest)*)
-    };
-    (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ($($def:tt)*)
-        recv($r:expr) -> $p:pat => $body:expr) => {
-        $crate::__gonet_select!(@recv ($($decl)*) ($($list)*) ($($disp)*) ($($def)*)
-            ($r) ($p) ($body))
+        recv($r:expr $(,)?) -> $p:pat => $($rest:tt)*) => {
+        $crate::__gonet_select!(@body (@recv ($($decl)*) ($($list)*) ($($disp)*) ($($def)*)
+            ($r) ($p)) $($rest)*)
     };
 
     // send(s, value) -> pat => body
     (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ($($def:tt)*)
-        send($s:expr, $v:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
-        $crate::__gonet_select!(@send ($($decl)*) ($($list)*) ($($disp)*) ($($def)*)
-            ($s) ($v) ($p) ($body) $($rest)*)
-    };
-    (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ($($def:tt)*)
-        send($s:expr, $v:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
-        $crate::__gonet_select!(@send ($($decl)*) ($($list)*) ($($disp)*) ($($def)*)
-            ($s) ($v) ($p) ($body) $($rest)*)
-    };
-    (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ($($def:tt)*)
-        send($s:expr, $v:expr) -> $p:pat => $body:expr) => {
-        $crate::__gonet_select!(@send ($($decl)*) ($($list)*) ($($disp)*) ($($def)*)
-            ($s) ($v) ($p) ($body))
+        send($s:expr, $v:expr $(,)?) -> $p:pat => $($rest:tt)*) => {
+        $crate::__gonet_select!(@body (@send ($($decl)*) ($($list)*) ($($disp)*) ($($def)*)
+            ($s) ($v) ($p)) $($rest)*)
     };
 
     // default => body, default(timeout) => body
     (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ()
-        default => $body:block $(,)? $($rest:tt)*) => {
-        $crate::__gonet_select!(@parse ($($decl)*) ($($list)*) ($($disp)*)
-            (($crate::chan::__private::Otherwise::Now) ($body)) $($rest)*)
+        default => $($rest:tt)*) => {
+        $crate::__gonet_select!(@body (@default ($($decl)*) ($($list)*) ($($disp)*)
+            ($crate::chan::__private::Otherwise::Now)) $($rest)*)
     };
     (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ()
-        default => $body:expr $(, $($rest:tt)*)?) => {
-        $crate::__gonet_select!(@parse ($($decl)*) ($($list)*) ($($disp)*)
-            (($crate::chan::__private::Otherwise::Now) ($body)) $($($rest)*)?)
-    };
-    (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ()
-        default($t:expr) => $body:block $(,)? $($rest:tt)*) => {
-        $crate::__gonet_select!(@parse ($($decl)*) ($($list)*) ($($disp)*)
-            (($crate::chan::__private::Otherwise::Timeout($t)) ($body)) $($rest)*)
-    };
-    (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ()
-        default($t:expr) => $body:expr $(, $($rest:tt)*)?) => {
-        $crate::__gonet_select!(@parse ($($decl)*) ($($list)*) ($($disp)*)
-            (($crate::chan::__private::Otherwise::Timeout($t)) ($body)) $($($rest)*)?)
+        default($t:expr $(,)?) => $($rest:tt)*) => {
+        $crate::__gonet_select!(@body (@default ($($decl)*) ($($list)*) ($($disp)*)
+            ($crate::chan::__private::Otherwise::Timeout($t))) $($rest)*)
     };
     (@parse ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ($($def:tt)+) default $($rest:tt)*) => {
         ::core::compile_error!("gonet::select!: more than one `default` arm")
@@ -127,6 +104,35 @@ macro_rules! __gonet_select {
             "`default => body` or `default(timeout) => body`, found: ",
             ::core::stringify!($($rest)+)
         ))
+    };
+
+    // Splits an arm's body from the rest of the input, then continues with `(@step ..)`
+    // followed by `(body)` and the rest.
+    (@body (@$step:ident $($args:tt)*) { $($b:tt)* } , $($rest:tt)*) => {
+        $crate::__gonet_select!(@$step $($args)* ({ $($b)* }) $($rest)*)
+    };
+    (@body (@$step:ident $($args:tt)*) { $($b:tt)* } $($rest:tt)*) => {
+        $crate::__gonet_select!(@$step $($args)* ({ $($b)* }) $($rest)*)
+    };
+    (@body (@$step:ident $($args:tt)*) $body:expr , $($rest:tt)*) => {
+        $crate::__gonet_select!(@$step $($args)* ($body) $($rest)*)
+    };
+    (@body (@$step:ident $($args:tt)*) $body:expr) => {
+        $crate::__gonet_select!(@$step $($args)* ($body))
+    };
+    (@body (@$step:ident $($args:tt)*) $($rest:tt)*) => {
+        ::core::compile_error!(::core::concat!(
+            "gonet::select!: expected an arm body (`{ .. }` or an expression followed by `,`), ",
+            "found: ",
+            ::core::stringify!($($rest)*)
+        ))
+    };
+
+    // The default arm, kept aside until the end of the input.
+    (@default ($($decl:tt)*) ($($list:tt)*) ($($disp:tt)*) ($($o:tt)*) ($body:tt)
+        $($rest:tt)*) => {
+        $crate::__gonet_select!(@parse ($($decl)*) ($($list)*) ($($disp)*)
+            (($($o)*) ($body)) $($rest)*)
     };
 
     // One arm, appended to the accumulators. `rx`/`tx` and `arm` are fresh names per step.

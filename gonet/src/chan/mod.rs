@@ -11,6 +11,10 @@
 //! the buffered values and then [`RecvError`]; when every [`Receiver`] is dropped, senders get
 //! their value back in [`SendError`]. The API mirrors crossbeam-channel's.
 //!
+//! [`Sender::close`] is Go's `close(ch)`, for when other senders still exist: receivers take
+//! the buffered values, then get [`RecvError`]; every later send, and every send blocked at the
+//! moment of the close, fails with [`SendError`] holding its value (where Go panics).
+//!
 //! Files, by concept: `channel` (the channel object, its buffer and waiter queues, the
 //! send/receive steps, and the fast path of plain blocking `send`/`recv`), `token` (the
 //! records of blocked operations, which a woken waiter learns its outcome from), `waitq` (the
@@ -96,6 +100,21 @@ impl<T> Sender<T> {
 
     fn send_until(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         self.chan.send(v, deadline)
+    }
+
+    /// Closes the channel (Go's `close(ch)`), for every sender at once: receivers take the
+    /// values still buffered, then get [`RecvError`] (and a `select!` receive arm sees the
+    /// channel ready, with an error); sends fail from now on with [`SendError`], which
+    /// hands the value back, and so do the sends blocked right now. Dropping every sender
+    /// has the same effect on receivers. Returns false if the channel was already closed
+    /// (where Go panics).
+    pub fn close(&self) -> bool {
+        self.chan.close()
+    }
+
+    /// Whether [`close`](Sender::close) was called on the channel.
+    pub fn is_closed(&self) -> bool {
+        self.chan.is_closed()
     }
 
     /// Number of buffered values.
@@ -184,6 +203,12 @@ impl<T> Receiver<T> {
     /// Whether `self` and `other` receive from the same channel.
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
         Arc::ptr_eq(&self.chan, &other.chan)
+    }
+
+    /// Runs `f` once the last receiver of the channel is gone (at once if it is already):
+    /// how a timer frees itself when nobody can receive its value any more.
+    pub(crate) fn on_receivers_gone(&self, f: Box<dyn FnOnce() + Send>) {
+        self.chan.on_receivers_gone(f)
     }
 }
 

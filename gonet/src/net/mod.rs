@@ -4,6 +4,8 @@
 //! * [`TcpListener`], [`TcpStream`] — `tcp.rs`
 //! * [`UdpSocket`] — `udp.rs`
 //! * [`UnixListener`], [`UnixStream`], [`UnixDatagram`] — `unix.rs`
+//! * [`dial_context`], [`with_context`]: calls bounded by a [`Context`](crate::context::Context)
+//!   — `context.rs`
 //!
 //! Conventions shared by every type:
 //! * `Read`/`Write` are implemented for `T` and `&T`: one reader goroutine and one writer
@@ -22,6 +24,7 @@
 
 use std::io;
 
+mod context;
 mod fd;
 mod macros;
 mod resolve;
@@ -29,6 +32,7 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use context::{dial_context, with_context, Deadlines};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -37,6 +37,9 @@ pub(crate) struct WorkerStats {
     pub(crate) sleeps: Counter,
     pub(crate) spins: Counter,
     pub(crate) spin_hits: Counter,
+    /// Entries in the worker's timer heap (dead ones not yet swept included), as of the
+    /// worker's last scheduling round.
+    pub(crate) timers: Counter,
 }
 
 /// A snapshot of one worker's counters.
@@ -64,6 +67,9 @@ pub struct WorkerSnapshot {
     pub spins: u64,
     /// Of those, spins that found work before the window ended.
     pub spin_hits: u64,
+    /// Entries in the worker's timer heap at its last scheduling round, cancelled ones not
+    /// yet swept included: what the timers cost in memory.
+    pub timers: u64,
 }
 
 /// A snapshot of a runtime's statistics, from [`stats`].
@@ -100,6 +106,7 @@ pub fn stats() -> Option<Stats> {
             sleeps: st.sleeps.get(),
             spins: st.spins.get(),
             spin_hits: st.spin_hits.get(),
+            timers: st.timers.get(),
         };
         s.spawned += snap.spawned;
         finished += snap.finished;

@@ -297,7 +297,9 @@ impl Worker {
     }
 
     fn fire_timers(&self) {
-        if self.timers.borrow().len() == 0 {
+        let len = self.timers.borrow().len();
+        self.shared.stats.timers.set_local(len as u64);
+        if len == 0 {
             return;
         }
         let now = Instant::now();

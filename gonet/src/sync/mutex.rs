@@ -188,6 +188,23 @@ pub struct MutexGuard<'a, T: ?Sized> {
 // SAFETY: sharing a guard shares `&T` only.
 unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// Gives up the guard without unlocking; the caller becomes responsible for the unlock
+    /// (`Cond::wait` releases the lock from inside its park).
+    pub(crate) fn leak(self) -> &'a Mutex<T> {
+        let m = self.m;
+        std::mem::forget(self);
+        m
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// The lock without the data.
+    pub(crate) fn raw(&self) -> &RawMutex {
+        &self.raw
+    }
+}
+
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -99,6 +99,49 @@ impl WaitGroup {
     pub fn count(&self) -> usize {
         self.lock().count
     }
+
+    /// Adds one to the counter and returns a guard that calls [`done`](WaitGroup::done) when
+    /// dropped — also when the goroutine holding it panics, so a panic cannot leave
+    /// [`wait`](WaitGroup::wait) blocked forever.
+    pub fn guard(&self) -> DoneGuard {
+        self.add(1);
+        DoneGuard { wg: self.clone() }
+    }
+
+    /// Starts `f` in a goroutine counted by the group (Go 1.25's `WaitGroup.Go`): the counter
+    /// is raised now and lowered when `f` returns or panics.
+    ///
+    /// # Panics
+    /// Outside a runtime, as [`go`](crate::go).
+    pub fn go<F, T>(&self, f: F) -> crate::JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let guard = self.guard();
+        crate::go(move || {
+            let _guard = guard;
+            f()
+        })
+    }
+}
+
+/// Calls [`WaitGroup::done`] when dropped; from [`WaitGroup::guard`].
+#[must_use = "dropping the guard calls done() at once"]
+pub struct DoneGuard {
+    wg: WaitGroup,
+}
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        self.wg.done();
+    }
+}
+
+impl fmt::Debug for DoneGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DoneGuard { .. }")
+    }
 }
 
 impl fmt::Debug for WaitGroup {

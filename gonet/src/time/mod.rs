@@ -1,14 +1,29 @@
-//! Goroutine-aware time: [`sleep`] parks the goroutine (or sleeps the thread outside the
-//! runtime) and [`after`] delivers the current instant on a channel once a duration passes.
+//! Goroutine-aware time (Go's `time` package): [`sleep`] parks the goroutine (or sleeps the
+//! thread outside the runtime), [`after`] delivers the current instant on a channel once a
+//! duration passes, [`Timer`] and [`after_func`] are stoppable and resettable one-shot timers
+//! (`timer.rs`), and [`Ticker`] delivers ticks periodically (`ticker.rs`).
 //!
-//! Both are backed by the worker's timer heap (`runtime::timer`); outside a runtime, by a
+//! All are backed by the worker's timer heap (`runtime::timer`); outside a runtime, by a
 //! process-wide timer thread.
+//!
+//! As in Go 1.23, a timer whose channel nobody can receive from any more is freed at once:
+//! when the last `Receiver` of an [`after`], [`Timer`] or [`Ticker`] channel is dropped, its
+//! heap entry is cancelled, and cancelled entries are swept from the heap (`runtime::timer`),
+//! so a loop of `select!`s with a `recv(after(60s))` arm keeps the heap bounded instead of
+//! holding every timer until it fires.
+
+mod ticker;
+mod timer;
+
+pub use ticker::Ticker;
+pub(crate) use timer::spawn_func;
+pub use timer::{after_func, Timer};
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::chan;
-use crate::runtime::{timer, worker};
+use crate::runtime::{timer as rt_timer, worker};
 
 /// Pauses the current goroutine for at least `d`; other goroutines keep running.
 /// On a plain thread, sleeps the thread.
@@ -33,15 +48,24 @@ pub fn sleep_until(deadline: Instant) {
 
 /// Returns a channel that receives the instant at which `d` has passed, once (Go's
 /// `time.After`). Usable in [`select!`](crate::select) for timeouts.
+///
+/// Dropping the receiver (every clone of it) frees the timer at once (Go 1.23).
 pub fn after(d: Duration) -> chan::Receiver<Instant> {
     let (tx, rx) = chan::bounded(1);
-    timer::call_at(
-        Instant::now() + d,
+    let cancel = rt_timer::call_at_cancellable(
+        deadline(d),
         Box::new(move || {
             let _ = tx.try_send(Instant::now());
         }),
     );
+    rx.on_receivers_gone(Box::new(move || cancel.cancel()));
     rx
+}
+
+/// `d` from now, saturating far in the future instead of overflowing.
+pub(crate) fn deadline(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Nanoseconds since a process-wide origin; 0 is never returned (it means "unset" in the
