@@ -40,7 +40,12 @@ fn main() {
                         }
                     });
                 }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                Err(e)
+                    if matches!(
+                        gonet::net::raw_os_error(&e),
+                        Some(libc::EMFILE | libc::ENFILE)
+                    ) =>
+                {
                     eprintln!("echo: accept: {e}; retrying in {backoff:?}");
                     gonet::time::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
