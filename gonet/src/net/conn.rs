@@ -44,7 +44,7 @@ impl fmt::Display for Addr {
 /// A stream connection (Go's `net.Conn`): reads and writes that park the goroutine, Go's
 /// deadlines, close from anywhere, and both ends' addresses. Implemented by [`TcpStream`] and
 /// [`UnixStream`]; object-safe, so `Box<dyn Conn>` holds either.
-pub trait Conn: Read + Write + Send + Sync {
+pub trait Conn: Read + Write + Send + Sync + fmt::Debug {
     /// The local address.
     fn local_addr(&self) -> io::Result<Addr>;
     /// The peer's address.
