@@ -36,7 +36,14 @@ pub trait LookupDyn: Sync {
 
 /// A value that names one or more socket addresses: gonet's version of std's trait of the
 /// same name, implemented for the same types, that parses literal addresses in place and
-/// sends only host names to the resolver (see the [module](self) notes).
+/// sends only host names to the resolver.
+///
+/// A literal address — a `SocketAddr`, an `(IpAddr, u16)`, or a string such as
+/// `"127.0.0.1:80"`, `"[::1]:80"` or `":80"` — is converted without a system call and without
+/// the blocking pool, so a saturated pool cannot delay it. A host name (`"localhost:80"`,
+/// `("example.com", 443)`) is looked up on the blocking pool while the goroutine parks. An
+/// empty host follows Go: `":8080"` listens on every interface (IPv6 `[::]` accepting IPv4
+/// too, or `0.0.0.0` without IPv6) and dials the local system (`127.0.0.1`).
 ///
 /// Accepted forms: `SocketAddr` (and its V4/V6 types), `(IpAddr, u16)` (and the V4/V6
 /// address types), `&[SocketAddr]`, `"host:port"` as `&str` or `String` (`host` an IP
