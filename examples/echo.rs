@@ -12,7 +12,7 @@ use gonet::net::{TcpListener, TcpStream};
 /// connection whose reads fill it (bulk traffic) gets a 64 KiB heap buffer. So an idle or
 /// request/response connection holds no heap buffer: its memory is its stack page, and the
 /// bytes it echoes stay in cache lines the goroutine already owns.
-fn serve(mut conn: TcpStream) -> io::Result<()> {
+pub fn serve(mut conn: TcpStream) -> io::Result<()> {
     let mut small = [0u8; 256];
     let mut big: Vec<u8> = Vec::new();
     loop {
