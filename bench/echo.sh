@@ -8,8 +8,8 @@
 # Results go to bench/results/echo-latest.txt.
 #
 # Environment: DURATION (5 s measured), WARMUP (1 s), ROUNDS (2),
-# SERVERS ("gonet gonet0 go tokio may epoll std"; gonet0 is gonet with its idle spin off,
-# GONET_SPIN_US=0), SCENARIOS ("1x64 100x64 1000x64 100x4096"),
+# SERVERS ("gonet gonet0 example go tokio may epoll std"; gonet0 is gonet with its idle spin
+# off, GONET_SPIN_US=0; example is the shipped examples/echo.rs, system allocator), SCENARIOS ("1x64 100x64 1000x64 100x4096"),
 # IDLE_CONNS (10000, 0 skips the memory part), PORT_BASE (19000).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -17,7 +17,7 @@ source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-2}
-SERVERS=${SERVERS:-"gonet gonet0 go tokio may epoll std"}
+SERVERS=${SERVERS:-"gonet gonet0 example go tokio may epoll std"}
 SCENARIOS=${SCENARIOS:-"1x64 100x64 1000x64 100x4096"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 PORT_BASE=${PORT_BASE:-19000}
@@ -41,6 +41,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 build_rust
+# The README's echo server as shipped (examples/echo.rs: system allocator).
+(cd "$ROOT" && cargo build --release -p gonet --example echo)
 build_go echo echo_go
 raise_max_map_count
 # The server and idleconns each hold IDLE_CONNS descriptors (plus a few).
@@ -52,6 +54,7 @@ fi
 server_bin() {
     case $1 in
         gonet | gonet0) echo "$BIN/echo_gonet" ;;
+        example) echo "$BIN/examples/echo" ;;
         go) echo "$BIN/echo_go" ;;
         tokio) echo "$BIN/echo_tokio" ;;
         may) echo "$BIN/echo_may" ;;

@@ -783,12 +783,12 @@ fn connect_timeout_succeeds_and_validates() {
     run(2, LIMIT, || {
         let ln = listener();
         let addr = ln.local_addr().unwrap();
-        let c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        let c = TcpStream::connect_timeout(addr, Duration::from_secs(5)).unwrap();
         let (s, _) = ln.accept().unwrap();
         (&c).write_all(b"1").unwrap();
         let mut b = [0u8; 1];
         (&s).read_exact(&mut b).unwrap();
-        let e = TcpStream::connect_timeout(&addr, Duration::ZERO).unwrap_err();
+        let e = TcpStream::connect_timeout(addr, Duration::ZERO).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         // The connection has no leftover write deadline from the dial.
         fill_send_buffer(&c);
@@ -814,7 +814,7 @@ fn connect_timeout_with_max_duration() {
     run(2, LIMIT, || {
         let ln = listener();
         let addr = ln.local_addr().unwrap();
-        let c = TcpStream::connect_timeout(&addr, Duration::MAX).unwrap();
+        let c = TcpStream::connect_timeout(addr, Duration::MAX).unwrap();
         let (s, _) = ln.accept().unwrap();
         assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
     });
@@ -831,7 +831,7 @@ fn connect_timeout_expires_on_a_listener_that_drops_syns() {
         let mut timed_out = 0;
         for _ in 0..6 {
             let t = Instant::now();
-            match TcpStream::connect_timeout(&addr, ms(300)) {
+            match TcpStream::connect_timeout(addr, ms(300)) {
                 Ok(c) => held.push(c),
                 Err(e) => {
                     assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");

@@ -26,7 +26,7 @@ fn connect_to_a_closed_port_is_refused() {
     run(2, LIMIT, || {
         let e = TcpStream::connect(dead_addr()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
-        let e = TcpStream::connect_timeout(&dead_addr(), Duration::from_secs(5)).unwrap_err();
+        let e = TcpStream::connect_timeout(dead_addr(), Duration::from_secs(5)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
     });
     // The same on a plain thread.
@@ -226,9 +226,9 @@ fn fill_descriptors(spare: usize) -> Vec<OwnedFd> {
     held
 }
 
-/// Whether `e` is EMFILE (accept returns the OS error itself).
+/// Whether `e` is EMFILE (accept's error carries the OS error).
 fn is_emfile(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EMFILE)
+    gonet::net::raw_os_error(e) == Some(libc::EMFILE)
 }
 
 fn emfile_child() {
@@ -249,7 +249,9 @@ fn emfile_child() {
         // Accept fails at once with EMFILE, leaving the pending connections queued.
         let t = Instant::now();
         let e = ln.accept().unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+        assert_eq!(gonet::net::raw_os_error(&e), Some(libc::EMFILE), "{e}");
+        let want = format!("accept tcp {addr}: accept4: too many open files");
+        assert_eq!(e.to_string(), want);
         assert!(t.elapsed() < Duration::from_secs(1));
 
         // Retrying with pauses burns no CPU in the background: no worker spins on the ready

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gonet::net::{TcpListener, TcpStream, UdpSocket};
+use gonet::net::{Lookup, TcpListener, TcpStream, UdpSocket};
 use gonet::time::sleep;
 use net_util::*;
 
@@ -31,7 +31,7 @@ fn connect_and_bind_to_localhost_names() {
             assert_eq!(&b, b"resolved");
         }
         assert_eq!(
-            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap().peer_addr().unwrap(),
+            TcpStream::connect_timeout(addr, Duration::from_secs(5)).unwrap().peer_addr().unwrap(),
             addr
         );
     });
@@ -108,7 +108,8 @@ fn slow_resolution_does_not_block_other_goroutines() {
         let before = ticks.load(Ordering::Relaxed);
         let t = Instant::now();
         let c =
-            TcpStream::connect(SlowName { addr, delay: ms(400), ran_on: ran_on.clone() }).unwrap();
+            TcpStream::connect(Lookup(SlowName { addr, delay: ms(400), ran_on: ran_on.clone() }))
+                .unwrap();
         assert!(t.elapsed() >= ms(399));
         let during = ticks.load(Ordering::Relaxed) - before;
         assert!(
@@ -139,15 +140,15 @@ fn slow_resolutions_run_concurrently() {
                 gonet::go(move || {
                     let name = SlowName { addr, delay: ms(500), ran_on };
                     match i % 3 {
-                        0 => drop(TcpStream::connect(name).unwrap()),
+                        0 => drop(TcpStream::connect(Lookup(name)).unwrap()),
                         1 => {
                             let local = SocketAddr::from(([127, 0, 0, 1], 0));
                             let name = SlowName { addr: local, ..name };
-                            drop(UdpSocket::bind(name).unwrap());
+                            drop(UdpSocket::bind(Lookup(name)).unwrap());
                         }
                         _ => {
                             let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-                            u.send_to(b"x", name).unwrap();
+                            u.send_to(b"x", Lookup(name)).unwrap();
                         }
                     }
                 })
@@ -206,7 +207,7 @@ fn resolving_goroutine_resumes_while_others_keep_yielding() {
         gonet::yield_now(); // let the spinners start
         let ran_on = Arc::new(Mutex::new(Vec::new()));
         let t = Instant::now();
-        let c = TcpStream::connect(SlowName { addr, delay: ms(100), ran_on }).unwrap();
+        let c = TcpStream::connect(Lookup(SlowName { addr, delay: ms(100), ran_on })).unwrap();
         let took = t.elapsed();
         stop.store(true, Ordering::Relaxed);
         for h in spinners {

@@ -146,10 +146,16 @@ fn bind_and_connect_errors() {
         assert_eq!(UnixListener::bind(&path).unwrap_err().kind(), io::ErrorKind::AddrInUse);
         let e = UnixStream::connect(dir.join("missing.sock")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        // The file outlives the listener; nobody accepts on it any more.
+        // As in Go, the listener removes its file when it goes away...
         drop(ln);
         let e = UnixStream::connect(&path).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        // ...unless told not to: then the file outlives it and nobody accepts on it.
+        let ln = UnixListener::bind(&path).unwrap();
+        ln.set_unlink_on_close(false);
+        drop(ln);
+        let e = UnixStream::connect(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
     });
 }
 

@@ -5,7 +5,7 @@
 //! * [`bounded(n)`](bounded) — at most `n` buffered values; `bounded(0)` is Go's unbuffered
 //!   channel: a send waits until a receiver takes the value, which is handed over directly.
 //! * [`unbounded()`](unbounded) — sends never block.
-//! * [`never()`](never) — a receiver that never receives, to switch off a `select!` arm.
+//! * [`never()`](fn@never) — a receiver that never receives, to switch off a `select!` arm.
 //!
 //! Both ends are `Clone`, `Send` and `Sync`. When every [`Sender`] is dropped, receivers get
 //! the buffered values and then [`RecvError`]; when every [`Receiver`] is dropped, senders get

@@ -273,6 +273,22 @@ impl NetFd {
         self.retry(Dir::Write, || unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL) })
     }
 
+    /// A read-side system call other than `recv` (a `splice` out of the socket) under the read
+    /// rules: retried on `EINTR`, parked on `EAGAIN`. It may leave data queued, so the drained
+    /// hint is cleared.
+    pub(crate) fn read_with(&self, f: impl FnMut() -> isize) -> io::Result<usize> {
+        let _op = self.begin(Dir::Read)?;
+        self.drained.store(false, Ordering::Relaxed);
+        self.retry(Dir::Read, f)
+    }
+
+    /// A write-side system call other than `send` (`splice` into the socket, `sendfile`) under
+    /// the write rules.
+    pub(crate) fn write_with(&self, f: impl FnMut() -> isize) -> io::Result<usize> {
+        let _op = self.begin(Dir::Write)?;
+        self.retry(Dir::Write, f)
+    }
+
     /// Runs an operation in direction `d` under the fd rules: `f` is retried on `EINTR` and
     /// after readiness on `EAGAIN` (for calls that build their own result type).
     pub(crate) fn with<T>(&self, d: Dir, mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {

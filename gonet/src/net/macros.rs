@@ -1,5 +1,7 @@
 //! The methods every socket type shares, written once: `Read`/`Write` for `T` and `&T`,
-//! deadlines and timeouts, close, and the raw-descriptor traits.
+//! deadlines and timeouts, close, buffer sizes, and the raw-descriptor traits.
+//!
+//! Each type provides `from_netfd(NetFd) -> Self` and `into_netfd(self) -> NetFd`.
 
 /// `Read` for `$t` and `&$t`, delegating to the `NetFd` in field `fd`.
 macro_rules! impl_read_write {
@@ -51,8 +53,8 @@ macro_rules! impl_read_write {
     };
 }
 
-/// Deadlines, timeouts, close and the raw-descriptor traits for `$t` (field `fd: NetFd`).
-macro_rules! impl_common {
+/// Read and write deadlines and timeouts for a connection type `$t` (field `fd: NetFd`).
+macro_rules! impl_deadlines {
     ($t:ty) => {
         impl $t {
             /// Sets the deadline for reads (Go semantics; `None` clears it).
@@ -87,11 +89,40 @@ macro_rules! impl_common {
             pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
                 Ok(self.fd.timeout(crate::netpoll::Dir::Write))
             }
+        }
+    };
+}
+
+/// The accept deadline of a listener type `$t` (Go's `TCPListener.SetDeadline`).
+macro_rules! impl_accept_deadline {
+    ($t:ty) => {
+        impl $t {
+            /// Sets the deadline for `accept` (Go semantics; `None` clears it): a pending and
+            /// every later `accept` fails with `TimedOut` once it has passed.
+            pub fn set_deadline(&self, at: Option<std::time::Instant>) -> std::io::Result<()> {
+                self.fd.set_deadline(crate::netpoll::Dir::Read, at)
+            }
+        }
+    };
+}
+
+/// `close` for `$t` (field `fd: NetFd`).
+macro_rules! impl_close {
+    ($t:ty) => {
+        impl $t {
             /// Closes the socket from any goroutine or thread: blocked calls fail with a
             /// "closed" error ([`is_closed`](crate::net::is_closed)); a second close is an error.
             pub fn close(&self) -> std::io::Result<()> {
                 self.fd.close()
             }
+        }
+    };
+}
+
+/// `take_error`, the raw-descriptor traits and `Debug` for `$t` (field `fd: NetFd`).
+macro_rules! impl_common {
+    ($t:ty) => {
+        impl $t {
             /// Takes the pending socket error (`SO_ERROR`), if any.
             pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
                 self.fd.checked()?.take_error()
@@ -110,12 +141,37 @@ macro_rules! impl_common {
         }
         impl std::os::fd::IntoRawFd for $t {
             fn into_raw_fd(self) -> std::os::fd::RawFd {
-                self.fd.into_raw()
+                self.into_netfd().into_raw()
             }
         }
         impl std::fmt::Debug for $t {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($t)).field("fd", &self.fd.raw()).finish()
+            }
+        }
+    };
+}
+
+/// `SO_SNDBUF`/`SO_RCVBUF` for `$t` (field `fd: NetFd`).
+macro_rules! impl_buffer_sizes {
+    ($t:ty) => {
+        impl $t {
+            /// Sets the kernel's send buffer size (`SO_SNDBUF`; Linux doubles the value for
+            /// its bookkeeping and reports the doubled size back).
+            pub fn set_send_buffer_size(&self, bytes: usize) -> std::io::Result<()> {
+                self.fd.checked()?.set_send_buffer_size(bytes)
+            }
+            /// The kernel's send buffer size (`SO_SNDBUF`).
+            pub fn send_buffer_size(&self) -> std::io::Result<usize> {
+                self.fd.checked()?.send_buffer_size()
+            }
+            /// Sets the kernel's receive buffer size (`SO_RCVBUF`; doubled by Linux).
+            pub fn set_recv_buffer_size(&self, bytes: usize) -> std::io::Result<()> {
+                self.fd.checked()?.set_recv_buffer_size(bytes)
+            }
+            /// The kernel's receive buffer size (`SO_RCVBUF`).
+            pub fn recv_buffer_size(&self) -> std::io::Result<usize> {
+                self.fd.checked()?.recv_buffer_size()
             }
         }
     };
@@ -142,12 +198,16 @@ macro_rules! impl_from_std {
             fn from_owned(fd: std::os::fd::OwnedFd) -> $t {
                 let fd = crate::net::fd::NetFd::new(fd)
                     .expect("gonet: cannot make the socket non-blocking");
-                Self { fd }
+                <$t>::from_netfd(fd)
             }
         }
     };
 }
 
+pub(crate) use impl_accept_deadline;
+pub(crate) use impl_buffer_sizes;
+pub(crate) use impl_close;
 pub(crate) use impl_common;
+pub(crate) use impl_deadlines;
 pub(crate) use impl_from_std;
 pub(crate) use impl_read_write;

@@ -6,6 +6,12 @@
 //! * [`UnixListener`], [`UnixStream`], [`UnixDatagram`] — `unix.rs`
 //! * [`dial_context`], [`with_context`]: calls bounded by a [`Context`](crate::context::Context)
 //!   — `context.rs`
+//! * [`Dialer`], [`ListenConfig`] (timeouts, local address, keep-alive, backlog,
+//!   `SO_REUSEPORT`) — `dialer.rs`
+//! * [`ToSocketAddrs`], [`Lookup`]: addresses, parsed before resolved — `addr.rs`
+//! * [`OpError`]: errors naming the operation, network and address — `error.rs`
+//! * [`Conn`], [`Listener`], [`Addr`]: code generic over TCP and Unix — `conn.rs`
+//! * [`copy`], [`copy_file`], [`Splicer`]: zero-copy `splice`/`sendfile` — `splice.rs`
 //!
 //! Conventions shared by every type:
 //! * `Read`/`Write` are implemented for `T` and `&T`: one reader goroutine and one writer
@@ -21,18 +27,31 @@
 //!   socket with an error for which [`is_closed`] is true, and the descriptor is released once
 //!   the last call in flight has returned. Dropping closes too.
 //! * Called on a plain OS thread outside a runtime, the same calls block that thread.
+//! * Socket options beyond the ones offered (`nodelay`, `ttl`, keep-alive, linger, buffer
+//!   sizes) are reachable through `AsFd`: `socket2::SockRef::from(&conn).set_...(..)` works
+//!   on every gonet socket (it never changes the non-blocking mode gonet relies on unless
+//!   asked to).
 
 use std::io;
 
 mod context;
+mod addr;
+mod conn;
+mod dialer;
+mod error;
 mod fd;
 mod macros;
-mod resolve;
+mod splice;
 mod tcp;
 mod udp;
 mod unix;
 
 pub use context::{dial_context, with_context, Deadlines};
+pub use addr::{Lookup, ToSocketAddrs};
+pub use conn::{Addr, Conn, Listener};
+pub use dialer::{Dialer, ListenConfig, DEFAULT_BACKLOG, DEFAULT_KEEP_ALIVE};
+pub use error::{op_error, raw_os_error, OpError};
+pub use splice::{copy, copy_file, Spliceable, Splicer};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
@@ -40,6 +59,7 @@ pub use unix::{UnixDatagram, UnixListener, UnixStream};
 /// Whether `err` is the error of an operation on a socket that was closed (Go's
 /// `errors.Is(err, net.ErrClosed)`).
 pub fn is_closed(err: &io::Error) -> bool {
+    let err = op_error(err).map_or(err, OpError::error);
     err.kind() == io::ErrorKind::NotConnected
         && err.to_string() == "use of closed network connection"
 }

@@ -1,19 +1,25 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], std-shaped, with Go's deadlines and close.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Type};
+use socket2::SockAddr;
 
+use super::addr::{unmap, ToSocketAddrs};
+use super::dialer::{set_keep_alive, Dialer, ListenConfig};
+use super::error::Syscall;
 use super::fd::NetFd;
-use super::macros::{impl_common, impl_from_std, impl_read_write};
-use super::resolve::resolve;
-use crate::netpoll::Dir;
+use super::macros::{
+    impl_accept_deadline, impl_buffer_sizes, impl_close, impl_common, impl_deadlines,
+    impl_from_std, impl_read_write,
+};
 
 /// A TCP socket server, listening for connections.
 pub struct TcpListener {
     fd: NetFd,
+    /// The bound address, kept for error messages (the socket may be closed by then).
+    addr: Option<SocketAddr>,
 }
 
 /// A TCP connection.
@@ -22,42 +28,51 @@ pub struct TcpStream {
 }
 
 impl_common!(TcpListener);
+impl_close!(TcpListener);
+impl_accept_deadline!(TcpListener);
 impl_common!(TcpStream);
+impl_close!(TcpStream);
+impl_deadlines!(TcpStream);
+impl_buffer_sizes!(TcpStream);
 impl_read_write!(TcpStream);
 
-fn sockaddr_to_inet(a: SockAddr) -> io::Result<SocketAddr> {
+/// An internet socket address, IPv4-mapped IPv6 shown as IPv4 (as Go does).
+pub(crate) fn sockaddr_to_inet(a: SockAddr) -> io::Result<SocketAddr> {
     a.as_socket()
+        .map(unmap)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet socket address"))
 }
 
 impl TcpListener {
-    /// Binds to `addr` (resolved without blocking other goroutines) and listens, with
-    /// `SO_REUSEADDR` set. With several addresses, the first that binds is used.
-    pub fn bind<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpListener> {
-        let mut last = None;
-        for a in resolve(addr)? {
-            match Self::bind_one(a) {
-                Ok(l) => return Ok(l),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.expect("resolve returns at least one address"))
+    /// Binds to `addr` and listens (`ListenConfig::default().listen(addr)`): `SO_REUSEADDR`
+    /// set, a backlog of [`DEFAULT_BACKLOG`](super::DEFAULT_BACKLOG) (capped by the kernel at
+    /// `net.core.somaxconn`), keep-alive every 15 s on accepted connections. `":8080"` listens
+    /// on every interface; literal addresses are parsed in place, host names resolved on the
+    /// blocking pool. With several addresses, the first that binds is used. Errors read like
+    /// Go's: `listen tcp 127.0.0.1:9008: bind: address already in use`.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        ListenConfig::default().listen(addr)
     }
 
-    fn bind_one(a: SocketAddr) -> io::Result<TcpListener> {
-        let fd = NetFd::socket(Domain::for_address(a), Type::STREAM, Some(Protocol::TCP))?;
-        let s = fd.sock();
-        s.set_reuse_address(true)?;
-        s.bind(&a.into())?;
-        s.listen(4096)?;
-        Ok(TcpListener { fd })
+    pub(crate) fn from_netfd(fd: NetFd) -> TcpListener {
+        let addr = fd.sock().local_addr().ok().and_then(|a| sockaddr_to_inet(a).ok());
+        TcpListener { fd, addr }
+    }
+
+    pub(crate) fn into_netfd(self) -> NetFd {
+        self.fd
     }
 
     /// Waits for a connection (parks the goroutine) and returns it with the peer's address.
-    /// Honours the listener's deadline; `EMFILE`/`ENFILE` come back as errors and leave the
-    /// listener usable.
+    /// Honours the listener's deadline; `EMFILE`/`ENFILE` come back as errors
+    /// (`accept tcp ADDR: accept4: too many open files`, [`raw_os_error`](super::raw_os_error)
+    /// gives the number) and leave the listener usable.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, addr) = self.fd.accept()?;
+        let (fd, addr) = self
+            .fd
+            .accept()
+            .sys("accept4")
+            .map_err(|f| f.op("accept", "tcp", self.addr.map(|a| a.to_string())))?;
         Ok((TcpStream { fd }, sockaddr_to_inet(addr)?))
     }
 
@@ -75,6 +90,11 @@ impl TcpListener {
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.fd.checked()?.set_ttl(ttl)
     }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.fd.checked()?.ttl()
+    }
 }
 
 /// Iterator returned by [`TcpListener::incoming`].
@@ -91,42 +111,36 @@ impl Iterator for Incoming<'_> {
 }
 
 impl TcpStream {
-    /// Connects to `addr`, resolving host names without blocking other goroutines and trying
-    /// each resolved address in turn.
-    pub fn connect<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpStream> {
-        Self::dial(resolve(addr)?, None)
+    /// Connects to `addr` (`Dialer::default().dial(addr)`): literal addresses are parsed in
+    /// place, host names resolved on the blocking pool, and each resolved address is tried in
+    /// turn. Keep-alive is on with a 15 s period, as in Go. Errors read like Go's:
+    /// `dial tcp 127.0.0.1:38133: connect: connection refused`.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        Dialer::default().dial(addr)
     }
 
-    /// Connects to `addr` with a bound on the whole dial.
-    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    /// Connects to `addr` with a bound on the whole dial; with several resolved addresses,
+    /// each attempt gets a share of the time left (see [`Dialer`]).
+    pub fn connect_timeout<A: ToSocketAddrs>(addr: A, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "cannot set a 0 duration timeout",
             ));
         }
-        // A timeout too large to add to the clock means no limit (as std and Go treat it).
-        Self::dial(vec![*addr], Instant::now().checked_add(timeout))
+        Dialer { timeout: Some(timeout), ..Dialer::default() }.dial(addr)
     }
 
-    /// Tries each address in turn until one connects or `deadline` passes.
-    fn dial(addrs: Vec<SocketAddr>, deadline: Option<Instant>) -> io::Result<TcpStream> {
-        let mut last = None;
-        for a in addrs {
-            let fd = NetFd::socket(Domain::for_address(a), Type::STREAM, Some(Protocol::TCP))?;
-            fd.set_deadline(Dir::Write, deadline)?;
-            match fd.connect(&a.into()) {
-                Ok(()) => {
-                    fd.set_deadline(Dir::Write, None)?;
-                    return Ok(TcpStream { fd });
-                }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(e),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")
-        }))
+    pub(crate) fn from_netfd(fd: NetFd) -> TcpStream {
+        TcpStream { fd }
+    }
+
+    pub(crate) fn into_netfd(self) -> NetFd {
+        self.fd
+    }
+
+    pub(crate) fn netfd(&self) -> &NetFd {
+        &self.fd
     }
 
     /// The remote address.
@@ -157,6 +171,46 @@ impl TcpStream {
     /// Sets `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.fd.checked()?.set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.fd.checked()?.ttl()
+    }
+
+    /// Turns TCP keep-alive probes on or off (`SO_KEEPALIVE`; Go's `SetKeepAlive`).
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        self.fd.checked()?.set_keepalive(on)
+    }
+
+    /// Whether keep-alive probes are on (`SO_KEEPALIVE`).
+    pub fn keepalive(&self) -> io::Result<bool> {
+        self.fd.checked()?.keepalive()
+    }
+
+    /// Turns keep-alive on with `period` as the idle time before the first probe and the time
+    /// between probes (`TCP_KEEPIDLE`, `TCP_KEEPINTVL`; Go's `SetKeepAlivePeriod`, which
+    /// rounds up to whole seconds, at least 1).
+    pub fn set_keepalive_period(&self, period: Duration) -> io::Result<()> {
+        set_keep_alive(&self.fd, period)
+    }
+
+    /// The idle time before the first keep-alive probe (`TCP_KEEPIDLE`).
+    pub fn keepalive_period(&self) -> io::Result<Duration> {
+        self.fd.checked()?.keepalive_time()
+    }
+
+    /// Sets `SO_LINGER` (Go's `SetLinger`): `None` (the default) lets `close` return at once
+    /// while the kernel sends what is queued; `Some(d)` makes the kernel wait up to `d` for
+    /// queued data to be sent; `Some(Duration::ZERO)` discards it and resets the connection
+    /// on close (the peer's read fails with `ConnectionReset`).
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.fd.checked()?.set_linger(linger)
+    }
+
+    /// Reads `SO_LINGER`.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        self.fd.checked()?.linger()
     }
 
     /// A second handle to the same connection (a `dup` of the descriptor with its own

@@ -1,13 +1,14 @@
 //! UDP: [`UdpSocket`], std-shaped, with Go's deadlines and close.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
-use socket2::{Domain, Protocol, Type};
-
+use super::addr::{resolve, Purpose, ToSocketAddrs};
+use super::dialer::ListenConfig;
+use super::error::Fail;
 use super::fd::NetFd;
-use super::macros::{impl_common, impl_from_std};
-use super::resolve::resolve;
+use super::macros::{impl_buffer_sizes, impl_close, impl_common, impl_deadlines, impl_from_std};
+use super::tcp::sockaddr_to_inet as to_inet;
 
 /// A UDP socket.
 pub struct UdpSocket {
@@ -15,42 +16,51 @@ pub struct UdpSocket {
 }
 
 impl_common!(UdpSocket);
+impl_close!(UdpSocket);
+impl_deadlines!(UdpSocket);
+impl_buffer_sizes!(UdpSocket);
 impl_from_std!(UdpSocket, std::net::UdpSocket);
 
-fn to_inet(a: socket2::SockAddr) -> io::Result<SocketAddr> {
-    a.as_socket()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet socket address"))
-}
-
 impl UdpSocket {
-    /// Binds to `addr`; with several addresses, the first that binds is used.
-    pub fn bind<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<UdpSocket> {
-        let mut last = None;
-        for a in resolve(addr)? {
-            let fd = NetFd::socket(Domain::for_address(a), Type::DGRAM, Some(Protocol::UDP))?;
-            match fd.sock().bind(&a.into()) {
-                Ok(()) => return Ok(UdpSocket { fd }),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.expect("resolve returns at least one address"))
+    /// Binds to `addr` (`":5353"`: every interface; literal addresses parsed in place, host
+    /// names resolved on the blocking pool); with several addresses, the first that binds is
+    /// used.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        ListenConfig::default().listen_packet(addr)
+    }
+
+    pub(crate) fn from_netfd(fd: NetFd) -> UdpSocket {
+        UdpSocket { fd }
+    }
+
+    pub(crate) fn into_netfd(self) -> NetFd {
+        self.fd
     }
 
     /// Sets the default peer for `send`/`recv` and filters incoming datagrams to it.
-    pub fn connect<A: ToSocketAddrs + Sync>(&self, addr: A) -> io::Result<()> {
-        let mut last = None;
-        for a in resolve(addr)? {
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        let addrs =
+            resolve(&addr, Purpose::Dial).map_err(|e| Fail::from(e).op("dial", "udp", None))?;
+        let mut first = None;
+        for a in addrs {
             match self.fd.checked()?.connect(&a.into()) {
                 Ok(()) => return Ok(()),
-                Err(e) => last = Some(e),
+                Err(e) => {
+                    first.get_or_insert(Fail { syscall: Some("connect"), err: e }.op(
+                        "dial",
+                        "udp",
+                        Some(a.to_string()),
+                    ));
+                }
             }
         }
-        Err(last.expect("resolve returns at least one address"))
+        Err(first.expect("resolve returns at least one address"))
     }
 
-    /// Sends one datagram to `addr` (resolved without blocking other goroutines).
-    pub fn send_to<A: ToSocketAddrs + Sync>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let a = resolve(addr)?[0];
+    /// Sends one datagram to `addr` (a literal is parsed in place, a host name resolved on
+    /// the blocking pool).
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let a = resolve(&addr, Purpose::Dial)?[0];
         self.fd.send_to(buf, &a.into())
     }
 
@@ -78,6 +88,16 @@ impl UdpSocket {
     /// The connected peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         to_inet(self.fd.checked()?.peer_addr()?)
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.fd.checked()?.set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.fd.checked()?.ttl()
     }
 
     /// Sets `SO_BROADCAST`.

@@ -3,16 +3,47 @@
 use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use socket2::{Domain, SockAddr, Type};
 
+use super::dialer::{Dialer, ListenConfig};
+use super::error::Syscall;
 use super::fd::NetFd;
-use super::macros::{impl_common, impl_from_std, impl_read_write};
+use super::macros::{
+    impl_accept_deadline, impl_buffer_sizes, impl_close, impl_common, impl_deadlines,
+    impl_from_std, impl_read_write,
+};
 
-/// A Unix stream socket server.
+/// A Unix stream socket server. Like Go's, it removes its socket file when it is closed or
+/// dropped, if it created the file (`bind`); see [`set_unlink_on_close`](Self::set_unlink_on_close).
 pub struct UnixListener {
+    // Declared before `unlink`: the socket is closed before its file is removed.
     fd: NetFd,
+    unlink: Unlink,
+}
+
+/// Removes the socket file once (on close or drop) while `on` is set.
+struct Unlink {
+    path: Option<PathBuf>,
+    on: AtomicBool,
+}
+
+impl Unlink {
+    fn run(&self) {
+        if self.on.swap(false, Ordering::AcqRel) {
+            if let Some(p) = &self.path {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        self.run();
+    }
 }
 
 /// A Unix stream connection.
@@ -26,8 +57,15 @@ pub struct UnixDatagram {
 }
 
 impl_common!(UnixListener);
+impl_accept_deadline!(UnixListener);
 impl_common!(UnixStream);
+impl_close!(UnixStream);
+impl_deadlines!(UnixStream);
+impl_buffer_sizes!(UnixStream);
 impl_common!(UnixDatagram);
+impl_close!(UnixDatagram);
+impl_deadlines!(UnixDatagram);
+impl_buffer_sizes!(UnixDatagram);
 impl_read_write!(UnixStream);
 impl_from_std!(UnixListener, std::os::unix::net::UnixListener);
 impl_from_std!(UnixStream, std::os::unix::net::UnixStream);
@@ -53,17 +91,58 @@ fn addr_of(fd: &NetFd, peer: bool) -> io::Result<SocketAddr> {
 }
 
 impl UnixListener {
-    /// Binds to the socket file at `path` and listens.
+    /// Binds to the socket file at `path` and listens (`ListenConfig::default()
+    /// .listen_unix(path)`, backlog [`DEFAULT_BACKLOG`](super::DEFAULT_BACKLOG)). The file is
+    /// removed when the listener is closed or dropped.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        let fd = NetFd::socket(Domain::UNIX, Type::STREAM, None)?;
-        fd.sock().bind(&SockAddr::unix(path)?)?;
-        fd.sock().listen(4096)?;
-        Ok(UnixListener { fd })
+        ListenConfig::default().listen_unix(path)
+    }
+
+    /// A listener whose socket file at `path` (if any) is removed on close.
+    pub(crate) fn from_parts(fd: NetFd, path: Option<PathBuf>) -> UnixListener {
+        let on = AtomicBool::new(path.is_some());
+        UnixListener { fd, unlink: Unlink { path, on } }
+    }
+
+    /// A listener made elsewhere (std's, a raw descriptor): its file is not removed on close
+    /// unless `set_unlink_on_close(true)` asks for it (as Go's `FileListener`).
+    pub(crate) fn from_netfd(fd: NetFd) -> UnixListener {
+        let path = addr_of(&fd, false).ok().and_then(|a| a.as_pathname().map(Path::to_path_buf));
+        UnixListener { fd, unlink: Unlink { path, on: AtomicBool::new(false) } }
+    }
+
+    pub(crate) fn into_netfd(self) -> NetFd {
+        self.unlink.on.store(false, Ordering::Release);
+        self.fd
+    }
+
+    /// Whether closing (or dropping) the listener removes its socket file (Go's
+    /// `SetUnlinkOnClose`). On by default for listeners made by `bind`.
+    pub fn set_unlink_on_close(&self, unlink: bool) {
+        self.unlink.on.store(unlink && self.unlink.path.is_some(), Ordering::Release);
+    }
+
+    /// Closes the listener from any goroutine or thread (blocked `accept`s fail with a
+    /// "closed" error) and removes its socket file unless told otherwise.
+    pub fn close(&self) -> io::Result<()> {
+        let r = self.fd.close();
+        if r.is_ok() {
+            self.unlink.run();
+        }
+        r
+    }
+
+    fn path_string(&self) -> Option<String> {
+        self.unlink.path.as_ref().map(|p| p.display().to_string())
     }
 
     /// Waits for a connection (parks the goroutine).
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (fd, _) = self.fd.accept()?;
+        let (fd, _) = self
+            .fd
+            .accept()
+            .sys("accept4")
+            .map_err(|f| f.op("accept", "unix", self.path_string()))?;
         let addr = addr_of(&fd, true)?;
         Ok((UnixStream { fd }, addr))
     }
@@ -75,11 +154,21 @@ impl UnixListener {
 }
 
 impl UnixStream {
-    /// Connects to the socket file at `path`.
+    /// Connects to the socket file at `path` (errors read `dial unix PATH: connect: ...`).
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        let fd = NetFd::socket(Domain::UNIX, Type::STREAM, None)?;
-        fd.connect(&SockAddr::unix(path)?)?;
-        Ok(UnixStream { fd })
+        Dialer::default().dial_unix(path)
+    }
+
+    pub(crate) fn from_netfd(fd: NetFd) -> UnixStream {
+        UnixStream { fd }
+    }
+
+    pub(crate) fn into_netfd(self) -> NetFd {
+        self.fd
+    }
+
+    pub(crate) fn netfd(&self) -> &NetFd {
+        &self.fd
     }
 
     /// A connected pair of streams.
@@ -107,9 +196,23 @@ impl UnixStream {
 impl UnixDatagram {
     /// Binds a datagram socket to the socket file at `path`.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
-        let fd = NetFd::socket(Domain::UNIX, Type::DGRAM, None)?;
-        fd.sock().bind(&SockAddr::unix(path)?)?;
-        Ok(UnixDatagram { fd })
+        let path = path.as_ref();
+        let r = (|| {
+            let fd = NetFd::socket(Domain::UNIX, Type::DGRAM, None).sys("socket")?;
+            fd.sock().bind(&SockAddr::unix(path)?).sys("bind")?;
+            Ok(UnixDatagram { fd })
+        })();
+        r.map_err(|f: super::error::Fail| {
+            f.op("listen", "unixgram", Some(path.display().to_string()))
+        })
+    }
+
+    pub(crate) fn from_netfd(fd: NetFd) -> UnixDatagram {
+        UnixDatagram { fd }
+    }
+
+    pub(crate) fn into_netfd(self) -> NetFd {
+        self.fd
     }
 
     /// An unbound datagram socket.

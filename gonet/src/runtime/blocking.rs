@@ -94,6 +94,11 @@ impl Pool {
 
 /// Runs `f` on the blocking pool and parks the calling goroutine until it is done; returns its
 /// value or resumes its panic. Called outside a goroutine, it just runs `f` on the caller.
+///
+/// The pool is process-wide and starts threads on demand, at most 512 at once; a thread idle
+/// for 10 s exits. Jobs beyond the cap wait in FIFO order, so 512 closures that block for long
+/// delay every later job (host-name lookups of `gonet::net` included; literal addresses never
+/// use the pool).
 pub fn blocking<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
