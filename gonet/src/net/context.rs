@@ -8,14 +8,14 @@
 //! `Canceled` from `DeadlineExceeded`).
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use socket2::{Domain, Protocol, Type};
 
 use super::fd::NetFd;
-use super::resolve::resolve;
-use super::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use super::addr::{resolve, Purpose};
+use super::{ToSocketAddrs, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use crate::context::{Context, Error};
 use crate::netpoll::Dir;
 
@@ -24,7 +24,7 @@ use crate::netpoll::Dir;
 /// is in flight. Each resolved address is tried in turn until one connects.
 pub fn dial_context<A: ToSocketAddrs + Sync>(ctx: &Context, addr: A) -> io::Result<TcpStream> {
     ctx.check()?;
-    let addrs = resolve(addr)?;
+    let addrs = resolve(&addr, Purpose::Dial)?;
     ctx.check()?;
     let mut last = None;
     for a in addrs {
@@ -52,7 +52,7 @@ fn dial_one(ctx: &Context, a: SocketAddr) -> io::Result<TcpStream> {
     ctx.with_watch(kick, || fd.connect(&a.into()))
         .map_err(|e| io::Error::new(e.kind(), format!("dial tcp {a}: {e}")))?;
     fd.set_deadline(Dir::Write, None)?;
-    Ok(TcpStream::from_net_fd(fd))
+    Ok(TcpStream::from_netfd(fd))
 }
 
 /// A socket whose calls can be bounded by deadlines: every gonet socket type.
@@ -76,7 +76,24 @@ macro_rules! impl_deadlines {
     )*};
 }
 
-impl_deadlines!(TcpStream, TcpListener, UdpSocket, UnixStream, UnixListener, UnixDatagram);
+impl_deadlines!(TcpStream, UdpSocket, UnixStream, UnixDatagram);
+
+/// A listener has one deadline, its accept deadline: reads (accepts) are bounded by it, and
+/// it has no writes to bound.
+macro_rules! impl_listener_deadlines {
+    ($($t:ty),*) => {$(
+        impl Deadlines for $t {
+            fn set_read_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+                <$t>::set_deadline(self, at)
+            }
+            fn set_write_deadline(&self, _: Option<Instant>) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+impl_listener_deadlines!(TcpListener, UnixListener);
 
 /// Runs `f` on `sock` with its blocking calls bounded by `ctx`: for the duration of `f`
 /// both deadlines of `sock` are the context's deadline, and a cancellation makes a blocked

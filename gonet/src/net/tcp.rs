@@ -228,10 +228,3 @@ impl TcpStream {
 
 impl_from_std!(TcpStream, std::net::TcpStream);
 impl_from_std!(TcpListener, std::net::TcpListener);
-
-impl TcpStream {
-    /// Wraps a connected stream socket (for `net/context.rs`'s dial).
-    pub(crate) fn from_net_fd(fd: NetFd) -> TcpStream {
-        TcpStream { fd }
-    }
-}
