@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# rt.sh — runtime micro-benchmarks: spawn + join, unbuffered-channel ping-pong and resident
-# memory per parked goroutine, for gonet, Go, tokio and may, each on one worker pinned to
+# rt.sh — runtime micro-benchmarks: spawn + join, unbuffered-channel ping-pong, resident
+# memory per parked goroutine and spawn bursts (100k spawned, then all joined; rounds 1-3),
+# for gonet, Go, tokio and may, each on one worker pinned to
 # CPU 0. Builds everything, runs ROUNDS rounds (default 3) alternating the peers, prints a
 # table of medians with the ratios gonet/Go, gonet/tokio, gonet/may, and writes it to
 # bench/results/rt-latest.txt.
@@ -13,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-3}
 PEERS=${PEERS:-"gonet go tokio may"}
 RT_ARGS=${RT_ARGS:-}
-FIGURES="spawn_join_ns pingpong_ns parked_rss_bytes"
+FIGURES="spawn_join_ns pingpong_ns parked_rss_bytes burst1_ns burst2_ns burst3_ns"
 
 build_rust
 build_go rt rt_go
@@ -57,7 +58,7 @@ medians <"$samples" >"$samples.med"
 
 {
     results_header "runtime micro-benchmarks (bench/rt.sh): one worker, pinned to CPU 0, median of $ROUNDS rounds"
-    echo "# sizes: ${RT_ARGS:-100k spawns, 1M round trips, 100k parked}"
+    echo "# sizes: ${RT_ARGS:-100k spawns, 1M round trips, 100k parked, bursts of 100k}"
     echo
     printf "%-18s" "figure"
     for peer in $PEERS; do printf "%12s" "$peer"; done

@@ -240,17 +240,21 @@ pub struct RtSizes {
     pub parked: usize,
     /// Untimed iterations run before each timed loop.
     pub warmup: usize,
+    /// Goroutines/tasks spawned before any is joined, in each of the three burst rounds.
+    pub burst: usize,
 }
 
 impl RtSizes {
-    /// Defaults (100k spawns, 1M round trips, 100k parked, 10k warm-up) with flag overrides.
+    /// Defaults (100k spawns, 1M round trips, 100k parked, 10k warm-up, bursts of 100k) with
+    /// flag overrides.
     pub fn from_args() -> RtSizes {
-        let f = Flags::parse(&["spawn", "pingpong", "parked", "warmup"]);
+        let f = Flags::parse(&["spawn", "pingpong", "parked", "warmup", "burst"]);
         RtSizes {
             spawn: f.get("spawn", 100_000),
             pingpong: f.get("pingpong", 1_000_000),
             parked: f.get("parked", 100_000),
             warmup: f.get("warmup", 10_000),
+            burst: f.get("burst", 100_000),
         }
     }
 }

@@ -37,4 +37,6 @@ pub mod runtime;
 pub mod sync;
 pub mod time;
 
-pub use runtime::{blocking, go, run, try_go, yield_now, Builder, JoinHandle, Runtime};
+pub use runtime::{
+    blocking, go, go_named, run, try_go, try_go_named, yield_now, Builder, JoinHandle, Runtime,
+};

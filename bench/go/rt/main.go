@@ -111,13 +111,30 @@ func parked(n int) {
 	wg.Wait()
 }
 
+// burst spawns n goroutines and only then waits for them all (wg.Add(1); go f(); ...;
+// wg.Wait()), three rounds; prints the cost per goroutine of each round.
+func burst(n int) {
+	for round := 1; round <= 3; round++ {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() { wg.Done() }()
+		}
+		wg.Wait()
+		fmt.Printf("burst%d_ns %s\n", round, nsPer(time.Since(start), n))
+	}
+}
+
 func main() {
 	spawn := flag.Int("spawn", 100000, "spawn + join iterations")
 	pp := flag.Int("pingpong", 1000000, "ping-pong round trips")
 	park := flag.Int("parked", 100000, "goroutines parked at once")
 	warmup := flag.Int("warmup", 10000, "untimed iterations before each timed loop")
+	burstN := flag.Int("burst", 100000, "goroutines spawned before any is joined, per burst round")
 	flag.Parse()
 	spawnJoin(*spawn, *warmup)
 	pingpong(*pp, *warmup)
 	parked(*park)
+	burst(*burstN)
 }

@@ -1,7 +1,7 @@
 //! Runtime micro-benchmarks for gonet on one worker (`Builder::new().procs(1)`): spawn + join
 //! of an empty goroutine, ping-pong over unbuffered channels (`chan::bounded(0)`), resident
 //! memory per parked goroutine (all blocked in `recv()` on one shared channel; dropping the
-//! sender wakes them all). Stacks are gonet's default size.
+//! sender wakes them all), and bursts (spawn 100k, then join them all; three rounds). Stacks are gonet's default size.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ fn main() -> std::io::Result<()> {
         spawn_join(sizes);
         pingpong(sizes);
         parked(sizes);
+        burst(sizes);
     });
     Ok(())
 }
@@ -83,5 +84,18 @@ fn parked(sizes: RtSizes) {
     drop(rx);
     for h in handles.into_iter().flatten() {
         h.join().unwrap();
+    }
+}
+
+/// Go's `for .. { wg.Add(1); go f() }; wg.Wait()`: spawn them all, only then join; three
+/// rounds, each reported per goroutine.
+fn burst(sizes: RtSizes) {
+    for round in 1..=3 {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..sizes.burst).map(|_| gonet::go(|| ())).collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        report(&format!("burst{round}_ns"), ns_per(start.elapsed(), sizes.burst));
     }
 }

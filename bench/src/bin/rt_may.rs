@@ -36,6 +36,7 @@ fn main() {
         spawn_join(sizes);
         pingpong(sizes);
         parked(sizes);
+        burst(sizes);
     })
     .join()
     .unwrap();
@@ -105,5 +106,17 @@ fn parked(sizes: RtSizes) {
     drop(rx);
     for h in handles.into_iter().flatten() {
         h.join().unwrap();
+    }
+}
+
+/// Spawn them all, only then join (Go's `wg.Add(1); go f()` ... `wg.Wait()`); three rounds.
+fn burst(sizes: RtSizes) {
+    for round in 1..=3 {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..sizes.burst).map(|_| spawn(|| ())).collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        report(&format!("burst{round}_ns"), ns_per(start.elapsed(), sizes.burst));
     }
 }

@@ -22,6 +22,7 @@ fn main() {
         spawn_join(sizes).await;
         pingpong(sizes).await;
         parked(sizes).await;
+        burst(sizes).await;
     });
 }
 
@@ -86,5 +87,17 @@ async fn parked(sizes: RtSizes) {
     drop(tx);
     for h in handles.into_iter().flatten() {
         h.await.unwrap();
+    }
+}
+
+/// Spawn them all, only then join (Go's `wg.Add(1); go f()` ... `wg.Wait()`); three rounds.
+async fn burst(sizes: RtSizes) {
+    for round in 1..=3 {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..sizes.burst).map(|_| tokio::spawn(async {})).collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        report(&format!("burst{round}_ns"), ns_per(start.elapsed(), sizes.burst));
     }
 }

@@ -301,6 +301,10 @@ impl<T> Chan<T> {
     ) -> Outcome {
         let withdraw = Withdraw { chan: self, op, dir };
         let mut cancel = None;
+        crate::runtime::wait::reason(match dir {
+            Dir::Recv => crate::runtime::wait::Wait::ChanReceive,
+            Dir::Send => crate::runtime::wait::Wait::ChanSend,
+        });
         park(|w| {
             // SAFETY: the record is not published yet (token.rs, invariant 1).
             unsafe { op.token().set_waiter(w) };

@@ -108,6 +108,7 @@ pub(crate) fn run(
         let mut registered = 0; // arms order[..registered] have (or had) queued entries
         let mut done = None;
         let mut timer = None;
+        crate::runtime::wait::reason(crate::runtime::wait::Wait::Select);
         park(|w| {
             // SAFETY: the token is not published yet (token.rs, invariant 1).
             unsafe { token.set_waiter(w) };

@@ -349,7 +349,12 @@ impl NetFd {
                 Ok((fd, addr)) => return Ok((NetFd::from_nonblocking(fd, true), addr)),
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EINTR) | Some(libc::ECONNABORTED) => {}
-                    Some(libc::EAGAIN) => self.pd.wait(Dir::Read)?,
+                    Some(libc::EAGAIN) => {
+                        crate::runtime::wait::reason(crate::runtime::wait::Wait::Accept {
+                            fd: self.fd,
+                        });
+                        self.pd.wait(Dir::Read)?
+                    }
                     // EMFILE/ENFILE and the rest: returned as the OS error itself, so callers
                     // can match `raw_os_error()` ("Too many open files (os error 24)").
                     _ => return Err(e),

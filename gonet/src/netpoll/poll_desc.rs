@@ -263,6 +263,7 @@ impl PollDesc {
         fence(Ordering::SeqCst);
         if self.check(d).is_ok() {
             self.arm_deadline(d);
+            crate::runtime::wait::io(self.fd.load(Ordering::Relaxed), d == Dir::Write);
             park_g(|g| {
                 let p = Arc::into_raw(g) as usize;
                 if slot.commit(p) {

@@ -155,6 +155,7 @@ where
     // SAFETY: only the lifetime is extended; `guard` keeps everything `'a` alive until the job
     // has run (see above), on both the normal and the unwinding path.
     let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+    super::wait::reason(super::wait::Wait::Blocking);
     park(move |w| {
         pool().submit(Box::new(move || {
             job();

@@ -81,7 +81,7 @@ pub(crate) fn message(p: &Payload) -> &str {
 /// Reports a contained panic: through the `log` crate when a logger is enabled for errors,
 /// else on stderr. The one place such reports are written.
 pub(crate) fn report(gid: u64, what: &str, p: &Payload) {
-    let who = if gid == 0 { String::new() } else { format!("goroutine {gid}: ") };
+    let who = if gid == 0 { String::new() } else { format!("{}: ", super::report::who(gid, None)) };
     let line = format!("gonet: {who}panic while {what}: {}; contained", message(p));
     if log::log_enabled!(log::Level::Error) {
         log::error!("{line}");

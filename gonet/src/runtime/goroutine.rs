@@ -15,12 +15,14 @@
 //! thread only frees the small shell.
 
 use std::cell::{Cell, UnsafeCell};
+use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use corosensei::{Coroutine, Yielder};
 
 use super::stack::Stack;
+use super::wait::Wait;
 use super::worker::WorkerShared;
 
 /// What a goroutine hands to its worker when it suspends.
@@ -30,6 +32,19 @@ pub(crate) enum Suspend {
     /// Park: run this commit function on the worker's stack with my run token. It returns
     /// `Err(token)` to refuse the park (the goroutine is resumed at once).
     Park(*mut (dyn FnMut(GRef) -> Result<(), GRef> + 'static)),
+    /// A parked goroutine resumed only to capture its backtrace for a dump (`dump.rs`) is
+    /// suspended again, its wait unchanged.
+    Dumped,
+}
+
+/// Who a goroutine is, for dumps and reports: set at spawn, never changed.
+pub(crate) struct Meta {
+    /// The name given with `go_named`.
+    pub(crate) name: Option<Arc<str>>,
+    /// Where it was spawned (`#[track_caller]` of `go`).
+    pub(crate) site: &'static Location<'static>,
+    /// The goroutine that spawned it (0: a plain thread).
+    pub(crate) parent: u64,
 }
 
 pub(crate) type Coro = Coroutine<(), Suspend, (), Stack>;
@@ -58,6 +73,11 @@ pub(crate) struct G {
     /// Approximate stack pointer at its last suspension (0 before), so the worker can warm
     /// the stack before resuming it (`prefetch.rs`); owner thread only.
     pub(crate) sp: Cell<usize>,
+    /// What it waits on while parked (`wait.rs`); owner thread only.
+    pub(crate) wait: Cell<Wait>,
+    /// When it last parked, on the coarse clock (`wait.rs`); owner thread only.
+    pub(crate) parked_ms: Cell<u64>,
+    pub(crate) meta: Meta,
     cell: UnsafeCell<Exec>,
 }
 
@@ -75,11 +95,15 @@ pub(crate) struct Exec {
 // confined to a single thread at a time by the rules at the top of this file; the unstarted
 // closure is `Send`.
 unsafe impl Send for G {}
-// SAFETY: as above: shared access from other threads reads only `id` and `owner`.
+// SAFETY: as above: shared access from other threads reads only `id`, `owner` and `meta`
+// (immutable after construction).
 unsafe impl Sync for G {}
 
 impl Drop for G {
     fn drop(&mut self) {
+        if self.meta.name.is_some() {
+            super::report::forget_name(self.id);
+        }
         let p = *self.owner.get_mut();
         if !p.is_null() {
             // SAFETY: the pointer came from `Arc::into_raw` in `set_owner` and is released
@@ -97,7 +121,7 @@ pub(crate) fn next_id() -> u64 {
 }
 
 impl G {
-    pub(crate) fn new(id: u64, start: Box<dyn FnOnce() + Send>, stack: Stack) -> GRef {
+    pub(crate) fn new(id: u64, start: Box<dyn FnOnce() + Send>, stack: Stack, meta: Meta) -> GRef {
         Arc::new(G {
             id,
             owner: AtomicPtr::new(std::ptr::null_mut()),
@@ -106,6 +130,9 @@ impl G {
             yielder: Cell::new(std::ptr::null()),
             parked: Cell::new(false),
             sp: Cell::new(0),
+            wait: Cell::new(Wait::Unknown),
+            parked_ms: Cell::new(0),
+            meta,
             cell: UnsafeCell::new(Exec { start: Some(start), stack: Some(stack), coro: None }),
         })
     }

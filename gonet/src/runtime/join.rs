@@ -42,6 +42,7 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> thread::Result<T> {
         let mut g = lock(&self.slot);
         if !g.done {
+            super::wait::reason(super::wait::Wait::Join);
             park(move |w| {
                 g.waiter = Some(w);
                 drop(g);

@@ -8,19 +8,23 @@
 
 mod blocking;
 mod contain;
+mod dump;
 pub(crate) mod goroutine;
 mod join;
 mod overflow;
 pub(crate) mod park;
 mod prefetch;
+mod report;
+mod slab;
 mod stack;
 mod stats;
 pub(crate) mod timer;
+pub(crate) mod wait;
 mod watchdog;
 pub(crate) mod worker;
 
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -30,11 +34,13 @@ use crossbeam_deque::{Injector, Worker as Deque};
 
 pub use blocking::blocking;
 pub(crate) use blocking::blocking_scoped;
+pub use dump::{Dump, GoroutineDump};
 pub use join::JoinHandle;
+pub use report::Reports;
 pub use stats::{stats, Stats, WorkerSnapshot};
 pub use watchdog::STALL;
 
-use goroutine::{Suspend, G};
+use goroutine::{Meta, Suspend, G};
 use stack::Stack;
 use worker::{RtShared, Worker, WorkerShared};
 
@@ -51,6 +57,8 @@ pub struct Builder {
     procs: Option<usize>,
     stack_size: usize,
     spin: Option<Duration>,
+    traceback: Option<bool>,
+    reports: Option<Reports>,
 }
 
 impl Default for Builder {
@@ -64,7 +72,13 @@ impl Builder {
     /// parallelism, stacks of [`DEFAULT_STACK_SIZE`], the spin window from `GONET_SPIN_US`
     /// (microseconds) or [`DEFAULT_SPIN`].
     pub fn new() -> Builder {
-        Builder { procs: None, stack_size: DEFAULT_STACK_SIZE, spin: None }
+        Builder {
+            procs: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            spin: None,
+            traceback: None,
+            reports: None,
+        }
     }
 
     /// Number of worker threads (Go's `GOMAXPROCS`); at least 1.
@@ -96,6 +110,21 @@ impl Builder {
         self
     }
 
+    /// Whether `SIGQUIT` (`kill -QUIT`, Ctrl-\\) prints a goroutine dump ([`dump`]) to stderr
+    /// and lets the program run on, instead of killing it. Default: `GONET_TRACEBACK=1`.
+    pub fn traceback(mut self, on: bool) -> Builder {
+        self.traceback = Some(on);
+        self
+    }
+
+    /// Where stall and possible-deadlock warnings go (see [`Reports`]). Default:
+    /// `GONET_REPORTS`, else [`Reports::Auto`] (the `log` crate if a logger takes warnings,
+    /// else stderr).
+    pub fn reports(mut self, to: Reports) -> Builder {
+        self.reports = Some(to);
+        self
+    }
+
     /// Checks the configuration and creates the runtime (its threads start in [`Runtime::run`]).
     pub fn build(self) -> io::Result<Runtime> {
         let procs = match self.procs {
@@ -112,7 +141,14 @@ impl Builder {
             Some(d) => d,
             None => default_spin()?,
         };
-        Ok(Runtime { procs, stack_size: self.stack_size, spin })
+        let traceback = self
+            .traceback
+            .unwrap_or_else(|| std::env::var("GONET_TRACEBACK").is_ok_and(|v| v.trim() == "1"));
+        let reports = match self.reports {
+            Some(r) => r,
+            None => Reports::from_env()?,
+        };
+        Ok(Runtime { procs, stack_size: self.stack_size, spin, traceback, reports })
     }
 }
 
@@ -148,6 +184,8 @@ pub struct Runtime {
     procs: usize,
     stack_size: usize,
     spin: Duration,
+    traceback: bool,
+    reports: Reports,
 }
 
 impl Runtime {
@@ -163,6 +201,7 @@ impl Runtime {
     /// # Panics
     /// When the workers or the main goroutine's stack cannot be created; use
     /// [`Runtime::try_run`] to get that as an error.
+    #[track_caller]
     pub fn run<F, T>(self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
@@ -177,6 +216,7 @@ impl Runtime {
 
     /// Like [`run`](Runtime::run), but returns setup errors and the main goroutine's panic
     /// instead of unwinding.
+    #[track_caller]
     pub fn try_run<F, T>(self, f: F) -> io::Result<thread::Result<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -199,8 +239,15 @@ impl Runtime {
             idle: AtomicUsize::new(0),
             stack_size: self.stack_size,
             spin: self.spin,
+            reports: self.reports,
         });
-        let (handle, main) = spawn_g(f, Stack::new(self.stack_size)?);
+        dump::register(&rt);
+        report::install_panic_hook();
+        if self.traceback {
+            report::install_sigquit();
+        }
+        let meta = Meta { name: Some("main".into()), site: Location::caller(), parent: 0 };
+        let (handle, main) = spawn_g(f, Stack::new(self.stack_size)?, meta);
         rt.injector.push(main);
         // The main goroutine counts as spawned on worker 0 (no worker runs yet).
         rt.workers[0].stats.spawned.set_local(1);
@@ -241,7 +288,7 @@ fn stop(rt: &RtShared, threads: Vec<thread::JoinHandle<()>>) {
 }
 
 /// Builds a goroutine around `f` with its stack; returns its join handle and the `G`.
-fn spawn_g<F, T>(f: F, stack: Stack) -> (JoinHandle<T>, goroutine::GRef)
+fn spawn_g<F, T>(f: F, stack: Stack, meta: Meta) -> (JoinHandle<T>, goroutine::GRef)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -265,11 +312,15 @@ where
         };
         contain::catch(id, what, move || done.complete(r));
     };
-    (handle, G::new(id, Box::new(body), stack))
+    if let Some(n) = &meta.name {
+        report::remember_name(id, n.clone());
+    }
+    (handle, G::new(id, Box::new(body), stack, meta))
 }
 
 /// Runs `f` as the main goroutine of a runtime with the default configuration (see
 /// [`Builder::new`]) and returns its value. A panic in `f` resumes in the caller.
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
@@ -283,12 +334,13 @@ where
 /// # Panics
 /// Outside a runtime (start one with [`run`]), or when no stack can be allocated; see
 /// [`try_go`] for the latter as an error.
+#[track_caller]
 pub fn go<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match try_go(f) {
+    match spawn(None, f) {
         Ok(h) => h,
         Err(e) => panic!("{e}"),
     }
@@ -299,17 +351,59 @@ where
 ///
 /// # Panics
 /// Outside a runtime.
+#[track_caller]
 pub fn try_go<F, T>(f: F) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    spawn(None, f)
+}
+
+/// Like [`go`], with a name that goroutine dumps ([`dump`]), stall reports and panic messages
+/// show, e.g. `gonet::go_named(format!("conn {peer}"), move || serve(conn))`.
+///
+/// # Panics
+/// As [`go`].
+#[track_caller]
+pub fn go_named<F, T>(name: impl Into<String>, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match spawn(Some(name.into().into()), f) {
+        Ok(h) => h,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Like [`go_named`], but returns an error when the goroutine's stack cannot be allocated.
+///
+/// # Panics
+/// Outside a runtime.
+#[track_caller]
+pub fn try_go_named<F, T>(name: impl Into<String>, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    spawn(Some(name.into().into()), f)
+}
+
+#[track_caller]
+fn spawn<F, T>(name: Option<std::sync::Arc<str>>, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let site = Location::caller();
     let w = worker::current().expect(
         "gonet::go called outside a gonet runtime: start one with gonet::run(|| { .. }) \
          or gonet::Builder::new().build()?.run(..)",
     );
     let stack = w.stacks.borrow_mut().get()?;
-    let (handle, g) = spawn_g(f, stack);
+    let parent = worker::current_g().map_or(0, |g| g.id);
+    let (handle, g) = spawn_g(f, stack, Meta { name, site, parent });
     w.spawn(g);
     Ok(handle)
 }
@@ -322,4 +416,17 @@ pub fn yield_now() {
     } else {
         thread::yield_now();
     }
+}
+
+/// A snapshot of every live goroutine of the caller's runtime (of every running runtime when
+/// called outside one): id, name, state in Go's words (`chan receive`, `IO wait` with the
+/// descriptor and its addresses, `sync.Mutex.Lock`, ...), how long it has waited, its worker,
+/// spawn site and the backtrace of where it waits. `Display` prints it in the layout of Go's
+/// goroutine dump (`SIGQUIT`); [`Builder::traceback`] makes `SIGQUIT` print it.
+///
+/// Each worker describes its own goroutines between two runs, so the dump waits for every
+/// worker to reach its scheduler (up to 2 s each; a worker held by a goroutine that never
+/// parks is named in the dump instead). On a goroutine the caller parks meanwhile.
+pub fn dump() -> Dump {
+    dump::dump_all()
 }

@@ -1,17 +1,28 @@
-//! The stall watchdog: one thread per runtime that reports (through the `log` crate) a
-//! goroutine holding its worker for more than [`STALL`] without parking or yielding — the
-//! goroutine-model equivalent of blocking the event loop. Each stall is reported once.
+//! The watchdog (Go's `sysmon`, reduced): one thread per runtime that, every [`TICK`],
+//! * reports a goroutine holding its worker for more than [`STALL`] without parking or
+//!   yielding — the goroutine-model equivalent of blocking the event loop — once per stall,
+//!   naming the goroutine, its name and spawn site (where it goes: `report.rs`);
+//! * warns once when the runtime looks deadlocked: no goroutine has run for [`DEADLOCK`] and a
+//!   dump shows every goroutine waiting on another (channels, locks, joins) with no timer
+//!   pending — a warning with the dump, not a crash, since a plain thread may still send;
+//! * prints a goroutine dump to stderr after each `SIGQUIT` when tracebacks are on;
+//! * advances the coarse clock that parks are timed with (`wait.rs`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::dump;
+use super::report::SIGQUITS;
+use super::wait;
 use super::worker::RtShared;
 
 /// How long a goroutine may hold a worker before it is reported.
 pub const STALL: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_millis(20);
+/// How long no goroutine may run before the runtime is checked for a deadlock.
+pub(crate) const DEADLOCK: Duration = Duration::from_secs(1);
 
 /// Stops the watchdog thread when dropped.
 pub(crate) struct Watchdog {
@@ -31,10 +42,43 @@ fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
     // Per worker: the run last sampled — (goroutine, switch count) — when it was first seen,
     // and whether it was reported. A run is the same run while both stay unchanged.
     let mut seen = vec![((0u64, 0u64), Instant::now(), false); rt.workers.len()];
+    let mut quits = SIGQUITS.load(Ordering::Relaxed);
+    // The switch counts when the runtime was last seen making progress, and since when.
+    let mut progress = (Vec::new(), Instant::now(), false);
     let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
     while !*stopped {
         stopped = stop.1.wait_timeout(stopped, TICK).unwrap_or_else(|e| e.into_inner()).0;
+        if *stopped {
+            break;
+        }
+        wait::tick();
         let now = Instant::now();
+        let q = SIGQUITS.load(Ordering::Relaxed);
+        if q != quits {
+            quits = q;
+            let d = dump::collect(rt, true);
+            eprintln!("SIGQUIT: goroutine dump\n\n{d}");
+        }
+        let switches: Vec<u64> = rt.workers.iter().map(|w| w.stats.switches.get()).collect();
+        if switches != progress.0 {
+            progress = (switches, now, false);
+        } else if !progress.2 && now - progress.1 > DEADLOCK {
+            // Checked once per quiet spell: an idle server (all in IO wait) is not re-dumped.
+            progress.2 = true;
+            let idle = rt.workers.iter().all(|w| w.running.load(Ordering::Relaxed) == 0);
+            if idle {
+                let d = dump::collect(rt, false);
+                if d.looks_deadlocked() {
+                    let d = dump::collect(rt, true);
+                    rt.reports.warn(&format!(
+                        "gonet: all goroutines are asleep - possible deadlock! (none has run for \
+                         {:?}; each waits on a channel, lock or join that only another \
+                         goroutine or a plain thread can complete)\n\n{d}",
+                        now - progress.1
+                    ));
+                }
+            }
+        }
         for (w, (run, since, reported)) in rt.workers.iter().zip(seen.iter_mut()) {
             let cur = (w.running.load(Ordering::Relaxed), w.stats.switches.get());
             if cur != *run {
@@ -44,12 +88,15 @@ fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
             let held = now - *since;
             if cur.0 != 0 && !*reported && held > STALL {
                 *reported = true;
-                log::warn!(
-                    "gonet: goroutine {} has held worker {} for {held:?} without parking or \
-                     yielding; move blocking work to gonet::blocking or call gonet::yield_now",
-                    cur.0,
+                let site = w.running_site.load(Ordering::Relaxed);
+                // SAFETY: a non-null `running_site` is a `&'static Location` (worker.rs).
+                let site = unsafe { site.as_ref() };
+                rt.reports.warn(&format!(
+                    "gonet: {} has held worker {} for {held:?} without parking or yielding; \
+                     move blocking work to gonet::blocking or call gonet::yield_now",
+                    super::report::who(cur.0, site),
                     w.index
-                );
+                ));
             }
         }
     }

@@ -65,6 +65,8 @@ pub(crate) struct RtShared {
     pub(crate) stack_size: usize,
     /// How long a worker that ran dry polls before sleeping (`Builder::spin`).
     pub(crate) spin: Duration,
+    /// Where warnings go (`report.rs`).
+    pub(crate) reports: super::report::Reports,
 }
 
 /// The part of a worker other threads may touch.
@@ -77,6 +79,8 @@ pub(crate) struct WorkerShared {
     sleeping: AtomicBool,
     /// Set at shutdown: wake-ups for this worker's goroutines are dropped from then on.
     closed: AtomicBool,
+    /// Dump requests (`dump.rs`), announced through `inbox_nonempty`.
+    pub(crate) dumps: super::dump::Requests,
     pub(crate) poller: Poller,
     stealer: Stealer<GRef>,
     pub(crate) stats: WorkerStats,
@@ -84,6 +88,9 @@ pub(crate) struct WorkerShared {
     /// counter it tells the watchdog whether the same run has lasted between two samples,
     /// without reading the clock on every switch.
     pub(crate) running: AtomicU64,
+    /// The spawn site of the goroutine running now (null: none), for the stall report: a
+    /// `&'static Location`, valid whenever read.
+    pub(crate) running_site: std::sync::atomic::AtomicPtr<std::panic::Location<'static>>,
 }
 
 impl WorkerShared {
@@ -99,11 +106,19 @@ impl WorkerShared {
             inbox_nonempty: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            dumps: Default::default(),
             poller: Poller::new()?,
             stealer,
             stats: WorkerStats::default(),
             running: AtomicU64::new(0),
+            running_site: Default::default(),
         })
+    }
+
+    /// Asks the worker to look at its inbox (a dump request waits there).
+    pub(crate) fn poke(&self) {
+        self.inbox_nonempty.store(true, Ordering::SeqCst);
+        self.unsleep();
     }
 
     /// Hands a run token to this worker from another thread.
@@ -121,6 +136,11 @@ impl WorkerShared {
         self.inbox_nonempty.store(true, Ordering::SeqCst);
         self.stats.remote_wakeups.fetch_add(1, Ordering::Relaxed);
         self.unsleep();
+    }
+
+    /// The goroutines waiting in the inbox (runnable), for a dump.
+    pub(crate) fn inbox_ptrs(&self) -> Vec<*const G> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).iter().map(Arc::as_ptr).collect()
     }
 
     /// Wakes the worker if it sleeps (invariant 2). Returns whether it did.
@@ -147,14 +167,18 @@ impl WorkerShared {
 pub(crate) struct Worker {
     pub(crate) shared: Arc<WorkerShared>,
     pub(crate) rt: Arc<RtShared>,
-    runq: RefCell<VecDeque<GRef>>,
+    pub(crate) runq: RefCell<VecDeque<GRef>>,
     pub(crate) spawnq: Deque<GRef>,
-    timers: RefCell<TimerHeap>,
+    pub(crate) timers: RefCell<TimerHeap>,
     pub(crate) stacks: RefCell<StackPool>,
     /// Every started, unfinished goroutine of this worker (so shutdown can free their stacks).
-    live: RefCell<Vec<GRef>>,
+    pub(crate) live: RefCell<Vec<GRef>>,
     /// The goroutine being run, or null on the worker's own stack.
-    current: Cell<*const G>,
+    pub(crate) current: Cell<*const G>,
+    /// Set while a dump resumes parked goroutines to capture their backtraces (`dump.rs`).
+    pub(crate) dumping: Cell<bool>,
+    /// Where such a goroutine leaves its backtrace.
+    pub(crate) dump_slot: RefCell<Option<std::backtrace::Backtrace>>,
     events: RefCell<Vec<libc::epoll_event>>,
     /// Whether the next idle spin is likely to pay (see `spin_for_work`).
     spin_worth: Cell<bool>,
@@ -186,6 +210,15 @@ pub(crate) fn current_goroutine_id() -> Option<u64> {
     unsafe { w.current.get().as_ref() }.map(|g| g.id)
 }
 
+/// The running goroutine, if the caller is one.
+#[inline]
+pub(crate) fn current_g() -> Option<&'static G> {
+    let w = current()?;
+    // SAFETY: a non-null `current` points to the G held alive by the worker's run loop while
+    // it runs, which outlasts any borrow the running goroutine can keep.
+    unsafe { w.current.get().as_ref() }
+}
+
 /// Suspends the running goroutine with `s`. Panics when not called on a goroutine.
 pub(crate) fn suspend(s: Suspend) {
     let w = current().expect("gonet: park outside a goroutine");
@@ -198,6 +231,12 @@ pub(crate) fn suspend(s: Suspend) {
         (*g).sp.set(std::ptr::addr_of!(here) as usize);
         let y = (*g).yielder.get();
         (*y).suspend(s);
+        // Resumed by a dump only to show where we wait (dump.rs): show it and wait on.
+        while w.dumping.get() {
+            super::dump::capture_here(w);
+            (*y).suspend(Suspend::Dumped);
+        }
+        (*g).wait.set(super::wait::Wait::Unknown);
     }
 }
 
@@ -223,6 +262,7 @@ pub(crate) fn timers() -> Option<&'static RefCell<TimerHeap>> {
 
 /// Parks the running goroutine until `when` (the timer holds its run token).
 pub(crate) fn sleep_until(when: Instant) {
+    super::wait::reason(super::wait::Wait::Sleep);
     super::park::park_g(move |g| {
         let w = current().expect("timer commit runs on a worker");
         w.timers.borrow_mut().push(when, Action::Wake(g));
@@ -232,7 +272,7 @@ pub(crate) fn sleep_until(when: Instant) {
 
 impl Worker {
     pub(crate) fn new(shared: Arc<WorkerShared>, rt: Arc<RtShared>, spawnq: Deque<GRef>) -> Worker {
-        let stacks = StackPool::new(rt.stack_size, 4096);
+        let stacks = StackPool::new(rt.stack_size);
         Worker {
             shared,
             rt,
@@ -242,6 +282,8 @@ impl Worker {
             stacks: RefCell::new(stacks),
             live: RefCell::new(Vec::new()),
             current: Cell::new(std::ptr::null()),
+            dumping: Cell::new(false),
+            dump_slot: RefCell::new(None),
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
             spin_worth: Cell::new(true),
         }
@@ -287,6 +329,9 @@ impl Worker {
             if tick % 61 == 0 {
                 self.poll_io(0);
                 self.drain_inbox();
+                if tick % (61 * 64) == 0 {
+                    self.stacks.borrow_mut().trim(Instant::now());
+                }
             }
             self.fire_timers();
             match self.find_runnable(tick) {
@@ -358,6 +403,9 @@ impl Worker {
             return false;
         }
         self.shared.inbox_nonempty.store(false, Ordering::SeqCst);
+        if self.shared.dumps.pending() {
+            self.serve_dumps();
+        }
         let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
         let mut q = self.runq.borrow_mut();
         let any = !inbox.is_empty();
@@ -417,7 +465,10 @@ impl Worker {
         let timeout = if self.has_work() {
             0
         } else {
-            match self.timers.borrow_mut().next() {
+            // A pool holding stacks it may give back wakes the worker to trim it (stack.rs).
+            let trim = self.stacks.borrow_mut().trim(Instant::now());
+            let next = self.timers.borrow_mut().next();
+            match next.map_or(trim, |t| Some(trim.map_or(t, |r| r.min(t)))) {
                 None => -1,
                 Some(t) => {
                     let d = t.saturating_duration_since(Instant::now());
@@ -503,6 +554,9 @@ impl Worker {
             stats.wakeups.set_local(stats.wakeups.get() + 1);
         }
         self.shared.running.store(g.id, Ordering::Relaxed);
+        self.shared
+            .running_site
+            .store(std::ptr::from_ref(g.meta.site).cast_mut(), Ordering::Relaxed);
         overflow::enter(g.guard.get(), g.id, self.rt.stack_size);
         // SAFETY: `coro` points into g's execution state, which only this thread touches, and
         // the goroutine never touches its own `coro` field while it runs.
@@ -528,6 +582,7 @@ impl Worker {
                 // thread may already have made g runnable again.
                 stats.parks.set_local(stats.parks.get() + 1);
                 g.parked.set(true);
+                g.parked_ms.set(super::wait::coarse_ms());
                 // SAFETY: the commit lives on g's suspended stack, valid until g resumes, and
                 // this is its only call (park.rs).
                 if let Err(g) = unsafe { (*commit)(g) } {
@@ -537,6 +592,7 @@ impl Worker {
                 }
             }
             CoroutineResult::Return(()) => self.finish(g),
+            CoroutineResult::Yield(Suspend::Dumped) => unreachable!("only a dump resumes for that"),
         }
     }
 

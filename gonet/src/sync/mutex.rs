@@ -66,6 +66,7 @@ impl RawMutex {
         // `park`: the guard then withdraws our waiter, or, if the lock was already handed to
         // us, passes it on — so a dead goroutine never holds the lock.
         let withdraw = Withdraw { m: self, gid: crate::runtime::worker::current_goroutine_id() };
+        crate::runtime::wait::reason(crate::runtime::wait::Wait::MutexLock);
         park(move |w| {
             q.push_back(w);
             drop(q);

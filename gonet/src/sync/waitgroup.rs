@@ -87,6 +87,7 @@ impl WaitGroup {
         if st.count == 0 {
             return;
         }
+        crate::runtime::wait::reason(crate::runtime::wait::Wait::Group);
         park(move |w| {
             let mut st = st;
             st.waiters.push(w);
