@@ -224,40 +224,39 @@ impl ConnInner {
             return Ok(false);
         }
         let max = room.min(READ_CHUNK);
-        let buf = inp.book(max.min(READ_MIN), max);
-        let want = buf.len();
         match &self.io {
-            Io::Server { fd, .. } => loop {
-                // SAFETY: `buf` is writable memory of `buf.len()` bytes owned by the buffer.
-                let n = unsafe { libc::read(*fd, buf.as_mut_ptr().cast(), want) };
-                if n > 0 {
-                    let n = n as usize;
-                    inp.book_ack(n);
-                    if n < want {
-                        self.trig.set_drained();
+            Io::Server { fd, .. } => {
+                let fd = *fd;
+                let r = inp.fill(max.min(READ_MIN), max, |buf| loop {
+                    // SAFETY: `buf` is writable memory of `buf.len()` bytes lent by the buffer.
+                    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                    if n >= 0 {
+                        let n = n as usize;
+                        if n == 0 {
+                            self.eof.set(true);
+                        } else if n < buf.len() {
+                            self.trig.set_drained();
+                        }
+                        return Ok(n);
                     }
-                    return Ok(true);
-                }
-                if n == 0 {
-                    self.eof.set(true);
-                    return Ok(true);
-                }
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) => {
-                        self.trig.set_drained();
-                        return Ok(false);
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EINTR) {
+                        return Err(e);
                     }
-                    _ => return Err(e),
+                });
+                match r {
+                    Ok(n) => Ok(n > 0 || self.eof.get()),
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                        self.trig.set_drained();
+                        Ok(false)
+                    }
+                    Err(e) => Err(e),
                 }
-            },
+            }
             Io::Client(s) => {
-                let n = io::Read::read(&mut &*s, buf)?;
+                let n = inp.fill(max.min(READ_MIN), max, |buf| io::Read::read(&mut &*s, buf))?;
                 if n == 0 {
                     self.eof.set(true);
-                } else {
-                    inp.book_ack(n);
                 }
                 Ok(true)
             }
@@ -355,9 +354,12 @@ impl ConnInner {
     /// Sends every readable byte of the output buffer (one `sendmsg` of all blocks per
     /// round); waits for writability on `EAGAIN`. Does not release.
     fn send_all(&self) -> io::Result<()> {
+        if !self.malloc_out.get() {
+            // SAFETY: access rule; no `malloc`'d slice is alive (`malloc_out` is false), so
+            // making the unflushed bytes readable aliases nothing.
+            unsafe { (*self.output.get()).flush() };
+        }
         let out = self.output();
-        out.flush();
-        self.malloc_out.set(false);
         let deadline = self.write_timeout.get().map(|t| Instant::now() + t);
         while !out.is_empty() {
             if self.closing.load(Ordering::Acquire) {
@@ -583,8 +585,9 @@ impl Connection {
     }
 
     /// Keeps only the first `n` unflushed bytes.
-    pub fn malloc_ack(&self, n: usize) -> io::Result<()> {
-        self.inner.output().malloc_ack(n)
+    pub fn malloc_ack(&mut self, n: usize) -> io::Result<()> {
+        // SAFETY: `&mut self`: no `malloc`'d slice is alive.
+        unsafe { (*self.inner.output.get()).malloc_ack(n) }
     }
 
     /// Appends a copy of `b`.
@@ -619,6 +622,7 @@ impl Connection {
     /// Sends everything written so far: one `sendmsg` of all blocks, waiting for
     /// writability on `EAGAIN` (up to the write timeout).
     pub fn flush(&mut self) -> io::Result<()> {
+        self.inner.malloc_out.set(false); // `&mut self`: the malloc'd slices are dead
         self.inner.send_all()?;
         // SAFETY: `&mut self`: no `malloc`'d slice is alive.
         unsafe { self.inner.release_output() };
@@ -856,6 +860,7 @@ fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<bool
         }
         let out = c.output();
         if !out.is_empty() || out.malloc_len() > 0 {
+            c.malloc_out.set(false); // the handler returned: its malloc'd slices are dead
             c.send_all()?;
         }
         if !c.is_active() {
@@ -909,8 +914,9 @@ fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
     // Drop what is buffered: skip the unread input, forget the unsent output.
     let inp = c.input();
     let _ = inp.skip(inp.len());
+    // SAFETY: owner thread, no handler runs: no slice is alive.
+    unsafe { (*c.output.get()).flush() };
     let out = c.output();
-    out.flush();
     let _ = out.skip(out.len());
     // SAFETY: owner thread, no handler runs: no slice is alive.
     unsafe {

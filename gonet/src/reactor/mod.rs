@@ -33,7 +33,7 @@ mod event_loop;
 mod sched;
 mod trigger;
 
-pub use buffer::LinkBuffer;
+pub use buffer::*;
 pub use conn::{ConnHandle, Connection, DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP};
 pub use dial::dial;
 pub use event_loop::{Balance, Builder, EventLoop};
