@@ -141,6 +141,7 @@ impl Builder {
                 rand: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
                 listener: Mutex::new(None),
                 stopping: AtomicBool::new(false),
+                stopped: AtomicBool::new(false),
             }),
         }
     }
@@ -171,6 +172,8 @@ pub(crate) struct LoopShared {
     rand: AtomicU64,
     listener: Mutex<Option<Arc<TcpListener>>>,
     stopping: AtomicBool,
+    /// `shutdown` has finished (serve may return).
+    stopped: AtomicBool,
 }
 
 impl LoopShared {
@@ -287,7 +290,14 @@ impl EventLoop {
                     }
                 }
                 Err(e) if is_closed(&e) || self.shared.stopping.load(Ordering::Acquire) => {
-                    return Ok(())
+                    // Under `shutdown`, stay until it has finished with the connections: the
+                    // caller is often the main goroutine, whose return ends the runtime.
+                    while self.shared.stopping.load(Ordering::Acquire)
+                        && !self.shared.stopped.load(Ordering::Acquire)
+                    {
+                        crate::time::sleep(Duration::from_millis(2));
+                    }
+                    return Ok(());
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     log::warn!("gonet reactor: accept on {addr:?}: {e}; retrying in {backoff:?}");
@@ -364,6 +374,12 @@ impl EventLoop {
     /// or waiting for input) to finish until `deadline`; then closes those too and fails with
     /// `TimedOut`, saying how many were still busy. Callable from any goroutine or thread.
     pub fn shutdown(&self, deadline: Instant) -> io::Result<()> {
+        let r = self.drain(deadline);
+        self.shared.stopped.store(true, Ordering::Release);
+        r
+    }
+
+    fn drain(&self, deadline: Instant) -> io::Result<()> {
         let sh = &self.shared;
         sh.stopping.store(true, Ordering::Release);
         if let Some(ln) = sh.listener.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -374,22 +390,29 @@ impl EventLoop {
             if conns.is_empty() {
                 return Ok(());
             }
+            let mut busy = 0;
             for c in &conns {
-                if !c.busy.load(Ordering::Relaxed) {
+                if c.busy.load(Ordering::Relaxed) {
+                    busy += 1;
+                } else {
                     c.close();
                 }
             }
             if Instant::now() >= deadline {
-                let busy = conns.iter().filter(|c| c.is_active()).count();
                 for c in &conns {
                     c.close();
+                }
+                drop(conns);
+                // Handlers waiting for input wake with a "closed" error and finalize; give
+                // them a moment before serve returns (and maybe the runtime with it).
+                let grace = Instant::now() + Duration::from_millis(100);
+                while sh.live() > 0 && Instant::now() < grace {
+                    crate::time::sleep(Duration::from_millis(2));
                 }
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "gonet reactor: shutdown deadline passed with {busy} connections still busy \
-                         ({} open)",
-                        conns.len()
+                        "gonet reactor: shutdown deadline passed with {busy} connections still busy"
                     ),
                 ));
             }

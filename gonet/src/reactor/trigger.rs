@@ -6,6 +6,8 @@
 //! # States
 //!
 //! ```text
+//!   NEW      registered, never run: the first event of any kind (the registration reports
+//!            writability at once) queues it, so `on_connect` runs without waiting for input
 //!   IDLE     no goroutine; the next readiness event queues the connection
 //!   QUEUED   in its worker's ready queue (sched.rs); a handler goroutine will take it
 //!   RUNNING  a handler goroutine owns it and is not parked on it
@@ -46,6 +48,7 @@ use std::cell::Cell;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum State {
+    New,
     Idle,
     Queued,
     Running,
@@ -81,11 +84,10 @@ pub(crate) struct Trigger<W> {
 }
 
 impl<W> Trigger<W> {
-    /// A trigger for a connection being registered: queued, so that its handler goroutine
-    /// runs `on_connect` and the first read as soon as the poller reports it.
+    /// A trigger for a connection being registered (`NEW`).
     pub(crate) fn new() -> Trigger<W> {
         Trigger {
-            state: Cell::new(State::Idle),
+            state: Cell::new(State::New),
             pending: Cell::new(false),
             drained: Cell::new(false),
             want: Cell::new(Want::Read),
@@ -103,6 +105,10 @@ impl<W> Trigger<W> {
     pub(crate) fn on_event(&self, readable: bool, writable: bool) -> Fired<W> {
         let mut f = Fired { queue: false, wake: None };
         match self.state.get() {
+            State::New => {
+                self.state.set(State::Queued);
+                f.queue = true;
+            }
             State::Idle if readable => {
                 self.state.set(State::Queued);
                 f.queue = true;
@@ -200,7 +206,7 @@ impl<W> Trigger<W> {
     /// Idle-timeout or close on the owner thread while idle: queue it so that a handler
     /// goroutine finalizes it. Returns whether the caller must queue it.
     pub(crate) fn kick_idle(&self) -> bool {
-        if self.state.get() == State::Idle {
+        if matches!(self.state.get(), State::Idle | State::New) {
             self.state.set(State::Queued);
             return true;
         }
