@@ -39,7 +39,8 @@ use crate::runtime::timer;
 
 /// Largest read issued at once.
 const READ_CHUNK: usize = 64 * 1024;
-/// Smallest contiguous space booked for a read (a smaller tail of a block is skipped).
+/// Smallest contiguous space booked for a read after a short one (a smaller tail of a block
+/// is skipped).
 const READ_MIN: usize = 2048;
 /// Most iovecs in one `sendmsg`.
 const MAX_IOV: usize = 64;
@@ -74,6 +75,9 @@ pub(crate) struct ConnInner {
     write_timeout: Cell<Option<Duration>>,
     idle_timeout: Cell<Option<Duration>>,
     idle_seq: Cell<u64>,
+    /// Smallest contiguous space the next read asks for: grows while reads fill their
+    /// space (a stream is arriving), back to `READ_MIN` after a short read.
+    read_hint: Cell<usize>,
     input_cap: usize,
     output_cap: usize,
     on_request: Cell<Option<Handler>>,
@@ -115,6 +119,7 @@ impl ConnInner {
             write_timeout: Cell::new(None),
             idle_timeout: Cell::new(None),
             idle_seq: Cell::new(0),
+            read_hint: Cell::new(READ_MIN),
             input_cap: input_cap.max(1),
             output_cap: output_cap.max(1),
             on_request: Cell::new(None),
@@ -224,10 +229,11 @@ impl ConnInner {
             return Ok(false);
         }
         let max = room.min(READ_CHUNK);
+        let min = self.read_hint.get().min(max);
         match &self.io {
             Io::Server { fd, .. } => {
                 let fd = *fd;
-                let r = inp.fill(max.min(READ_MIN), max, |buf| loop {
+                let r = inp.fill(min, max, |buf| loop {
                     // SAFETY: `buf` is writable memory of `buf.len()` bytes lent by the buffer.
                     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
                     if n >= 0 {
@@ -236,6 +242,10 @@ impl ConnInner {
                             self.eof.set(true);
                         } else if n < buf.len() {
                             self.trig.set_drained();
+                            self.read_hint.set(READ_MIN);
+                        } else {
+                            // A full read: more is queued; ask for a larger block next time.
+                            self.read_hint.set((buf.len() * 2).min(READ_CHUNK));
                         }
                         return Ok(n);
                     }
@@ -254,7 +264,7 @@ impl ConnInner {
                 }
             }
             Io::Client(s) => {
-                let n = inp.fill(max.min(READ_MIN), max, |buf| io::Read::read(&mut &*s, buf))?;
+                let n = inp.fill(min, max, |buf| io::Read::read(&mut &*s, buf))?;
                 if n == 0 {
                     self.eof.set(true);
                 }
