@@ -87,7 +87,7 @@ pub(super) struct State {
 /// Reading takes `&self` and returns slices that borrow the buffer until [`release`], so a
 /// slice can never outlive the bytes it shows:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0502
 /// use gonet::reactor::LinkBuffer;
 /// let mut b = LinkBuffer::new();
 /// b.write_binary(b"hello").unwrap();
@@ -99,7 +99,7 @@ pub(super) struct State {
 ///
 /// and a `malloc`'d range cannot be written after it became readable:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0502
 /// use gonet::reactor::LinkBuffer;
 /// let mut b = LinkBuffer::new();
 /// let w = b.malloc(1).unwrap();
@@ -111,7 +111,7 @@ pub(super) struct State {
 /// can append while a consumer holds slices. `slice(n)` shares blocks (no copy) and gives a
 /// `Send` buffer. The buffer itself is not `Sync`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn sync<T: Sync>() {}
 /// sync::<gonet::reactor::LinkBuffer>();
 /// ```
