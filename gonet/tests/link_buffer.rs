@@ -25,7 +25,8 @@ fn ready(data: &[u8]) -> LinkBuffer {
 fn blocks_come_back_through_the_pool() {
     on_fresh_thread(|| {
         let mut b = LinkBuffer::new();
-        for i in 0..10_000u32 {
+        let rounds = if cfg!(miri) { 100 } else { 10_000 };
+        for i in 0..rounds {
             let n = b.fill(64, 4096, |buf| {
                 buf[..64].fill(i as u8);
                 Ok(64)
@@ -38,7 +39,7 @@ fn blocks_come_back_through_the_pool() {
         }
         let s = buffer_stats();
         assert_eq!(s.allocated_here, 1, "one block allocated, then reused: {s:?}");
-        assert_eq!(s.reused_here, 9_999, "{s:?}");
+        assert_eq!(s.reused_here, rounds as u64 - 1, "{s:?}");
     });
 }
 
@@ -114,7 +115,7 @@ fn a_parent_appends_while_its_slice_is_read_on_another_thread() {
     let b = ready(&[1; 100]);
     let s = b.slice(100).unwrap();
     let reader = std::thread::spawn(move || {
-        for _ in 0..1000 {
+        for _ in 0..if cfg!(miri) { 10 } else { 1000 } {
             assert_eq!(s.peek(100).unwrap(), &[1; 100][..]);
         }
         s
@@ -159,6 +160,7 @@ fn stream_bytes(table: &[u8], at: u64, len: usize, mut f: impl FnMut(usize, &[u8
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "1 GiB is too slow under Miri")]
 fn one_gib_streams_through_book_next_release_in_bounded_memory() {
     on_fresh_thread(|| {
         const TOTAL: u64 = 1 << 30;
@@ -289,6 +291,13 @@ fn write_direct_data_is_dropped_by_its_last_holder() {
     let s = std::thread::spawn(move || s.read_binary(6000).unwrap()).join().unwrap();
     assert_eq!(s, vec![9; 6000]);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // Data that lives inside the value itself (an array) stays put too.
+    let mut arr = LinkBuffer::new();
+    arr.write_direct([3u8; 4096]).unwrap();
+    arr.flush();
+    let t = arr.slice(4096).unwrap();
+    drop(arr);
+    assert_eq!(t.next(4096).unwrap(), &[3u8; 4096][..]);
     // Small data is copied (and so dropped at once).
     let small = LinkBuffer::new();
     small.write_direct(Payload(vec![1; 10], drops.clone())).unwrap();
