@@ -95,10 +95,10 @@ fn an_echo_round_allocates_nothing_in_steady_state() {
             round(&mut input, &mut output, i);
         }
         let before = allocs();
-        for i in 0..10_000 {
+        for i in 0..if cfg!(miri) { 100 } else { 10_000 } {
             round(&mut input, &mut output, i);
         }
-        assert_eq!(allocs() - before, 0, "allocations in 10,000 steady-state rounds");
+        assert_eq!(allocs() - before, 0, "allocations in steady-state rounds");
         // The counter does count (so the zero above means something).
         let v = vec![1u8; 10];
         assert!(allocs() > before && v.len() == 10);

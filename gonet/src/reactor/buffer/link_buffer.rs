@@ -47,6 +47,9 @@ use std::fmt;
 
 use super::block::Block;
 
+/// Node capacity an empty, released buffer keeps (more is given back).
+const SHRINK_ABOVE: usize = 16;
+
 /// A view of bytes `start..end` of a block.
 pub(super) struct Node {
     pub(super) block: Block,
@@ -214,6 +217,11 @@ impl State {
         self.booking = None;
         if self.len == 0 && self.mlen == 0 {
             self.nodes.clear();
+            if self.nodes.capacity() > SHRINK_ABOVE {
+                // A burst once needed many nodes; an idle buffer should not keep the room.
+                self.nodes = VecDeque::new();
+                self.scratch = Vec::new();
+            }
             self.head = 0;
             self.tail = false;
             self.res = 0;
