@@ -274,3 +274,53 @@ fn full_backlog_listener() -> std::net::TcpListener {
         std::net::TcpListener::from_raw_fd(fd)
     }
 }
+
+/// A connection whose peer streams without pause does not starve the other connections of
+/// its worker: it goes to the back of the ready queue after a turn of reads.
+#[test]
+fn a_streaming_connection_does_not_starve_the_others() {
+    common::within(LIMIT, || {
+        let lp = EventLoop::builder(|c: &mut Connection| {
+            if c.peek(1)?[0] == b'S' {
+                // The stream: consumed as it comes, slower than the peer sends, so that
+                // every read finds more queued.
+                let n = c.len();
+                let mut h = 0u64;
+                for _ in 0..8 {
+                    for &b in c.peek(n)? {
+                        h = h.wrapping_mul(31).wrapping_add(b as u64);
+                    }
+                }
+                std::hint::black_box(h);
+                c.skip(n)?;
+                return Ok(());
+            }
+            echo(c)
+        })
+        .build();
+        let srv = Server::start(lp, 1);
+        let mut stream = srv.connect();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d2 = done.clone();
+        let streamer = std::thread::spawn(move || {
+            let chunk = vec![b'S'; 1 << 20];
+            for _ in 0..512 {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            d2.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(200)); // the stream is in full flow
+        let mut s = srv.connect();
+        for i in 0..20u32 {
+            assert_eq!(roundtrip(&mut s, &i.to_be_bytes()), i.to_be_bytes());
+        }
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "the echoes were only answered once the 512 MiB stream had ended"
+        );
+        drop(srv);
+        streamer.join().unwrap();
+    });
+}

@@ -42,6 +42,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Smallest contiguous space booked for a read after a short one (a smaller tail of a block
 /// is skipped).
 const READ_MIN: usize = 2048;
+/// Reads (with the handler calls after each) a connection gets per turn before it goes to
+/// the back of its worker's ready queue, so a peer that streams cannot starve the others.
+const TURN_READS: u32 = 16;
 /// Most iovecs in one `sendmsg`.
 const MAX_IOV: usize = 64;
 
@@ -799,8 +802,9 @@ fn call_handler(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Re
 
 /// The handler loop of a server connection, run by a runner goroutine on its owner worker
 /// (netpoll's `onProcess`): read, call the handler while input remains and it makes
-/// progress, then go idle — or finalize on close, end of stream or error.
-pub(crate) fn process(c: &Arc<ConnInner>) {
+/// progress, then go idle — or finalize on close, end of stream or error. Returns whether
+/// the connection used up its turn and was queued again (the caller then yields).
+pub(crate) fn process(c: &Arc<ConnInner>) -> bool {
     let Io::Server { lp, .. } = &c.io else { unreachable!("only server connections are queued") };
     c.trig.start();
     c.idle_since.set(None);
@@ -813,11 +817,16 @@ pub(crate) fn process(c: &Arc<ConnInner>) {
         c.release_output();
     }
     match r {
-        Ok(true) => {
+        Ok(Done::Again) => {
+            c.trig.requeue();
+            super::sched::enqueue(c.clone());
+            return true;
+        }
+        Ok(Done::Idle) => {
             c.busy.store(false, Ordering::Relaxed);
             arm_idle(c);
         }
-        Ok(false) => finalize(c, lp, &mut conn),
+        Ok(Done::Closed) => finalize(c, lp, &mut conn),
         Err(e) => {
             if !matches!(
                 e.kind(),
@@ -834,20 +843,36 @@ pub(crate) fn process(c: &Arc<ConnInner>) {
             finalize(c, lp, &mut conn)
         }
     }
+    false
 }
 
-/// `Ok(true)`: went idle; `Ok(false)`: closed or end of stream; `Err`: close with a log.
-fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<bool> {
+/// How a turn of the handler loop ended.
+enum Done {
+    /// No more input: the connection is idle.
+    Idle,
+    /// Closed, or the peer ended its stream.
+    Closed,
+    /// Input keeps coming: the turn is up.
+    Again,
+}
+
+/// One turn of the handler loop; `Err`: close with a log.
+fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<Done> {
     if !c.connected.replace(true) {
         if let Some(h) = &lp.on_connect {
             call(conn, h, "on_connect")?;
         }
     }
+    let mut reads = 0;
     loop {
         if !c.is_active() {
-            return Ok(false);
+            return Ok(Done::Closed);
         }
         if c.trig.may_read() && !c.eof.get() {
+            reads += 1;
+            if reads > TURN_READS {
+                return Ok(Done::Again);
+            }
             c.fill_once()?;
         }
         // Call the handler while input remains and it consumes some.
@@ -877,14 +902,11 @@ fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<bool
             c.malloc_out.set(false); // the handler returned: its malloc'd slices are dead
             c.send_all()?;
         }
-        if !c.is_active() {
-            return Ok(false);
-        }
-        if c.eof.get() {
-            return Ok(false);
+        if !c.is_active() || c.eof.get() {
+            return Ok(Done::Closed);
         }
         if c.trig.try_idle() {
-            return Ok(true);
+            return Ok(Done::Idle);
         }
     }
 }

@@ -106,7 +106,14 @@ fn runner() {
                 c
             });
             match next {
-                Some(c) => process(&c),
+                Some(c) => {
+                    if process(&c) {
+                        // A streaming connection went to the back of the queue: let the
+                        // worker fire timers and poll before its next turn.
+                        crate::runtime::worker::poll_soon();
+                        crate::runtime::yield_now();
+                    }
+                }
                 None => break,
             }
         }

@@ -17,7 +17,8 @@
 //!
 //! Transitions: poller event `IDLE → QUEUED` (queue it), `QUEUED | RUNNING → same` with
 //! `pending` set, `WAITING → RUNNING` (wake the waiter); handler `QUEUED → RUNNING` (taken
-//! from the queue), `RUNNING → WAITING` (park, only if nothing is `pending`),
+//! from the queue), `RUNNING → QUEUED` (its turn is up, it queues itself again),
+//! `RUNNING → WAITING` (park, only if nothing is `pending`),
 //! `RUNNING → IDLE` (done, only if nothing is `pending`); timer `WAITING → RUNNING` (wake with
 //! `timed_out`).
 //!
@@ -201,6 +202,13 @@ impl<W> Trigger<W> {
         }
         self.state.set(State::Idle);
         true
+    }
+
+    /// Handler: it has used its turn with input still coming; back to the ready queue so
+    /// the other connections of the worker get theirs (the caller queues it).
+    pub(crate) fn requeue(&self) {
+        debug_assert_eq!(self.state.get(), State::Running);
+        self.state.set(State::Queued);
     }
 
     /// Idle-timeout or close on the owner thread while idle: queue it so that a handler

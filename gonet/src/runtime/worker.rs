@@ -134,6 +134,8 @@ pub(crate) struct Worker {
     events: RefCell<Vec<libc::epoll_event>>,
     /// Whether the next idle spin is likely to pay (see `spin_for_work`).
     spin_worth: Cell<bool>,
+    /// Poll I/O at the next round instead of waiting for the fairness tick (`poll_soon`).
+    poll_soon: Cell<bool>,
 }
 
 thread_local! {
@@ -197,6 +199,14 @@ pub(crate) fn ready(g: GRef) {
     owner.push_remote(g);
 }
 
+/// Asks the current worker to poll I/O at its next scheduling round (the reactor, when a
+/// streaming connection yields its turn, so the other connections' events are seen).
+pub(crate) fn poll_soon() {
+    if let Some(w) = current() {
+        w.poll_soon.set(true);
+    }
+}
+
 /// The current worker's timer heap, when called on a worker.
 pub(crate) fn timers() -> Option<&'static RefCell<TimerHeap>> {
     current().map(|w| &w.timers)
@@ -225,6 +235,7 @@ impl Worker {
             current: Cell::new(std::ptr::null()),
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
             spin_worth: Cell::new(true),
+            poll_soon: Cell::new(false),
         }
     }
 
@@ -258,7 +269,7 @@ impl Worker {
         let mut tick: u32 = 0;
         while !self.rt.shutdown.load(Ordering::Acquire) {
             tick = tick.wrapping_add(1);
-            if tick % 61 == 0 {
+            if tick % 61 == 0 || self.poll_soon.take() {
                 self.poll_io(0);
                 self.drain_inbox();
             }
