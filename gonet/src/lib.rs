@@ -33,6 +33,7 @@ pub mod context;
 pub mod errgroup;
 pub mod net;
 mod netpoll;
+pub mod reactor;
 pub mod runtime;
 pub mod sync;
 pub mod time;

@@ -182,6 +182,8 @@ pub(crate) struct Worker {
     events: RefCell<Vec<libc::epoll_event>>,
     /// Whether the next idle spin is likely to pay (see `spin_for_work`).
     spin_worth: Cell<bool>,
+    /// Poll I/O at the next round instead of waiting for the fairness tick (`poll_soon`).
+    poll_soon: Cell<bool>,
 }
 
 thread_local! {
@@ -217,6 +219,11 @@ pub(crate) fn current_g() -> Option<&'static G> {
     // SAFETY: a non-null `current` points to the G held alive by the worker's run loop while
     // it runs, which outlasts any borrow the running goroutine can keep.
     unsafe { w.current.get().as_ref() }
+}
+
+/// The running goroutine's `G` pointer (null off a goroutine), for identity checks.
+pub(crate) fn current_g_ptr() -> *const G {
+    current().map_or(std::ptr::null(), |w| w.current.get())
 }
 
 /// Suspends the running goroutine with `s`. Panics when not called on a goroutine.
@@ -255,6 +262,14 @@ pub(crate) fn ready(g: GRef) {
     owner.push_remote(g);
 }
 
+/// Asks the current worker to poll I/O at its next scheduling round (the reactor, when a
+/// streaming connection yields its turn, so the other connections' events are seen).
+pub(crate) fn poll_soon() {
+    if let Some(w) = current() {
+        w.poll_soon.set(true);
+    }
+}
+
 /// The current worker's timer heap, when called on a worker.
 pub(crate) fn timers() -> Option<&'static RefCell<TimerHeap>> {
     current().map(|w| &w.timers)
@@ -286,6 +301,7 @@ impl Worker {
             dump_slot: RefCell::new(None),
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
             spin_worth: Cell::new(true),
+            poll_soon: Cell::new(false),
         }
     }
 
@@ -303,6 +319,13 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Queues a new goroutine on this worker's own run queue: it starts here and, never
+    /// having been stealable, stays here (the reactor's handler goroutines, `reactor/sched.rs`).
+    pub(crate) fn spawn_local(&self, g: GRef) {
+        self.runq.borrow_mut().push_back(g);
+        self.shared.stats.spawned.set_local(self.shared.stats.spawned.get() + 1);
     }
 
     /// The scheduling loop; returns at runtime shutdown after freeing this worker's goroutines.
@@ -326,7 +349,7 @@ impl Worker {
         let mut tick: u32 = 0;
         while !self.rt.shutdown.load(Ordering::Acquire) {
             tick = tick.wrapping_add(1);
-            if tick % 61 == 0 {
+            if tick % 61 == 0 || self.poll_soon.take() {
                 self.poll_io(0);
                 self.drain_inbox();
                 if tick % (61 * 64) == 0 {
@@ -531,6 +554,11 @@ impl Worker {
                 self.shared.poller.drain_wake();
                 continue;
             }
+            if data & crate::reactor::EVENT_TAG != 0 {
+                // A reactor connection: its code runs here, on the worker that owns it.
+                crate::reactor::on_event(data, ev.events);
+                continue;
+            }
             netpoll::on_event(data, ev.events, &mut |g| ready(g));
         }
         self.shared.stats.polls.set_local(self.shared.stats.polls.get() + 1);
@@ -583,12 +611,18 @@ impl Worker {
                 stats.parks.set_local(stats.parks.get() + 1);
                 g.parked.set(true);
                 g.parked_ms.set(super::wait::coarse_ms());
+                let gp = Arc::as_ptr(&g);
                 // SAFETY: the commit lives on g's suspended stack, valid until g resumes, and
                 // this is its only call (park.rs).
-                if let Err(g) = unsafe { (*commit)(g) } {
-                    stats.parks.set_local(stats.parks.get() - 1);
-                    g.parked.set(false);
-                    self.runq.borrow_mut().push_front(g);
+                match unsafe { (*commit)(g) } {
+                    Err(g) => {
+                        stats.parks.set_local(stats.parks.get() - 1);
+                        g.parked.set(false);
+                        self.runq.borrow_mut().push_front(g);
+                    }
+                    // The reactor hands its queue to another handler goroutine when the one
+                    // draining it parks (reactor/sched.rs).
+                    Ok(()) => crate::reactor::parked(gp),
                 }
             }
             CoroutineResult::Return(()) => self.finish(g),
