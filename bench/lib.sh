@@ -29,12 +29,17 @@ build_rust() {
     fi
 }
 
-# Makes sure a Go toolchain exists (Debian's golang-go) and builds bench/go/$1 as $BIN/$2.
-build_go() {
+# Makes sure a Go toolchain exists (Debian's golang-go, Go 1.19 on Debian 12).
+ensure_go() {
     if ! command -v go >/dev/null 2>&1; then
         log "go not found: installing Debian's golang-go"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >&2
     fi
+}
+
+# Builds bench/go/$1 (module gonetbench) as $BIN/$2.
+build_go() {
+    ensure_go
     log "building bench/go/$1 with $(go version)"
     (cd "$BENCH_DIR/go" && go build -o "$BIN/$2" "./$1")
 }
