@@ -6,9 +6,8 @@
 # The third-party sources are not part of this repository. Give the script a directory that
 # holds them, in either of two layouts:
 #
-#   (a) git mirrors, one per repository, named owner+name (as the project's fetch tooling
-#       leaves them, e.g. /work/.mirror): each is a bare git directory, or holds one in repo/
-#       or .git/:
+#   (a) git mirrors, one per repository, named owner+name: each is a bare git directory, or
+#       holds one in repo/ or .git/:
 #         DIR/cloudwego+netpoll  DIR/bytedance+gopkg  DIR/cloudwego+gopkg  DIR/golang+sys
 #       The pinned tags below are extracted with `git archive` into target/netpoll/gopath.
 #       (Such mirrors are plain clones: `git clone --mirror https://github.com/cloudwego/netpoll
@@ -18,8 +17,8 @@
 #         DIR/src/github.com/cloudwego/gopkg    DIR/src/golang.org/x/sys
 #
 # Usage: bash bench/netpoll/setup.sh DIR       (or NETPOLL_SRC=DIR bash bench/netpoll/setup.sh)
-# Exit status: 0 built; 1 the sources are missing or incomplete (the message says which and
-# how to get them); 2 usage; other: the build failed.
+# Exit status: 0 built; 1 no directory given, or the sources are missing or incomplete (the
+# message says which and how to get them); other: the build failed.
 #
 # Pinned versions (netpoll's latest release and the versions its go.mod requires):
 # netpoll v0.7.2, bytedance/gopkg v0.1.1, cloudwego/gopkg v0.1.4, golang.org/x/sys v0.19.0.
