@@ -87,13 +87,14 @@ fmt() {
     awk -v x="$1" -v d="${2:-1}" 'BEGIN { if (x == "n/a") print x; else printf("%." d "f\n", x) }'
 }
 
-# Header lines for a results file: when, where, what.
+# Header lines for a results file: what ($1), when, where, and the load average at start
+# ($2 when given, for a report written at the end of the run; else the current one).
 results_header() {
     echo "# $1"
     echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
     echo "# machine: $(nproc) cpus, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
-    echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# load average at start: ${2:-$(cut -d' ' -f1-3 /proc/loadavg)}"
 }
 
 # GONET_SPIN_US for server $1: "gonet0" is gonet with its idle spin off, the rest get the

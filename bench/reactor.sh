@@ -20,7 +20,9 @@
 # SERVERS ("reactor netpoll epoll gonet tokio"), SCENARIOS ("1x64 100x64 1000x64"),
 # IDLE_CONNS (10000, 0 skips the memory part), IDLE_ROUNDS (1), PORT_BASE (19300),
 # NETPOLL_SRC (the directory bench/netpoll/setup.sh builds netpoll from; when unset, an
-# echo_netpoll built earlier by setup.sh is used if there is one).
+# echo_netpoll built earlier by setup.sh is used if there is one), NICE (a niceness, e.g.
+# -20, for servers and load generators: on a machine shared with other jobs it keeps their
+# CPU time out of the figures, which otherwise favour servers with more runnable threads).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -36,6 +38,8 @@ PORT_BASE=${PORT_BASE:-19300}
 METRICS="rps p50_us p99_us server_cpu_us_per_req server_cpu_util"
 # The peers the reactor is compared with, in report order.
 PEERS="netpoll epoll gonet tokio"
+PRIO=()
+[ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
 
 SERVER_PID=
 SERVER_PIDS=()
@@ -137,7 +141,7 @@ free_port() {
 start_server() {
     free_port
     # taskset and env exec into the server, so $! is the server's own pid.
-    taskset -c 0 env GONET_PROCS=1 NETPOLL_LOOPS=1 GOMAXPROCS=1 "$(server_bin "$1")" "127.0.0.1:$PORT" \
+    taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 NETPOLL_LOOPS=1 GOMAXPROCS=1 "$(server_bin "$1")" "127.0.0.1:$PORT" \
         >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
     SERVER_PIDS+=("$SERVER_PID")
@@ -161,7 +165,7 @@ for scen in $SCENARIOS; do
                 stop_server
                 continue
             fi
-            if taskset -c 1 "$BIN/loadgen" --addr "127.0.0.1:$PORT" --conns "$conns" \
+            if taskset -c 1 "${PRIO[@]}" "$BIN/loadgen" --addr "127.0.0.1:$PORT" --conns "$conns" \
                 --size "$size" --duration "$DURATION" --warmup "$WARMUP" \
                 --server-pid "$SERVER_PID" >"$TMP/load.out"; then
                 for m in $METRICS; do
@@ -187,7 +191,7 @@ if [ "$IDLE_CONNS" -gt 0 ]; then
                 stop_server
                 continue
             fi
-            if taskset -c 1 "$BIN/idleconns" --addr "127.0.0.1:$PORT" --conns "$IDLE_CONNS" \
+            if taskset -c 1 "${PRIO[@]}" "$BIN/idleconns" --addr "127.0.0.1:$PORT" --conns "$IDLE_CONNS" \
                 --server-pid "$SERVER_PID" >"$TMP/idle.out"; then
                 awk -v r="$round" -v v="$srv" '$1 == "idle_conn_bytes" { print r, "idle", v, "bytes", $2 }' \
                     "$TMP/idle.out" >>"$samples"
@@ -233,8 +237,9 @@ verdict() {
 }
 
 {
-    results_header "reactor benchmark (bench/reactor.sh): servers on CPU 0 (one worker/loop), loadgen on CPU 1, $ROUNDS alternating rounds of ${DURATION} s (+${WARMUP} s warm-up)"
-    echo "# load average at end: $LOAD_END (start: $LOAD_START); with other jobs on the machine the absolute figures are low, the same-round ratios less so"
+    results_header "reactor benchmark (bench/reactor.sh): servers on CPU 0 (one worker/loop), loadgen on CPU 1, $ROUNDS alternating rounds of ${DURATION} s (+${WARMUP} s warm-up)" "$LOAD_START"
+    echo "# load average at end: $LOAD_END (with other jobs on the machine the absolute figures are low; see NICE)"
+    [ -z "${NICE:-}" ] || echo "# servers and load generators ran at niceness $NICE"
     echo "# reactor: $(server_bin reactor) (examples/reactor_echo.rs); gonet: $(server_bin gonet) (examples/echo.rs)"
     echo "# netpoll: ${NETPOLL_VERSION:-n/a} (bench/go/netpoll_echo, GOMAXPROCS=1, SetNumLoops(1))"
     for srv in $SERVERS; do

@@ -119,6 +119,7 @@ test_name() {
     esac
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 samples=$TMP/samples
 : >"$samples"
 for round in $(seq 1 "$ROUNDS"); do
@@ -165,7 +166,7 @@ for srv in $SERVERS; do
     [ "$srv" = redis ] || others="$others $srv"
 done
 {
-    results_header "RESP benchmark (bench/resp.sh): servers on CPU 0 (one worker/thread), redis-benchmark -c $CLIENTS -n $REQUESTS on CPU 1, median of $ROUNDS rounds"
+    results_header "RESP benchmark (bench/resp.sh): servers on CPU 0 (one worker/thread), redis-benchmark -c $CLIENTS -n $REQUESTS on CPU 1, median of $ROUNDS rounds" "$LOAD_START"
     echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     [ -z "${NICE:-}" ] || echo "# servers and load generator ran at niceness $NICE"
     echo "# redis: $(redis-server --version | cut -d' ' -f1-3)"

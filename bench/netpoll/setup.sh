@@ -66,7 +66,8 @@ mirror_git_dir() {
 }
 
 mkdir -p "$OUT"
-versions=$OUT/VERSIONS
+# Written as VERSIONS.tmp, renamed once the build succeeded.
+versions=$OUT/VERSIONS.tmp
 if [ -d "$SRC/src/github.com/cloudwego/netpoll" ]; then
     # Layout (b): a ready GOPATH.
     GOPATH_DIR=$SRC
@@ -102,4 +103,5 @@ log "netpoll setup: building bench/go/netpoll_echo in GOPATH mode ($(go version)
 (cd "$BENCH_DIR/go/netpoll_echo" &&
     GO111MODULE=off GOPATH="$GOPATH_DIR" GOFLAGS='' go build -o "$BIN/echo_netpoll" .)
 go version >>"$versions"
-log "netpoll setup: done ($versions)"
+mv "$versions" "$OUT/VERSIONS"
+log "netpoll setup: done ($OUT/VERSIONS)"
