@@ -30,6 +30,7 @@
 pub mod chan;
 pub mod net;
 mod netpoll;
+pub mod reactor;
 pub mod runtime;
 pub mod sync;
 pub mod time;

@@ -5,5 +5,5 @@ mod epoll;
 mod poll_desc;
 mod state;
 
-pub(crate) use epoll::{Poller, WAKE_TOKEN};
+pub(crate) use epoll::{deregister, Poller, WAKE_TOKEN};
 pub(crate) use poll_desc::{closed_error, on_event, Dir, PollDesc};

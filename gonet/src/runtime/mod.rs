@@ -306,6 +306,17 @@ where
     Ok(handle)
 }
 
+/// Starts a goroutine on the calling worker's own run queue, so that it runs on this worker
+/// only; returns its `G` pointer (for identity checks). Must be called on a worker thread.
+pub(crate) fn go_local(f: impl FnOnce() + Send + 'static) -> io::Result<*const G> {
+    let w = worker::current().expect("gonet: go_local outside a worker");
+    let stack = w.stacks.borrow_mut().get()?;
+    let (_handle, g) = spawn_g(f, stack);
+    let p = Arc::as_ptr(&g);
+    w.spawn_local(g);
+    Ok(p)
+}
+
 /// Lets other goroutines of this worker run; the caller continues after them. Outside a
 /// goroutine it yields the OS thread.
 pub fn yield_now() {

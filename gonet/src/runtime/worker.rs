@@ -162,6 +162,11 @@ pub(crate) fn current_goroutine_id() -> Option<u64> {
     unsafe { w.current.get().as_ref() }.map(|g| g.id)
 }
 
+/// The running goroutine's `G` pointer (null off a goroutine), for identity checks.
+pub(crate) fn current_g() -> *const G {
+    current().map_or(std::ptr::null(), |w| w.current.get())
+}
+
 /// Suspends the running goroutine with `s`. Panics when not called on a goroutine.
 pub(crate) fn suspend(s: Suspend) {
     let w = current().expect("gonet: park outside a goroutine");
@@ -237,6 +242,13 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Queues a new goroutine on this worker's own run queue: it starts here and, never
+    /// having been stealable, stays here (the reactor's handler goroutines, `reactor/sched.rs`).
+    pub(crate) fn spawn_local(&self, g: GRef) {
+        self.runq.borrow_mut().push_back(g);
+        self.shared.stats.spawned.set_local(self.shared.stats.spawned.get() + 1);
     }
 
     /// The scheduling loop; returns at runtime shutdown after freeing this worker's goroutines.
@@ -440,6 +452,11 @@ impl Worker {
                 self.shared.poller.drain_wake();
                 continue;
             }
+            if data & crate::reactor::EVENT_TAG != 0 {
+                // A reactor connection: its code runs here, on the worker that owns it.
+                crate::reactor::on_event(data, ev.events);
+                continue;
+            }
             netpoll::on_event(data, ev.events, &mut |g| ready(g));
         }
         self.shared.stats.polls.set_local(self.shared.stats.polls.get() + 1);
@@ -477,12 +494,18 @@ impl Worker {
                 // thread may already have made g runnable again.
                 stats.parks.set_local(stats.parks.get() + 1);
                 g.parked.set(true);
+                let gp = Arc::as_ptr(&g);
                 // SAFETY: the commit lives on g's suspended stack, valid until g resumes, and
                 // this is its only call (park.rs).
-                if let Err(g) = unsafe { (*commit)(g) } {
-                    stats.parks.set_local(stats.parks.get() - 1);
-                    g.parked.set(false);
-                    self.runq.borrow_mut().push_front(g);
+                match unsafe { (*commit)(g) } {
+                    Err(g) => {
+                        stats.parks.set_local(stats.parks.get() - 1);
+                        g.parked.set(false);
+                        self.runq.borrow_mut().push_front(g);
+                    }
+                    // The reactor hands its queue to another handler goroutine when the one
+                    // draining it parks (reactor/sched.rs).
+                    Ok(()) => crate::reactor::parked(gp),
                 }
             }
             CoroutineResult::Return(()) => self.finish(g),

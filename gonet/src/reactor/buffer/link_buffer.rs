@@ -1,0 +1,245 @@
+//! `LinkBuffer`: a byte queue over a list of reference-counted blocks — the type, its state,
+//! its invariants, and `release`. The operations live beside it: reader.rs (consume from the
+//! front), writer.rs (append at the back), socket.rs (book/fill for read(2), io_slices for
+//! sendmsg).
+//!
+//! # State
+//!
+//! `nodes` is a deque of views `(block, start..end)`. Reading the nodes in order from `head`
+//! gives the stream: first `len` readable bytes, then `mlen` unflushed bytes (written or
+//! malloc'd, readable after `flush`). Nodes before `head` are consumed; reading advances
+//! `start` of the node it reads and moves `head` over emptied nodes (never past the last node).
+//! When `tail` is set, the buffer owns the free tail of the last node's block: bytes
+//! `res..cap` of it are unused and only this buffer may hand them out; `res` (the reservation
+//! front) only grows under `&self`.
+//!
+//! # Invariants (who may touch which byte, when a block may be reused)
+//!
+//! 1. A byte that is readable, unflushed or consumed-but-not-released is never written again by
+//!    anyone: appends only write at or after `res` of an owned tail, and `res` only grows while
+//!    any borrow of the buffer may be alive. So slices returned by `next`/`peek`/`until`/
+//!    `io_slices` (`&[u8]` tied to `&self`) see immutable bytes until `release(&mut self)`.
+//! 2. A writable range handed out under `&self` (`malloc`, `book`: `&mut [u8]` tied to `&self`)
+//!    lies in `[old res, new res)` of an owned tail, so it overlaps no other handed-out range
+//!    and no readable byte. It becomes readable only through `flush`, `book_ack`, `malloc_ack`
+//!    — all `&mut self`, so the `&mut [u8]` is dead by then. `fill` hands its range to a
+//!    closure only, and commits it after the closure returned.
+//! 3. At most one buffer owns a block's tail. `slice` makes buffers without a tail, and
+//!    external blocks (`write_direct`) have none; `append` moves the tail with the nodes.
+//!    So two holders of one block (a buffer and its slice, possibly on two threads) touch
+//!    disjoint byte ranges, and the only shared mutable datum is the atomic reference count.
+//! 4. A node (and so its block reference) is dropped only under `&mut self` (`release`,
+//!    `malloc_ack`, `book_ack`, drop) — when no slice of it can be alive — or, under `&self`,
+//!    when it never held a readable byte (`fill` giving back a block it booked for nothing).
+//!    The block is reused (pool.rs) only after its last reference, in any buffer, is dropped.
+//! 5. `scratch` holds the copies `next`/`peek` make when the bytes span blocks; they live until
+//!    `release`, like the slices into them.
+//! 6. An empty buffer (`len == 0 && mlen == 0`) after `release`, `book_ack` or a `fill` that
+//!    got no bytes holds no block: an idle connection costs no block.
+//!
+//! `LinkBuffer` is `Send` (its blocks are) and `!Sync` (`UnsafeCell`): the state is touched by
+//! one thread at a time, which is what lets `&self` methods mutate it. No method holds the
+//! state borrowed while running caller code (the `fill` closure, the `Drop` of caller data).
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+
+use super::block::Block;
+
+/// A view of bytes `start..end` of a block.
+pub(super) struct Node {
+    pub(super) block: Block,
+    pub(super) start: usize,
+    pub(super) end: usize,
+}
+
+impl Node {
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// An outstanding `book`: bytes `off..off + len` of the block with identity `id`.
+#[derive(Clone, Copy)]
+pub(super) struct Booking {
+    pub(super) id: usize,
+    pub(super) off: usize,
+    pub(super) len: usize,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) nodes: VecDeque<Node>,
+    pub(super) head: usize,
+    pub(super) len: usize,
+    pub(super) mlen: usize,
+    pub(super) tail: bool,
+    pub(super) res: usize,
+    pub(super) booking: Option<Booking>,
+    pub(super) scratch: Vec<Block>,
+}
+
+/// A byte queue made of a linked list of reference-counted blocks from per-thread pools, the
+/// input and output buffer of a reactor connection (CloudWeGo netpoll's nocopy `LinkBuffer`).
+///
+/// Reading takes `&self` and returns slices that borrow the buffer until [`release`], so a
+/// slice can never outlive the bytes it shows:
+///
+/// ```compile_fail
+/// use gonet::reactor::LinkBuffer;
+/// let mut b = LinkBuffer::new();
+/// b.write_binary(b"hello").unwrap();
+/// b.flush();
+/// let s = b.next(5).unwrap();
+/// b.release(); // error: `b` is still borrowed by `s`
+/// assert_eq!(s, b"hello");
+/// ```
+///
+/// and a `malloc`'d range cannot be written after it became readable:
+///
+/// ```compile_fail
+/// use gonet::reactor::LinkBuffer;
+/// let mut b = LinkBuffer::new();
+/// let w = b.malloc(1).unwrap();
+/// b.flush(); // error: `b` is still borrowed by `w`
+/// w[0] = 1;
+/// ```
+///
+/// Appending takes `&self` too and never moves a readable or handed-out byte, so a producer
+/// can append while a consumer holds slices. `slice(n)` shares blocks (no copy) and gives a
+/// `Send` buffer. The buffer itself is not `Sync`:
+///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<gonet::reactor::LinkBuffer>();
+/// ```
+///
+/// ```
+/// use gonet::reactor::LinkBuffer;
+/// let mut b = LinkBuffer::new();
+/// b.write_binary(b"GET / HTTP/1.1\r\n").unwrap();
+/// b.flush();
+/// let line = b.until(b'\n').unwrap();
+/// assert_eq!(line, b"GET / HTTP/1.1\r\n");
+/// b.release();
+/// assert!(b.is_empty());
+/// ```
+///
+/// [`release`]: LinkBuffer::release
+pub struct LinkBuffer {
+    st: UnsafeCell<State>,
+}
+
+impl LinkBuffer {
+    /// An empty buffer; it holds no block until bytes are appended.
+    #[inline]
+    pub fn new() -> LinkBuffer {
+        LinkBuffer { st: UnsafeCell::new(State::default()) }
+    }
+
+    #[inline]
+    pub(super) fn from_state(st: State) -> LinkBuffer {
+        LinkBuffer { st: UnsafeCell::new(st) }
+    }
+
+    #[inline]
+    pub(super) fn into_state(self) -> State {
+        self.st.into_inner()
+    }
+
+    /// The state, for one method's body.
+    ///
+    /// # Safety
+    /// The caller holds the result only within its method, does not call another method of
+    /// this buffer (nor caller code that could) while holding it. `!Sync` makes the access
+    /// single-threaded; this rule makes it exclusive.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn st(&self) -> &mut State {
+        // SAFETY: exclusive per the contract above.
+        unsafe { &mut *self.st.get() }
+    }
+
+    #[inline]
+    pub(super) fn st_mut(&mut self) -> &mut State {
+        self.st.get_mut()
+    }
+
+    #[inline]
+    fn st_ref(&self) -> &State {
+        // SAFETY: a short read of plain fields; no `&mut State` is alive outside a method body.
+        unsafe { &*self.st.get() }
+    }
+
+    /// Readable bytes: flushed and not yet consumed.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.st_ref().len
+    }
+
+    /// Whether no byte is readable.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes written or malloc'd and not yet flushed.
+    #[inline]
+    pub fn malloc_len(&self) -> usize {
+        self.st_ref().mlen
+    }
+
+    /// Frees what was consumed: fully consumed blocks go back to the pool (when this was their
+    /// last holder), scratch copies are dropped, an outstanding `book` is cancelled, and an
+    /// empty buffer gives up every block.
+    pub fn release(&mut self) {
+        self.st_mut().release();
+    }
+}
+
+impl State {
+    /// Moves `head` over emptied nodes, never past the last node.
+    #[inline]
+    pub(super) fn front(&mut self) {
+        while self.head + 1 < self.nodes.len() && self.nodes[self.head].len() == 0 {
+            self.head += 1;
+        }
+    }
+
+    /// `release` (`&mut self`: no slice, scratch or handed-out range is alive).
+    pub(super) fn release(&mut self) {
+        self.scratch.clear();
+        self.booking = None;
+        if self.len == 0 && self.mlen == 0 {
+            self.nodes.clear();
+            self.head = 0;
+            self.tail = false;
+            self.res = 0;
+            return;
+        }
+        self.front();
+        self.nodes.drain(..self.head);
+        self.head = 0;
+        if self.tail {
+            // Give back space an acked or cancelled booking left behind.
+            self.res = self.nodes.back().map_or(0, |n| n.end);
+        }
+    }
+}
+
+impl Default for LinkBuffer {
+    fn default() -> LinkBuffer {
+        LinkBuffer::new()
+    }
+}
+
+impl fmt::Debug for LinkBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkBuffer")
+            .field("len", &self.len())
+            .field("malloc_len", &self.malloc_len())
+            .finish()
+    }
+}

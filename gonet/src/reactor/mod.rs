@@ -1,0 +1,75 @@
+//! The reactor: CloudWeGo netpoll's programming model — an event loop that calls a handler
+//! when a connection has input, nocopy `LinkBuffer` reads and writes — on gonet's workers.
+//!
+//! ```no_run
+//! use gonet::reactor::EventLoop;
+//! let lp = EventLoop::builder(|c| {
+//!     let n = c.len();
+//!     let data = c.next(n)?;
+//!     c.write_binary(data)?;
+//!     c.flush()
+//! })
+//! .build();
+//! gonet::run(move || {
+//!     let ln = gonet::net::TcpListener::bind("127.0.0.1:9009").unwrap();
+//!     lp.serve(ln).unwrap();
+//! });
+//! ```
+//!
+//! Files, by concept: `event_loop` (the accept loop, the poll manager's balancer, shutdown),
+//! `conn` (`Connection`: the Reader/Writer over the buffers, the handler loop), `trigger` (the
+//! poller/handler handshake and its invariants), `sched` (each worker's ready queue and pool
+//! of handler goroutines), `dial` (client connections) and `buffer` (`LinkBuffer`).
+//!
+//! The sub-reactors are the runtime's workers: a connection is registered on one worker's
+//! epoll with [`EVENT_TAG`] set in the event data, and the worker's poll loop calls
+//! [`on_event`] for it instead of waking a `PollDesc` waiter. Its handler goroutines run on
+//! that same worker, so a connection's state needs no lock and no atomics (trigger.rs).
+
+mod buffer;
+mod conn;
+mod dial;
+mod event_loop;
+mod sched;
+mod trigger;
+
+pub use buffer::*;
+pub use conn::{ConnHandle, Connection, DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP};
+pub use dial::dial;
+pub use event_loop::{Balance, Builder, EventLoop};
+
+use conn::ConnInner;
+
+/// Set in the epoll data of a reactor connection (`PollDesc` pointers are 8-aligned and the
+/// wake token is 0, so bit 0 is free); the rest is the `ConnInner` pointer.
+pub(crate) const EVENT_TAG: u64 = 1;
+
+/// The worker's poll loop saw an event for a reactor connection (on its owner worker).
+pub(crate) fn on_event(data: u64, events: u32) {
+    let p = (data & !EVENT_TAG) as *const ConnInner;
+    // SAFETY: the registration holds a strong reference until `finalize` deregisters the
+    // descriptor on this same thread, between polls; so an event that carries the pointer
+    // finds it alive.
+    let c = unsafe { &*p };
+    let ev = events as libc::c_int;
+    let readable = ev & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0;
+    let writable = ev & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0;
+    let fired = c.trig.on_event(readable || !c.is_active(), writable);
+    if let Some(g) = fired.wake {
+        crate::runtime::park::ready(g);
+    }
+    if fired.queue {
+        // SAFETY: as above; the queue holds its own reference.
+        let arc = unsafe {
+            std::sync::Arc::increment_strong_count(p);
+            std::sync::Arc::from_raw(p)
+        };
+        sched::enqueue(arc);
+    }
+}
+
+/// The worker's park hook (see sched.rs).
+#[inline]
+pub(crate) fn parked(g: *const crate::runtime::goroutine::G) {
+    sched::parked(g)
+}
