@@ -13,8 +13,8 @@
 # PORT_BASE (19600), NICE (a niceness, e.g. -20, for servers and load generator: on a
 # machine shared with other jobs it keeps their CPU time out of the figures),
 # SERVERS ("gonet gonet0 reactor redis"), REACTOR_RESP (the reactor's RESP server as
-# "EXAMPLE ARG...", where an ARG {addr} is replaced by the listening address; default: the
-# first of examples/reactor_resp.rs, examples/resp_reactor.rs in the tree, run with {addr}).
+# "EXAMPLE ARG...", where an ARG {addr} is replaced by the listening address; default
+# "resp_kv {addr} --reactor" when examples/resp_kv.rs has that flag).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -65,16 +65,11 @@ REACTOR_ARGV=()
 if wanted reactor; then
     if [ -n "${REACTOR_RESP:-}" ]; then
         read -r -a REACTOR_ARGV <<<"$REACTOR_RESP"
-    else
-        for ex in reactor_resp resp_reactor; do
-            if [ -f "$ROOT/examples/$ex.rs" ]; then
-                REACTOR_ARGV=("$ex" "{addr}")
-                break
-            fi
-        done
+    elif grep -q '"--reactor"' "$ROOT/examples/resp_kv.rs"; then
+        REACTOR_ARGV=(resp_kv "{addr}" --reactor)
     fi
     if [ ${#REACTOR_ARGV[@]} -eq 0 ]; then
-        skip reactor "no RESP server on the reactor in this tree (examples/reactor_resp.rs or examples/resp_reactor.rs; or set REACTOR_RESP=\"EXAMPLE ARG...\")"
+        skip reactor "no RESP server on the reactor in this tree (examples/resp_kv.rs has no --reactor flag; set REACTOR_RESP=\"EXAMPLE ARG...\" for another one)"
     else
         log "building the ${REACTOR_ARGV[0]} example (release)"
         (cd "$ROOT" && cargo build --release -p gonet --example "${REACTOR_ARGV[0]}") ||
