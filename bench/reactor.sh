@@ -284,18 +284,19 @@ verdict() {
     echo "== targets (issue 8)"
     for c in 100 1000; do
         x=$(rat "${c}x64" netpoll rps)
-        printf "%-52s %8s  %s\n" "req/s reactor/netpoll >= 1.30 at $c conns" "$(fmt "$x" 2)" "$(verdict "$x" ge 1.30)"
+        printf "%-46s %8s  %s\n" "req/s reactor/netpoll >= 1.30 at $c conns" "$(fmt "$x" 3)" "$(verdict "$x" ge 1.30)"
         x=$(rat "${c}x64" epoll rps)
-        printf "%-52s %8s  %s\n" "req/s reactor/epoll >= 0.95 at $c conns" "$(fmt "$x" 2)" "$(verdict "$x" ge 0.95)"
+        printf "%-46s %8s  %s\n" "req/s reactor/epoll >= 0.95 at $c conns" "$(fmt "$x" 3)" "$(verdict "$x" ge 0.95)"
     done
-    x=$(ratio "$(val 1000x64 reactor p99_us)" "$(val 1000x64 reactor p50_us)")
-    printf "%-52s %8s  %s\n" "reactor p99/p50 <= 2.00 at 1000 conns" "$x" "$(verdict "$x" le 2.00)"
+    x=$(awk -v a="$(val 1000x64 reactor p99_us)" -v b="$(val 1000x64 reactor p50_us)" \
+        'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.3f\n", a / b }')
+    printf "%-46s %8s  %s\n" "reactor p99/p50 <= 2.00 at 1000 conns" "$x" "$(verdict "$x" le 2.00)"
     for p in netpoll tokio; do
         x=$(rat 1x64 "$p" p99_us)
-        printf "%-52s %8s  %s\n" "p99 reactor/$p < 1.00 at 1 conn" "$(fmt "$x" 2)" "$(verdict "$x" lt 1)"
+        printf "%-46s %8s  %s\n" "p99 reactor/$p < 1.00 at 1 conn" "$(fmt "$x" 3)" "$(verdict "$x" lt 1)"
     done
     x=$(val idle reactor bytes)
-    printf "%-52s %8s  %s\n" "reactor bytes per idle conn <= 1024" "$(fmt "$x" 0)" "$(verdict "$x" le 1024)"
+    printf "%-46s %8s  %s\n" "reactor bytes per idle conn <= 1024" "$(fmt "$x" 0)" "$(verdict "$x" le 1024)"
     echo
     echo "# req/s: higher is better; latency, cpu us/req and bytes/conn: lower is better"
     echo "# cpu util: server CPU seconds per second of window (below 1.00 the server had CPU to spare)"
