@@ -4,8 +4,11 @@
 //! `redis-benchmark`: PING, ECHO, SET [NX|XX], GET, DEL, EXISTS, INCR, MGET, MSET, DBSIZE,
 //! FLUSHALL/FLUSHDB, SELECT 0, QUIT, and minimal COMMAND and CONFIG GET.
 //!
-//! Run: `cargo run --release --example resp_kv -- 127.0.0.1:6380 [SHARDS]` (workers from
-//! `GONET_PROCS`), then `redis-cli -p 6380`.
+//! Run: `cargo run --release --example resp_kv -- 127.0.0.1:6380 [SHARDS] [--reactor]`
+//! (workers from `GONET_PROCS`), then `redis-cli -p 6380`. With `--reactor` the same commands
+//! are served by a `gonet::reactor::EventLoop` (netpoll's model: a handler called when a
+//! connection has input, no goroutine per idle connection) instead of a goroutine per
+//! connection.
 //!
 //! Malformed input gets `-ERR Protocol error: ...` and a close, as in Redis; a bulk string is
 //! limited to 512 MB, a command to 1M arguments and an inline command to 64 KB.
@@ -197,6 +200,68 @@ pub fn handle(mut conn: TcpStream, store: &Store) -> io::Result<()> {
         }
         end += n;
     }
+}
+
+/// Input a reactor connection may buffer: the largest command it can hold whole.
+pub const REACTOR_INPUT_CAP: usize = 64 << 20;
+
+/// The same server on the reactor: `handle_reactor` runs whenever a connection has input.
+pub fn serve_reactor(ln: TcpListener, store: Arc<Store>) -> io::Result<()> {
+    gonet::reactor::EventLoop::builder(move |c| handle_reactor(c, &store))
+        .input_cap(REACTOR_INPUT_CAP)
+        .build()
+        .serve(ln)
+}
+
+thread_local! {
+    /// Reply buffer of the handler goroutines of this worker (replies are copied into the
+    /// connection's output, so one buffer per thread serves every connection).
+    static REPLIES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs every complete command in the connection's input and sends the replies in one
+/// flush; an incomplete command stays in the input until more arrives.
+pub fn handle_reactor(c: &mut gonet::reactor::Connection, store: &Store) -> io::Result<()> {
+    let n = c.len();
+    let data = c.peek(n)?;
+    let mut parser = Parser::default();
+    let (mut start, mut close) = (0, false);
+    REPLIES.with(|out| -> io::Result<()> {
+        let mut out = out.borrow_mut();
+        out.clear();
+        loop {
+            match parser.parse(&data[start..]) {
+                Ok(Some(k)) => {
+                    if !parser.args.is_empty() {
+                        let args = Args { data: &data[start..start + k], ranges: &parser.args };
+                        close = execute(args, store, &mut out);
+                    }
+                    parser.args.clear();
+                    start += k;
+                    if close {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(msg) => {
+                    out.extend_from_slice(format!("-ERR Protocol error: {msg}\r\n").as_bytes());
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if start == 0 && !close && n >= REACTOR_INPUT_CAP {
+            out.extend_from_slice(b"-ERR Protocol error: query buffer limit exceeded\r\n");
+            close = true;
+        }
+        c.write_binary(&out)
+    })?;
+    c.skip(start)?;
+    c.flush()?;
+    if close {
+        c.close();
+    }
+    Ok(())
 }
 
 /// Half-closes, then drains the client's input briefly so the last reply is not lost to a
@@ -555,14 +620,16 @@ fn bulk(out: &mut Vec<u8>, v: &[u8]) {
 
 fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:6380".to_string());
-    let shards = match std::env::args().nth(2).map(|s| s.parse::<usize>()) {
-        None => DEFAULT_SHARDS,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("resp_kv: SHARDS must be a positive integer");
-            std::process::exit(2);
-        }
-    };
+    let reactor = std::env::args().any(|a| a == "--reactor");
+    let shards =
+        match std::env::args().nth(2).filter(|a| a != "--reactor").map(|s| s.parse::<usize>()) {
+            None => DEFAULT_SHARDS,
+            Some(Ok(n)) if n > 0 => n,
+            Some(_) => {
+                eprintln!("resp_kv: SHARDS must be a positive integer");
+                std::process::exit(2);
+            }
+        };
     let store = Arc::new(Store::new(shards));
     gonet::run(move || {
         let ln = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {
@@ -570,8 +637,10 @@ fn main() {
             std::process::exit(1);
         });
         let local = ln.local_addr().expect("bound listener has an address");
-        eprintln!("resp_kv: listening on {local} ({shards} shards)");
-        if let Err(e) = serve(ln, store) {
+        let model = if reactor { "reactor" } else { "goroutine per connection" };
+        eprintln!("resp_kv: listening on {local} ({shards} shards, {model})");
+        let r = if reactor { serve_reactor(ln, store) } else { serve(ln, store) };
+        if let Err(e) = r {
             eprintln!("resp_kv: {e}");
             std::process::exit(1);
         }

@@ -109,6 +109,20 @@ fn recalled_while_input_remains_one_at_a_time() {
             .flat_map(|i| format!("{}{:07}", if i % 5 == 0 { 'y' } else { 'n' }, i).into_bytes())
             .collect();
         assert_eq!(roundtrip(&mut s, &msg), msg, "all 50 pipelined frames answered in order");
+        // Frames trickling in while the handler sleeps: events arrive while it holds the
+        // connection, and must not start a second handler.
+        let mut r = s.try_clone().unwrap();
+        let m2 = msg.clone();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; m2.len()];
+            r.read_exact(&mut got).unwrap();
+            assert_eq!(got, m2);
+        });
+        for f in msg.chunks(8) {
+            s.write_all(f).unwrap();
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        reader.join().unwrap();
         assert!(calls.load(Ordering::SeqCst) >= 50);
         srv.stop().unwrap();
     });

@@ -132,8 +132,10 @@ fn slow_handler_fast_sender_bounded_memory() {
     common::within(LIMIT, || {
         let got = Arc::new(AtomicU64::new(0));
         let peak = Arc::new(AtomicU64::new(0));
-        let (g2, p2) = (got.clone(), peak.clone());
+        let peak_len = Arc::new(AtomicUsize::new(0));
+        let (g2, p2, l2) = (got.clone(), peak.clone(), peak_len.clone());
         let lp = EventLoop::builder(move |c: &mut Connection| {
+            l2.fetch_max(c.len(), Ordering::Relaxed);
             // Wait for 128 KiB (the reads accumulate up to it), consume them, dawdle.
             let n = 128 * 1024;
             c.skip(n)?;
@@ -157,7 +159,9 @@ fn slow_handler_fast_sender_bounded_memory() {
             got.load(Ordering::Relaxed) == TOTAL
         });
         let peak = peak.load(Ordering::Relaxed).saturating_sub(live0);
-        println!("slow handler: peak {peak} live blocks for a 256 KiB input cap");
+        let peak_len = peak_len.load(Ordering::Relaxed);
+        println!("slow handler: peak {peak} live blocks, {peak_len} bytes buffered, 256 KiB cap");
+        assert!(peak_len <= 256 * 1024, "{peak_len} bytes buffered above the input cap");
         // 256 KiB is 64 blocks of 4 KiB; the worker's pool may keep some more.
         assert!(peak >= 4, "{peak} live blocks: the handler did not hold 128 KiB");
         assert!(peak < 400, "{peak} live blocks: the input is not bounded");

@@ -74,7 +74,9 @@ pub(crate) struct ConnInner {
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
     idle_timeout: Cell<Option<Duration>>,
-    idle_seq: Cell<u64>,
+    /// When the current idle period began, and whether an idle timer is pending.
+    idle_since: Cell<Option<Instant>>,
+    idle_armed: Cell<bool>,
     /// Smallest contiguous space the next read asks for: grows while reads fill their
     /// space (a stream is arriving), back to `READ_MIN` after a short read.
     read_hint: Cell<usize>,
@@ -118,7 +120,8 @@ impl ConnInner {
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
             idle_timeout: Cell::new(None),
-            idle_seq: Cell::new(0),
+            idle_since: Cell::new(None),
+            idle_armed: Cell::new(false),
             read_hint: Cell::new(READ_MIN),
             input_cap: input_cap.max(1),
             output_cap: output_cap.max(1),
@@ -800,6 +803,7 @@ fn call_handler(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Re
 pub(crate) fn process(c: &Arc<ConnInner>) {
     let Io::Server { lp, .. } = &c.io else { unreachable!("only server connections are queued") };
     c.trig.start();
+    c.idle_since.set(None);
     c.busy.store(true, Ordering::Relaxed);
     let mut conn = Connection::from_inner(c.clone());
     let r = run(c, lp, &mut conn);
@@ -885,19 +889,37 @@ fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<bool
     }
 }
 
+/// Notes that the connection went idle and makes sure one idle timer is pending. A
+/// connection has at most one idle timer in its worker's heap, however fast it turns over:
+/// the timer re-arms itself for the latest idle period instead of one timer per request.
 fn arm_idle(c: &Arc<ConnInner>) {
     let Some(t) = c.idle_timeout.get() else { return };
-    let seq = c.idle_seq.get() + 1;
-    c.idle_seq.set(seq);
-    let me = c.clone();
+    c.idle_since.set(Some(Instant::now()));
+    if !c.idle_armed.replace(true) {
+        idle_timer(c.clone(), Instant::now() + t);
+    }
+}
+
+fn idle_timer(c: Arc<ConnInner>, at: Instant) {
     timer::call_at(
-        Instant::now() + t,
+        at,
         Box::new(move || {
-            if me.idle_seq.get() == seq && me.trig.state() == State::Idle {
-                me.closing.store(true, Ordering::Release);
-                if me.trig.kick_idle() {
-                    super::sched::enqueue(me);
-                }
+            c.idle_armed.set(false);
+            let (Some(t), Some(since)) = (c.idle_timeout.get(), c.idle_since.get()) else {
+                return;
+            };
+            if c.trig.state() != State::Idle {
+                return; // busy or closed; the next idle period arms again
+            }
+            let due = since + t;
+            if Instant::now() < due {
+                c.idle_armed.set(true);
+                idle_timer(c, due);
+                return;
+            }
+            c.closing.store(true, Ordering::Release);
+            if c.trig.kick_idle() {
+                super::sched::enqueue(c);
             }
         }),
     );
@@ -911,7 +933,6 @@ fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
         return;
     }
     c.closing.store(true, Ordering::Release);
-    c.idle_seq.set(c.idle_seq.get() + 1);
     let Io::Server { fd, owner, epfd, .. } = &c.io else { unreachable!() };
     crate::netpoll::deregister(*epfd, *fd);
     c.trig.close();

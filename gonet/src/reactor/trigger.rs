@@ -317,12 +317,15 @@ mod tests {
             explore(t, w2, depth - 1);
             restore(t, saved);
         }
-        // 2. The poller delivers the owed edge (only while the handler is not running).
-        if w.edge && w.pc != Pc::Running {
+        // 2. The poller delivers the owed edge. It runs while the handler is parked: on the
+        //    reactor (`Parked`) or on anything else — a lock, a sleep — with the connection
+        //    still `RUNNING` (`Running`).
+        if w.edge {
             let mut w2 = w;
             w2.edge = false;
             let f = t.on_event(true, true);
             if f.queue {
+                assert_eq!(w.pc, Pc::NoHandler, "queued while a handler holds it: {w:?}");
                 w2.queued += 1;
             }
             if f.wake.is_some() {
@@ -345,7 +348,8 @@ mod tests {
             explore(t, w2, depth - 1);
             restore(t, saved);
         }
-        // 4. The handler runs one step.
+        // 4. The handler runs one step: a read when it may read; else it parks for input
+        //    (`wait_len`: only when nothing may be read).
         if w.pc != Pc::Parked {
             let mut w2 = w;
             handler_step(t, &mut w2);
@@ -353,19 +357,21 @@ mod tests {
             restore(t, saved);
             if w.pc == Pc::Running && !t.may_read() {
                 restore(t, saved);
-                // 4a. park waiting for more input
                 let mut w3 = w;
                 t.park(Want::Read, 1);
                 w3.pc = Pc::Parked;
                 explore(t, w3, depth - 1);
-                restore(t, saved);
-                // 4b. finish: go idle unless something is pending
-                let mut w4 = w;
-                if t.try_idle() {
-                    w4.pc = Pc::NoHandler;
-                }
-                explore(t, w4, depth - 1);
             }
+            restore(t, saved);
+        }
+        // 5. The handler returns at any point (it may have parked elsewhere meanwhile): the
+        //    connection goes idle unless something is pending (then it reads again).
+        if w.pc == Pc::Running {
+            let mut w4 = w;
+            if t.try_idle() {
+                w4.pc = Pc::NoHandler;
+            }
+            explore(t, w4, depth - 1);
             restore(t, saved);
         }
     }
