@@ -2,7 +2,6 @@
 //! handler errors and panics, read and idle timeouts, close from another goroutine, oversized
 //! `malloc` and `next`, EMFILE in accept, shutdown with handlers in flight.
 
-mod common;
 mod net_util;
 mod reactor_util;
 
@@ -26,7 +25,7 @@ fn log_of(l: &Log) -> Vec<String> {
 /// callbacks run exactly once.
 #[test]
 fn peer_close_while_waiting_in_next() {
-    common::within(LIMIT, || {
+    net_util::within(LIMIT, || {
         let log: Log = Default::default();
         let closes = Arc::new(AtomicUsize::new(0));
         let (l2, c2) = (log.clone(), closes.clone());
@@ -56,7 +55,7 @@ fn peer_close_while_waiting_in_next() {
 /// A handler that returns `Err` or panics closes its connection only.
 #[test]
 fn handler_error_or_panic_closes_only_that_connection() {
-    common::within(LIMIT, || {
+    net_util::within(LIMIT, || {
         let lp = EventLoop::builder(|c: &mut Connection| {
             let b = c.peek(1)?[0];
             match b {
@@ -91,7 +90,7 @@ fn handler_error_or_panic_closes_only_that_connection() {
 /// connection.
 #[test]
 fn read_timeout_and_idle_timeout() {
-    common::within(LIMIT, || {
+    net_util::within(LIMIT, || {
         let log: Log = Default::default();
         let l2 = log.clone();
         let lp = EventLoop::builder(move |c: &mut Connection| {
@@ -133,7 +132,7 @@ fn read_timeout_and_idle_timeout() {
 /// `close()` from another goroutine wakes a handler waiting in `next(n)`.
 #[test]
 fn close_from_another_goroutine_wakes_the_handler() {
-    common::within(LIMIT, || {
+    net_util::within(LIMIT, || {
         let log: Log = Default::default();
         let handles: Arc<Mutex<Vec<ConnHandle>>> = Default::default();
         let (l2, h2) = (log.clone(), handles.clone());
@@ -173,7 +172,7 @@ fn close_from_another_goroutine_wakes_the_handler() {
 /// connection survives the malloc error (the handler chose to go on).
 #[test]
 fn oversized_malloc_and_next_are_invalid_input() {
-    common::within(LIMIT, || {
+    net_util::within(LIMIT, || {
         let lp = EventLoop::builder(|c: &mut Connection| {
             let cmd = c.next(1)?[0];
             let r = match cmd {
@@ -205,7 +204,7 @@ fn oversized_malloc_and_next_are_invalid_input() {
 /// how many connections were still busy.
 #[test]
 fn shutdown_with_handlers_in_flight() {
-    common::within(LIMIT, || {
+    net_util::within(LIMIT, || {
         let done = Arc::new(AtomicUsize::new(0));
         let d2 = done.clone();
         let lp = EventLoop::builder(move |c: &mut Connection| {
@@ -287,7 +286,7 @@ static ACCEPT_REPORTS: CountAccepts = CountAccepts(AtomicUsize::new(0));
 fn emfile_child() {
     log::set_logger(&ACCEPT_REPORTS).unwrap();
     log::set_max_level(log::LevelFilter::Warn);
-    common::within(LIMIT, || {
+    net_util::within(LIMIT, || {
         let srv = Server::start(EventLoop::builder(echo).build(), 1);
         std::thread::sleep(Duration::from_millis(50));
         let socks: Vec<socket2::Socket> = (0..3)

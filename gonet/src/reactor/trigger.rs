@@ -285,13 +285,12 @@ mod tests {
                 }
             }
             Pc::Running => {
+                // read(2): takes everything; a short read drains the queue. Otherwise it
+                // waits for more (park) or finishes (idle): `explore` tries both.
                 if t.may_read() {
-                    // read(2): takes everything; a short read drains the queue.
                     w.kernel = 0;
                     t.set_drained();
-                    return;
                 }
-                // Either wait for more (park) or finish (idle): explore both in `explore`.
             }
             Pc::Parked => {}
         }
@@ -331,7 +330,7 @@ mod tests {
             if f.wake.is_some() {
                 w2.wakes += 1;
                 w2.pc = Pc::Running;
-                assert!(t.woken() == false);
+                assert!(!t.woken());
                 w2.wakes -= 1;
             }
             explore(t, w2, depth - 1);

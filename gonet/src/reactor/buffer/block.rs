@@ -22,8 +22,9 @@ pub(super) enum Kind {
     Pooled(u8),
     /// Larger than every class: its own allocation, freed with the block.
     Heap,
-    /// Caller data appended without copying; read only.
-    External(#[allow(dead_code)] Box<dyn AsRef<[u8]> + Send>),
+    /// Caller data appended without copying; read only. A leaked box (freed by recycle),
+    /// raw so that no `Box` move asserts uniqueness over bytes that `data` points into.
+    External(NonNull<dyn AsRef<[u8]> + Send>),
 }
 
 pub(super) struct Header {
@@ -59,11 +60,13 @@ impl Block {
     /// A read-only block over caller data, no copy.
     pub(crate) fn external<B: AsRef<[u8]> + Send + 'static>(data: B) -> Block {
         let boxed: Box<dyn AsRef<[u8]> + Send> = Box::new(data);
-        // The slice borrows the box's contents, which stay in place and untouched (nobody has
-        // access to the boxed value but this header) until the header is freed.
-        let s: &[u8] = (*boxed).as_ref();
+        let raw = NonNull::from(Box::leak(boxed));
+        // SAFETY: `raw` is a live, leaked box that only this header will own; the slice it
+        // gives stays valid and unchanged while the value is neither moved (it is boxed) nor
+        // touched (nobody else can reach it) — until recycle frees the box with the header.
+        let s: &[u8] = unsafe { raw.as_ref() }.as_ref();
         let (ptr, len) = (NonNull::from(s).cast::<u8>(), s.len());
-        Block(Header::new(ptr, len, Kind::External(boxed)))
+        Block(Header::new(ptr, len, Kind::External(raw)))
     }
 
     #[inline]
@@ -134,11 +137,18 @@ impl Clone for Block {
 impl Drop for Block {
     #[inline]
     fn drop(&mut self) {
-        if self.header().refs.fetch_sub(1, Ordering::Release) != 1 {
-            return;
+        let refs = &self.header().refs;
+        // The common case, a block held by one buffer, skips the read-modify-write: a count of
+        // one read by its only holder cannot change (no one else can clone it), and the
+        // Acquire load orders the accesses of former holders (their Release decrements)
+        // before the reuse below.
+        if refs.load(Ordering::Acquire) != 1 {
+            if refs.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            // Every former holder's accesses happen before the reuse or free below.
+            fence(Ordering::Acquire);
         }
-        // Every former holder's accesses happen before the reuse or free below.
-        fence(Ordering::Acquire);
         pool::recycle(self.0);
     }
 }

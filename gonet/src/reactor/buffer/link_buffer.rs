@@ -47,6 +47,9 @@ use std::fmt;
 
 use super::block::Block;
 
+/// Node capacity an empty, released buffer keeps (more is given back).
+const SHRINK_ABOVE: usize = 16;
+
 /// A view of bytes `start..end` of a block.
 pub(super) struct Node {
     pub(super) block: Block,
@@ -87,7 +90,7 @@ pub(super) struct State {
 /// Reading takes `&self` and returns slices that borrow the buffer until [`release`], so a
 /// slice can never outlive the bytes it shows:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0502
 /// use gonet::reactor::LinkBuffer;
 /// let mut b = LinkBuffer::new();
 /// b.write_binary(b"hello").unwrap();
@@ -99,7 +102,7 @@ pub(super) struct State {
 ///
 /// and a `malloc`'d range cannot be written after it became readable:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0502
 /// use gonet::reactor::LinkBuffer;
 /// let mut b = LinkBuffer::new();
 /// let w = b.malloc(1).unwrap();
@@ -111,7 +114,7 @@ pub(super) struct State {
 /// can append while a consumer holds slices. `slice(n)` shares blocks (no copy) and gives a
 /// `Send` buffer. The buffer itself is not `Sync`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn sync<T: Sync>() {}
 /// sync::<gonet::reactor::LinkBuffer>();
 /// ```
@@ -214,6 +217,11 @@ impl State {
         self.booking = None;
         if self.len == 0 && self.mlen == 0 {
             self.nodes.clear();
+            if self.nodes.capacity() > SHRINK_ABOVE {
+                // A burst once needed many nodes; an idle buffer should not keep the room.
+                self.nodes = VecDeque::new();
+                self.scratch = Vec::new();
+            }
             self.head = 0;
             self.tail = false;
             self.res = 0;

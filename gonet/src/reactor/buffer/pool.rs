@@ -123,8 +123,17 @@ pub(super) fn recycle(h: NonNull<Header>) {
     let class = match unsafe { &h.as_ref().kind } {
         Kind::Pooled(c) => *c as usize,
         Kind::Heap => return free(h),
-        // SAFETY: the header (and the caller data it owns) came from Box::leak in Header::new.
-        Kind::External(_) => return drop(unsafe { Box::from_raw(h.as_ptr()) }),
+        Kind::External(data) => {
+            let data = *data;
+            // SAFETY: both leaked in Block::external / Header::new and owned by this
+            // unreferenced header; each is taken back exactly once, the data first (the
+            // header's `data` pointer into it is not used again).
+            unsafe {
+                drop(Box::from_raw(data.as_ptr()));
+                drop(Box::from_raw(h.as_ptr()));
+            }
+            return;
+        }
     };
     let kept = POOL
         .try_with(|p| {

@@ -18,6 +18,27 @@ fn eof(op: &str, n: usize, len: usize) -> io::Error {
     )
 }
 
+/// Index of the first `b` in `s`, eight bytes at a time: a zero byte of `word ^ pattern` is a
+/// match, and `(x - 0x01..) & !x & 0x80..` flags the lowest zero byte exactly (a borrow can
+/// only flag bytes above it).
+#[inline]
+fn memchr(b: u8, s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pat = LO * b as u64;
+    let mut words = s.chunks_exact(8);
+    let mut base = 0;
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().expect("8 bytes")) ^ pat;
+        let z = x.wrapping_sub(LO) & !x & HI;
+        if z != 0 {
+            return Some(base + (z.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    words.remainder().iter().position(|&x| x == b).map(|i| base + i)
+}
+
 impl State {
     #[inline]
     fn check(&self, op: &str, n: usize) -> io::Result<()> {
@@ -92,7 +113,7 @@ impl State {
             let k = node.len().min(self.len - base);
             // SAFETY: readable bytes (invariant 1).
             let bytes = unsafe { node.block.bytes(node.start, k) };
-            if let Some(i) = bytes.iter().position(|&b| b == delim) {
+            if let Some(i) = memchr(delim, bytes) {
                 return Some(base + i);
             }
             base += k;
@@ -231,5 +252,31 @@ impl io::Read for &LinkBuffer {
         st.copy_out(&mut buf[..n]);
         st.consume(n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memchr_finds_the_first_match() {
+        let mut s = [0u8; 40];
+        for (i, x) in s.iter_mut().enumerate() {
+            *x = (i as u8).wrapping_mul(37) | 1; // odd bytes: never 0x00 or 0x80
+        }
+        assert_eq!(super::memchr(0, &s), None);
+        assert_eq!(super::memchr(0x80, &s), None);
+        for at in 0..s.len() {
+            for b in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut t = s;
+                t[at] = b;
+                let want = t.iter().position(|&x| x == b);
+                assert_eq!(super::memchr(b, &t), want, "byte {b:#x} at {at}");
+                // A second match after the first changes nothing.
+                if at + 1 < t.len() {
+                    t[at + 1] = b;
+                    assert_eq!(super::memchr(b, &t), want);
+                }
+            }
+        }
     }
 }

@@ -60,13 +60,9 @@ impl State {
     /// Gives back the unused end of booking `b` when nothing was handed out after it.
     /// Only when no reference to `b`'s bytes past `n` can be alive.
     fn unreserve(&mut self, b: Booking, n: usize) {
-        match self.nodes.back() {
-            Some(last) if self.tail && last.block.id() as usize == b.id => {
-                if self.res == b.off + b.len {
-                    self.res = b.off + n;
-                }
-            }
-            _ => {}
+        let last_is_b = self.nodes.back().is_some_and(|l| l.block.id() as usize == b.id);
+        if self.tail && last_is_b && self.res == b.off + b.len {
+            self.res = b.off + n;
         }
     }
 }

@@ -24,7 +24,7 @@ impl State {
     }
 
     /// Starts a new owned tail: a block of at least `size` bytes.
-    #[cold]
+    #[inline]
     pub(super) fn new_tail(&mut self, size: usize) {
         self.nodes.push_back(Node { block: Block::alloc(size), start: 0, end: 0 });
         self.tail = true;
