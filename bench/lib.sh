@@ -29,12 +29,17 @@ build_rust() {
     fi
 }
 
-# Makes sure a Go toolchain exists (Debian's golang-go) and builds bench/go/$1 as $BIN/$2.
-build_go() {
+# Makes sure a Go toolchain exists (Debian's golang-go, Go 1.19 on Debian 12).
+ensure_go() {
     if ! command -v go >/dev/null 2>&1; then
         log "go not found: installing Debian's golang-go"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >&2
     fi
+}
+
+# Builds bench/go/$1 (module gonetbench) as $BIN/$2.
+build_go() {
+    ensure_go
     log "building bench/go/$1 with $(go version)"
     (cd "$BENCH_DIR/go" && go build -o "$BIN/$2" "./$1")
 }
@@ -82,13 +87,14 @@ fmt() {
     awk -v x="$1" -v d="${2:-1}" 'BEGIN { if (x == "n/a") print x; else printf("%." d "f\n", x) }'
 }
 
-# Header lines for a results file: when, where, what.
+# Header lines for a results file: what ($1), when, where, and the load average at start
+# ($2 when given, for a report written at the end of the run; else the current one).
 results_header() {
     echo "# $1"
     echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
     echo "# machine: $(nproc) cpus, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
-    echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# load average at start: ${2:-$(cut -d' ' -f1-3 /proc/loadavg)}"
 }
 
 # GONET_SPIN_US for server $1: "gonet0" is gonet with its idle spin off, the rest get the

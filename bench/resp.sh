@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # resp.sh — Redis-protocol benchmark: gonet's resp_kv example (GONET_PROCS=1; "gonet0" is the
-# same with the idle spin off, GONET_SPIN_US=0) against
-# redis-server (`--save '' --appendonly no`), each pinned to CPU 0, driven by
+# same with the idle spin off, GONET_SPIN_US=0), the RESP server on gonet's reactor
+# ("reactor", GONET_PROCS=1), and redis-server (`--save '' --appendonly no`), each pinned to
+# CPU 0, driven by
 # `redis-benchmark -t ping,set,get -n REQUESTS -c CLIENTS -q` pinned to CPU 1, without
 # pipelining and with `-P PIPELINE`. Servers alternate for ROUNDS rounds; the report gives
-# median req/s and server CPU time per request for each test, and the ratios gonet/redis. Results go to bench/results/resp-latest.txt.
+# median req/s and server CPU time per request for each test, and each server's ratio to
+# redis. Results go to bench/results/resp-latest.txt. A server that cannot run (the reactor's
+# RESP example not in the tree, or not building) is skipped with its reason printed.
 #
 # Environment: ROUNDS (3), REQUESTS (200000), CLIENTS (50), PIPELINE (16),
 # PORT_BASE (19600), NICE (a niceness, e.g. -20, for servers and load generator: on a
-# machine shared with other jobs it keeps their CPU time out of the figures).
+# machine shared with other jobs it keeps their CPU time out of the figures),
+# SERVERS ("gonet gonet0 reactor redis"), REACTOR_RESP (the reactor's RESP server as
+# "EXAMPLE ARG...", where an ARG {addr} is replaced by the listening address; default
+# "resp_kv {addr} --reactor" when examples/resp_kv.rs has that flag).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -19,12 +25,13 @@ PIPELINE=${PIPELINE:-16}
 PORT_BASE=${PORT_BASE:-19600}
 PRIO=()
 [ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
-SERVERS="gonet gonet0 redis"
+SERVERS=${SERVERS:-"gonet gonet0 reactor redis"}
 TESTS="PING_INLINE PING_MBULK SET GET"
 MODES="P1 P$PIPELINE"
 
 SERVER_PID=
 TMP=$(mktemp -d)
+declare -A SKIP=()
 cleanup() {
     if [ -n "$SERVER_PID" ]; then
         kill "$SERVER_PID" 2>/dev/null || true
@@ -41,8 +48,34 @@ if ! command -v redis-benchmark >/dev/null 2>&1 || ! command -v redis-server >/d
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools redis-server >&2
 fi
 
+# Marks server $1 as skipped for reason $2 and says so.
+skip() {
+    SKIP[$1]=$2
+    log "SKIPPING $1: $2"
+}
+wanted() {
+    case " $SERVERS " in *" $1 "*) true ;; *) false ;; esac
+}
+
 log "building the resp_kv example (release)"
 (cd "$ROOT" && cargo build --release -p gonet --example resp_kv)
+
+# The reactor's RESP server: REACTOR_ARGV is its command line with {addr} in place of the address.
+REACTOR_ARGV=()
+if wanted reactor; then
+    if [ -n "${REACTOR_RESP:-}" ]; then
+        read -r -a REACTOR_ARGV <<<"$REACTOR_RESP"
+    elif grep -q '"--reactor"' "$ROOT/examples/resp_kv.rs"; then
+        REACTOR_ARGV=(resp_kv "{addr}" --reactor)
+    fi
+    if [ ${#REACTOR_ARGV[@]} -eq 0 ]; then
+        skip reactor "no RESP server on the reactor in this tree (examples/resp_kv.rs has no --reactor flag; set REACTOR_RESP=\"EXAMPLE ARG...\" for another one)"
+    else
+        log "building the ${REACTOR_ARGV[0]} example (release)"
+        (cd "$ROOT" && cargo build --release -p gonet --example "${REACTOR_ARGV[0]}") ||
+            skip reactor "the ${REACTOR_ARGV[0]} example does not build"
+    fi
+fi
 
 # Starts server $1 pinned to CPU 0 on port $2; sets SERVER_PID.
 start_server() {
@@ -50,6 +83,13 @@ start_server() {
         gonet | gonet0)
             taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GONET_SPIN_US="$(spin_us "$1")" \
                 "$BIN/examples/resp_kv" "127.0.0.1:$2" >"$TMP/server.log" 2>&1 &
+            ;;
+        reactor)
+            local argv=("$BIN/examples/${REACTOR_ARGV[0]}") a
+            for a in "${REACTOR_ARGV[@]:1}"; do
+                argv+=("${a//\{addr\}/127.0.0.1:$2}")
+            done
+            taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 "${argv[@]}" >"$TMP/server.log" 2>&1 &
             ;;
         redis)
             taskset -c 0 "${PRIO[@]}" redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no \
@@ -70,15 +110,17 @@ test_name() {
     case $1 in
         PING_INLINE) echo ping_inline ;;
         PING_MBULK) echo ping_mbulk ;;
-        *) echo "$1" | tr 'A-Z' 'a-z' ;;
+        *) echo "$1" | tr '[:upper:]' '[:lower:]' ;;
     esac
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 samples=$TMP/samples
 : >"$samples"
 for round in $(seq 1 "$ROUNDS"); do
     port=$PORT_BASE
     for srv in $SERVERS; do
+        [ -z "${SKIP[$srv]:-}" ] || continue
         port=$((port + 1))
         log "round $round/$ROUNDS: $srv"
         if ! start_server "$srv" "$port"; then
@@ -113,29 +155,54 @@ done
 med=$TMP/med
 medians <"$samples" >"$med"
 mkdir -p "$RESULTS"
+# The servers compared with redis.
+others=
+for srv in $SERVERS; do
+    [ "$srv" = redis ] || others="$others $srv"
+done
 {
-    results_header "RESP benchmark (bench/resp.sh): servers on CPU 0 (one worker/thread), redis-benchmark -c $CLIENTS -n $REQUESTS on CPU 1, median of $ROUNDS rounds"
+    results_header "RESP benchmark (bench/resp.sh): servers on CPU 0 (one worker/thread), redis-benchmark -c $CLIENTS -n $REQUESTS on CPU 1, median of $ROUNDS rounds" "$LOAD_START"
+    echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     [ -z "${NICE:-}" ] || echo "# servers and load generator ran at niceness $NICE"
     echo "# redis: $(redis-server --version | cut -d' ' -f1-3)"
+    [ ${#REACTOR_ARGV[@]} -eq 0 ] || echo "# reactor: examples/${REACTOR_ARGV[0]}.rs ${REACTOR_ARGV[*]:1}"
+    for srv in $SERVERS; do
+        [ -z "${SKIP[$srv]:-}" ] || echo "# SKIPPED $srv: ${SKIP[$srv]}"
+    done
     for mode in $MODES; do
         echo
-        echo "== pipeline ${mode#P} (redis-benchmark -P ${mode#P})"
-        printf "%-12s %12s %12s %12s %12s %12s %10s %10s %10s\n" test "gonet req/s" \
-            "gonet0 req/s" "redis req/s" "gonet/redis" "gonet0/redis" "cpu gonet" "cpu gonet0" "cpu redis"
+        echo "== pipeline ${mode#P} (redis-benchmark -P ${mode#P}): req/s, and ratios to redis"
+        printf "%-12s" test
+        for srv in $SERVERS; do printf " %10s" "$srv"; done
+        for srv in $others; do printf " %14s" "$srv/redis"; done
+        echo
         for t in $TESTS; do
-            g=$(lookup "$med" "$mode/gonet" "$t")
-            g0=$(lookup "$med" "$mode/gonet0" "$t")
-            r=$(lookup "$med" "$mode/redis" "$t")
-            printf "%-12s %12s %12s %12s %12s %12s %10s %10s %10s\n" "$t" "$(fmt "$g" 0)" \
-                "$(fmt "$g0" 0)" "$(fmt "$r" 0)" "$(ratio "$g" "$r")" "$(ratio "$g0" "$r")" \
-                "$(fmt "$(lookup "$med" "$mode/gonet" "cpu_$t")" 3)" \
-                "$(fmt "$(lookup "$med" "$mode/gonet0" "cpu_$t")" 3)" \
-                "$(fmt "$(lookup "$med" "$mode/redis" "cpu_$t")" 3)"
+            printf "%-12s" "$t"
+            for srv in $SERVERS; do printf " %10s" "$(fmt "$(lookup "$med" "$mode/$srv" "$t")" 0)"; done
+            for srv in $others; do
+                printf " %14s" "$(ratio "$(lookup "$med" "$mode/$srv" "$t")" "$(lookup "$med" "$mode/redis" "$t")")"
+            done
+            echo
+        done
+        echo "-- server CPU us per request"
+        printf "%-12s" test
+        for srv in $SERVERS; do printf " %10s" "$srv"; done
+        for srv in $others; do printf " %14s" "$srv/redis"; done
+        echo
+        for t in $TESTS; do
+            printf "%-12s" "$t"
+            for srv in $SERVERS; do printf " %10s" "$(fmt "$(lookup "$med" "$mode/$srv" "cpu_$t")" 3)"; done
+            for srv in $others; do
+                printf " %14s" "$(ratio "$(lookup "$med" "$mode/$srv" "cpu_$t")" "$(lookup "$med" "$mode/redis" "cpu_$t")")"
+            done
+            echo
         done
     done
     echo
-    echo "# req/s: higher is better (ratio above 1.00: gonet ahead); cpu: the server's CPU time per"
-    echo "# request in us, lower is better. gonet0: gonet with its idle spin off (GONET_SPIN_US=0)."
-    echo "# samples (pipeline/server test req/s):"
+    echo "# req/s: higher is better (X/redis above 1.00: X ahead); cpu: the server's CPU time per"
+    echo "# request in us, lower is better (X/redis below 1.00: X ahead). gonet: resp_kv, one goroutine"
+    echo "# per connection; gonet0: the same with its idle spin off (GONET_SPIN_US=0); reactor: the"
+    echo "# RESP server on gonet::reactor. Ratios are ratios of the medians."
+    echo "# samples (pipeline/server test req/s, and cpu_test us/req):"
     sed 's/^/#   /' "$samples"
 } | tee "$RESULTS/resp-latest.txt"
