@@ -7,15 +7,19 @@
 //! and the stand-ins of `loom_rt.rs` underneath. A lost wake-up shows as a loom deadlock, a
 //! double one as a panic in `loom_rt::ready`.
 //!
-//! Which model catches which bug (each was planted and seen to fail):
+//! Which model catches which bug (each was planted and seen to fail; the others passed):
 //! * `StateWord::unblock` not storing `NIL → READY` (readiness while nobody waits is dropped):
-//!   `readiness_before_the_wait_is_kept`, `reader_parked_elsewhere_gets_the_next_edge`;
+//!   `readiness_before_the_wait_is_kept`, `reader_parked_elsewhere_gets_the_next_edge`,
+//!   `deadline_timer_racing_readiness`, `stale_timer_and_event_after_reuse` (and
+//!   `state::tests::readiness_is_never_lost`);
 //! * `block` not re-checking close/deadline after announcing `WAIT`:
-//!   `close_racing_a_wait_fails_it`, `deadline_set_racing_a_wait_fails_it`;
-//! * the deadline timer not kicking, or `armed` never cleared (an extension never re-armed):
-//!   `deadline_alone_wakes_the_waiter`, `deadline_extended_while_parked`;
-//! * a timer or an event of a closed descriptor acting on its reuse (no `seq` check):
-//!   `stale_timer_and_event_after_reuse`.
+//!   `close_racing_a_wait_fails_it` (a deadline set racing the wait is rescued by the timer
+//!   the waiter then arms, so only the close shows it);
+//! * the deadline timer not kicking: `deadline_alone_wakes_the_waiter`,
+//!   `deadline_extended_while_parked`, `stale_timer_and_event_after_reuse`;
+//! * the timer not clearing `armed` (an extended deadline is never re-armed):
+//!   `deadline_extended_while_parked`;
+//! * no `seq` check in `on_event`, or in the deadline timer: `stale_timer_and_event_after_reuse`.
 
 use loom::thread;
 
