@@ -177,6 +177,7 @@ fn resolution_on_a_plain_thread() {
         (&c).write_all(b"t").unwrap();
         let mut b = [0u8; 1];
         (&s).read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"t");
     });
 }
 

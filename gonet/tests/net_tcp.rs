@@ -290,6 +290,24 @@ fn shutdown_write_read_and_both() {
     });
 }
 
+/// The `IP_TTL` option of a socket, as the kernel has it.
+fn ip_ttl(fd: std::os::fd::RawFd) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live, correctly sized out-parameters for getsockopt.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "getsockopt(IP_TTL): {}", io::Error::last_os_error());
+    v
+}
+
 #[test]
 fn nodelay_and_ttl() {
     run(1, LIMIT, || {
@@ -301,6 +319,9 @@ fn nodelay_and_ttl() {
         c.set_ttl(33).unwrap();
         let ln = listener();
         ln.set_ttl(44).unwrap();
+        // Read back from the kernel, not from gonet.
+        assert_eq!(ip_ttl(c.as_raw_fd()), 33);
+        assert_eq!(ip_ttl(ln.as_raw_fd()), 44);
         assert!(c.take_error().unwrap().is_none());
     });
 }

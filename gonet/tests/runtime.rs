@@ -197,19 +197,29 @@ fn timer_fires_while_the_worker_is_busy() {
         let s = stop.clone();
         // A second always-runnable goroutine keeps the run queue from ever being empty.
         let busy = gonet::go(move || {
+            let mut n = 0u64;
             while !s.load(Ordering::SeqCst) {
                 gonet::yield_now();
+                n += 1;
             }
+            n
         });
+        let start = std::time::Instant::now();
         let rx = gonet::time::after(Duration::from_millis(20));
         let mut rounds = 0u64;
         while rx.try_recv().is_err() {
             gonet::yield_now();
             rounds += 1;
         }
+        assert!(start.elapsed() >= Duration::from_millis(20), "the timer fired early");
         stop.store(true, Ordering::SeqCst);
-        busy.join().unwrap();
+        let busy_rounds = busy.join().unwrap();
+        // `yield_now` let the other goroutine run in between: the two alternated.
         assert!(rounds > 0);
+        assert!(
+            busy_rounds * 2 >= rounds,
+            "the busy goroutine ran {busy_rounds} times while the main one yielded {rounds} times"
+        );
         // A sleeping goroutine is woken while others spin too.
         let s2 = Arc::new(AtomicBool::new(false));
         let s3 = s2.clone();

@@ -458,3 +458,59 @@ fn never_is_never_ready() {
         assert_eq!(r, "timeout");
     });
 }
+
+/// Counts how often each arm of a select over `ready.len()` channels is chosen, where only
+/// the channels marked `true` ever hold a value (the others stay empty and never become
+/// ready).
+fn choices_with_idle_arms(ready: [bool; 4], rounds: u32) -> [u32; 4] {
+    run(1, move || {
+        let chans: Vec<_> = (0..4).map(|_| chan::bounded::<()>(1)).collect();
+        for (i, (tx, _)) in chans.iter().enumerate() {
+            if ready[i] {
+                tx.send(()).unwrap();
+            }
+        }
+        let mut counts = [0u32; 4];
+        for _ in 0..rounds {
+            let i = select! {
+                recv(chans[0].1) -> _ => 0,
+                recv(chans[1].1) -> _ => 1,
+                recv(chans[2].1) -> _ => 2,
+                recv(chans[3].1) -> _ => 3,
+            };
+            assert!(ready[i], "arm {i} was never ready");
+            counts[i] += 1;
+            chans[i].0.send(()).unwrap();
+        }
+        counts
+    })
+}
+
+/// With some arms never ready, the ready ones still share the choices equally. A select that
+/// starts at a random arm and then goes round in order (a rotation, not a permutation) gives
+/// the ready arm right after an idle one the idle arm's share as well: 3/4 : 1/4 here.
+#[test]
+fn ready_arms_share_fairly_when_others_are_never_ready() {
+    let counts = choices_with_idle_arms([true, false, false, true], 8000);
+    for i in [0, 3] {
+        assert!(
+            (3400..=4600).contains(&counts[i]),
+            "unfair choice among ready arms 0 and 3: {counts:?}"
+        );
+    }
+    // 2/3 : 1/3 under a rotation.
+    let counts = choices_with_idle_arms([false, true, true, false], 8000);
+    for i in [1, 2] {
+        assert!(
+            (3400..=4600).contains(&counts[i]),
+            "unfair choice among ready arms 1 and 2: {counts:?}"
+        );
+    }
+    let counts = choices_with_idle_arms([true, true, false, true], 9000);
+    for i in [0, 1, 3] {
+        assert!(
+            (2400..=3600).contains(&counts[i]),
+            "unfair choice among ready arms 0, 1, 3: {counts:?}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream as StdStream;
 use std::time::Duration;
 
-use common::{thread_cpu, within};
+use common::{thread_cpu, thread_voluntary_switches, within};
 use gonet::net::TcpListener;
 
 fn spin_totals() -> (u64, u64, u64) {
@@ -40,11 +40,14 @@ fn spinning_worker_catches_requests_without_sleeping() {
             });
             let (mut conn, _) = ln.accept().unwrap();
             let before = spin_totals();
+            // The main goroutine runs on the only worker: its thread's switches are the worker's.
+            let switches = thread_voluntary_switches();
             let mut b = [0u8; 8];
             for _ in 0..200 {
                 conn.read_exact(&mut b).unwrap();
                 conn.write_all(&b).unwrap();
             }
+            let switches = thread_voluntary_switches() - switches;
             let after = spin_totals();
             gonet::blocking(move || client.join()).unwrap();
             let (spins, hits, sleeps) =
@@ -52,6 +55,12 @@ fn spinning_worker_catches_requests_without_sleeping() {
             // Each request arrives well within 2 s: nearly every run-dry is a spin that hits.
             assert!(hits >= 150, "{hits} of {spins} spins found work ({sleeps} sleeps)");
             assert!(sleeps <= 20, "{sleeps} sleeps for 200 requests within the window");
+            // The kernel's view: a worker that slept in epoll_wait for each request would have
+            // blocked ~200 times.
+            assert!(
+                switches <= 40,
+                "the worker thread blocked {switches} times in the kernel for 200 requests"
+            );
         });
     });
 }

@@ -149,15 +149,26 @@ fn waitgroup_parks_ten_thousand_goroutines() {
         gate.add(1);
         let all = WaitGroup::new();
         all.add(10_000);
+        let passed = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
         for _ in 0..10_000 {
             let (gate, all) = (gate.clone(), all.clone());
+            let (passed, finished) = (passed.clone(), finished.clone());
             gonet::go(move || {
                 gate.wait();
+                passed.fetch_add(1, Ordering::SeqCst);
+                // Still running after `done`s of others: `all.wait` must wait for this too.
+                gonet::yield_now();
+                finished.fetch_add(1, Ordering::SeqCst);
                 all.done();
             });
         }
+        // Every goroutine gets to run and must stay parked at the closed gate.
+        gonet::time::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(passed.load(Ordering::SeqCst), 0, "goroutines passed a WaitGroup with count 1");
         gate.done();
         all.wait();
+        assert_eq!(finished.load(Ordering::SeqCst), 10_000, "wait returned before every done");
     });
 }
 

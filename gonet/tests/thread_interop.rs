@@ -67,7 +67,11 @@ fn timeouts_work_on_plain_threads() {
         let sender = thread::spawn(move || tx.send_timeout(1, Duration::from_secs(20)));
         assert_eq!(rx.recv_timeout(Duration::from_secs(20)), Ok(1));
         assert_eq!(sender.join().unwrap(), Ok(()));
+        // `after` delivers the instant it fired: not before the 5 ms, not after it was received.
+        let armed = Instant::now();
         let at = gonet::time::after(Duration::from_millis(5)).recv().unwrap();
+        assert!(at >= armed + Duration::from_millis(5), "after(5ms) sent {:?}", at - armed);
+        assert!(at <= Instant::now());
         assert!(at >= t);
     });
 }

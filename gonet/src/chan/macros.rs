@@ -17,11 +17,19 @@
 /// let (tx, rx) = chan::bounded::<i32>(1);
 /// let (tx2, rx2) = chan::unbounded::<&str>();
 /// tx2.send("hello").unwrap();
-/// gonet::select! {
-///     recv(rx) -> msg => println!("rx: {msg:?}"),
-///     recv(rx2) -> msg => assert_eq!(msg, Ok("hello")),
-///     send(tx, 7) -> res => res.unwrap(),
-///     default(Duration::from_secs(1)) => println!("timed out"),
+/// // Two arms are ready (`rx2` holds a value, `tx` has room): one of them runs.
+/// let chosen = gonet::select! {
+///     recv(rx) -> msg => panic!("rx is empty: {msg:?}"),
+///     recv(rx2) -> msg => { assert_eq!(msg, Ok("hello")); "recv" }
+///     send(tx, 7) -> res => { res.unwrap(); "send" }
+///     default(Duration::from_secs(1)) => panic!("two arms were ready"),
+/// };
+/// // Only the chosen arm completed.
+/// if chosen == "recv" {
+///     assert!(rx.is_empty());
+/// } else {
+///     assert_eq!(rx.try_recv(), Ok(7));
+///     assert_eq!(rx2.try_recv(), Ok("hello"));
 /// }
 /// ```
 ///

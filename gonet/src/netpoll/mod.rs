@@ -2,8 +2,25 @@
 //! goroutines park on (`poll_desc`, Go's `pollDesc`).
 
 mod epoll;
+#[cfg(loom)]
+mod loom_rt;
+#[cfg(all(test, loom))]
+mod models;
 mod poll_desc;
 mod state;
 
 pub(crate) use epoll::{deregister, Poller, WAKE_TOKEN};
-pub(crate) use poll_desc::{closed_error, on_event, Dir, PollDesc};
+#[cfg(not(loom))]
+pub(crate) use poll_desc::on_event;
+pub(crate) use poll_desc::{closed_error, Dir, PollDesc};
+
+/// Under loom a `PollDesc` parks model threads, not goroutines, and the runtime does not run:
+/// the worker's poller loop still compiles against this signature.
+#[cfg(loom)]
+pub(crate) fn on_event(
+    _data: u64,
+    _events: u32,
+    _wake: &mut dyn FnMut(crate::runtime::goroutine::GRef),
+) {
+    unreachable!("gonet: the runtime does not run under --cfg loom")
+}

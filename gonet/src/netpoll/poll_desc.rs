@@ -50,15 +50,29 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+
+// Under `--cfg loom` the atomics, the parking of goroutines, the clock and the timers are
+// replaced by model-checked stand-ins (`loom_rt.rs`), so the models in `models.rs` run the
+// functions of this file unchanged.
+#[cfg(loom)]
+use super::loom_rt::{from_nanos, nanos_now, park_g, ready, timer, GRef, G};
+#[cfg(not(loom))]
+use crate::runtime::goroutine::{GRef, G};
+#[cfg(not(loom))]
+use crate::runtime::park::{park_g, ready};
+#[cfg(not(loom))]
+use crate::runtime::timer;
+#[cfg(not(loom))]
+use crate::time::{from_nanos, nanos_now};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use super::epoll;
 use super::state::{fence, Prepared, StateWord};
-use crate::runtime::goroutine::{GRef, G};
-use crate::runtime::park::{park_g, ready};
-use crate::runtime::{timer, worker};
-use crate::time::{from_nanos, nanos_now};
+use crate::runtime::worker;
 
 /// Low bits of the epoll data that hold the pointer; the top 16 hold the incarnation tag.
 const PTR_MASK: u64 = (1 << 48) - 1;
@@ -97,7 +111,13 @@ pub(crate) struct PollDesc {
 }
 
 /// Free `PollDesc`s for reuse.
+#[cfg(not(loom))]
 static POOL: Mutex<Vec<&'static PollDesc>> = Mutex::new(Vec::new());
+#[cfg(loom)]
+loom::lazy_static! {
+    // Loom objects live for one execution of a model: so does the pool.
+    static ref POOL: Mutex<Vec<&'static PollDesc>> = Mutex::new(Vec::new());
+}
 
 /// The error of an operation on a closed descriptor (Go's `net.ErrClosed`).
 pub(crate) fn closed_error() -> io::Error {
@@ -180,7 +200,7 @@ impl PollDesc {
     }
 
     /// The epoll data for this incarnation: the pointer tagged with the low bits of `seq`.
-    fn tag(&'static self) -> u64 {
+    pub(super) fn tag(&'static self) -> u64 {
         let p = self as *const PollDesc as u64;
         debug_assert!(p & !PTR_MASK == 0 && p != epoll::WAKE_TOKEN);
         p | ((self.seq.load(Ordering::Acquire) & 0xffff) << 48)
@@ -214,6 +234,12 @@ impl PollDesc {
             return self.wait_thread(d);
         }
         self.ensure_registered()?;
+        self.wait_registered(d)
+    }
+
+    /// A goroutine's wait once the descriptor is registered with its poller: park until
+    /// readiness, re-checking close and deadline after each other wake.
+    pub(super) fn wait_registered(&'static self, d: Dir) -> io::Result<()> {
         while !self.block(d) {
             self.check(d)?;
         }
@@ -326,7 +352,11 @@ impl PollDesc {
 
     /// Sets (or clears) the deadline of direction `d`; a blocked waiter re-evaluates at once.
     pub(crate) fn set_deadline(&self, d: Dir, at: Option<std::time::Instant>) {
-        let v = at.map_or(0, crate::time::to_nanos);
+        self.set_deadline_ns(d, at.map_or(0, crate::time::to_nanos));
+    }
+
+    /// [`set_deadline`](Self::set_deadline) in nanoseconds since the time origin (0: none).
+    pub(super) fn set_deadline_ns(&self, d: Dir, v: u64) {
         self.deadline(d).store(v, Ordering::SeqCst);
         self.kick(d);
     }

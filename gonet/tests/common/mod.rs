@@ -41,6 +41,19 @@ pub fn thread_cpu() -> Duration {
     rusage(libc::RUSAGE_THREAD)
 }
 
+/// Voluntary context switches of the calling thread so far (each time it blocked in the
+/// kernel, e.g. a worker sleeping in `epoll_wait`): a count kept by the kernel, independent
+/// of the runtime's own statistics.
+pub fn thread_voluntary_switches() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut ru), 0);
+        ru
+    };
+    ru.ru_nvcsw as u64
+}
+
 fn rusage(who: libc::c_int) -> Duration {
     // SAFETY: getrusage fills the zeroed struct it is given.
     let ru = unsafe {
