@@ -13,9 +13,11 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, Type};
 
-use super::fd::NetFd;
 use super::addr::{resolve, Purpose};
-use super::{ToSocketAddrs, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use super::fd::NetFd;
+use super::{
+    TcpListener, TcpStream, ToSocketAddrs, UdpSocket, UnixDatagram, UnixListener, UnixStream,
+};
 use crate::context::{Context, Error};
 use crate::netpoll::Dir;
 

@@ -34,9 +34,9 @@
 
 use std::io;
 
-mod context;
 mod addr;
 mod conn;
+mod context;
 mod dialer;
 mod error;
 mod fd;
@@ -46,9 +46,9 @@ mod tcp;
 mod udp;
 mod unix;
 
-pub use context::{dial_context, with_context, Deadlines};
 pub use addr::{Lookup, ToSocketAddrs};
 pub use conn::{Addr, Conn, Listener};
+pub use context::{dial_context, with_context, Deadlines};
 pub use dialer::{Dialer, ListenConfig, DEFAULT_BACKLOG, DEFAULT_KEEP_ALIVE};
 pub use error::{op_error, raw_os_error, OpError};
 pub use splice::{copy, copy_file, Spliceable, Splicer};

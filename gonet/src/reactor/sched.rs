@@ -61,7 +61,7 @@ fn ensure_drainer(s: &Sched) {
             s.drainer.set(Arc::as_ptr(&g));
             ready(g);
         }
-        None => match crate::runtime::go_local(runner) {
+        None => match crate::runtime::go_local("reactor handler", runner) {
             Ok(p) => {
                 s.runners.set(s.runners.get() + 1);
                 s.drainer.set(p);

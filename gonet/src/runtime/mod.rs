@@ -410,10 +410,17 @@ where
 
 /// Starts a goroutine on the calling worker's own run queue, so that it runs on this worker
 /// only; returns its `G` pointer (for identity checks). Must be called on a worker thread.
-pub(crate) fn go_local(f: impl FnOnce() + Send + 'static) -> io::Result<*const G> {
+/// `name` is what dumps and reports call it.
+#[track_caller]
+pub(crate) fn go_local(
+    name: &'static str,
+    f: impl FnOnce() + Send + 'static,
+) -> io::Result<*const G> {
     let w = worker::current().expect("gonet: go_local outside a worker");
     let stack = w.stacks.borrow_mut().get()?;
-    let (_handle, g) = spawn_g(f, stack);
+    let parent = worker::current_g().map_or(0, |g| g.id);
+    let meta = Meta { name: Some(name.into()), site: Location::caller(), parent };
+    let (_handle, g) = spawn_g(f, stack, meta);
     let p = Arc::as_ptr(&g);
     w.spawn_local(g);
     Ok(p)
