@@ -4,6 +4,9 @@
 //! is compiled here and its behaviour checked (the chosen arm's body runs, its value is the
 //! select's value).
 
+// The arm forms are written the way users write them, unit-valued and single-arm ones included.
+#![allow(clippy::single_match, clippy::let_unit_value)]
+
 mod common;
 use common::run;
 

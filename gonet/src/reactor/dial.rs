@@ -25,7 +25,7 @@ pub fn dial<A: ToSocketAddrs>(addr: A, timeout: Duration) -> io::Result<Connecti
         if left.is_zero() {
             break;
         }
-        match TcpStream::connect_timeout(&a, left) {
+        match TcpStream::connect_timeout(a, left) {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 let inner = ConnInner::new(Io::Client(s), DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP);

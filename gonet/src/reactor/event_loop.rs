@@ -299,7 +299,12 @@ impl EventLoop {
                     }
                     return Ok(());
                 }
-                Err(e) if matches!(crate::net::raw_os_error(&e), Some(libc::EMFILE | libc::ENFILE)) => {
+                Err(e)
+                    if matches!(
+                        crate::net::raw_os_error(&e),
+                        Some(libc::EMFILE | libc::ENFILE)
+                    ) =>
+                {
                     log::warn!("gonet reactor: accept on {addr:?}: {e}; retrying in {backoff:?}");
                     crate::time::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));

@@ -22,8 +22,8 @@
 //! of handler goroutines), `dial` (client connections) and `buffer` (`LinkBuffer`).
 //!
 //! The sub-reactors are the runtime's workers: a connection is registered on one worker's
-//! epoll with [`EVENT_TAG`] set in the event data, and the worker's poll loop calls
-//! [`on_event`] for it instead of waking a `PollDesc` waiter. Its handler goroutines run on
+//! epoll with `EVENT_TAG` set in the event data, and the worker's poll loop calls
+//! `on_event` for it instead of waking a `PollDesc` waiter. Its handler goroutines run on
 //! that same worker, so a connection's state needs no lock and no atomics (trigger.rs).
 
 mod buffer;
