@@ -868,7 +868,7 @@ fn connect_timeout_with_max_duration() {
 #[test]
 fn connect_timeout_expires_on_a_listener_that_drops_syns() {
     run(2, LIMIT, || {
-        let raw = full_backlog_listener();
+        let raw = TcpListener::from(full_backlog_listener());
         let addr = raw.local_addr().unwrap();
         let mut held = Vec::new();
         let mut timed_out = 0;
@@ -886,26 +886,4 @@ fn connect_timeout_expires_on_a_listener_that_drops_syns() {
         assert!(timed_out > 0, "every dial connected although the accept queue was full");
         drop(raw);
     });
-}
-
-/// A listener with a backlog of 0 (std always asks for more), never accepting.
-fn full_backlog_listener() -> TcpListener {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket calls on a descriptor this function owns; the address struct is
-    // fully initialised before use.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
-        let r = libc::bind(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        assert_eq!(r, 0, "bind: {}", io::Error::last_os_error());
-        assert_eq!(libc::listen(fd, 0), 0);
-        TcpListener::from_raw_fd(fd)
-    }
 }

@@ -213,7 +213,7 @@ fn one_gib_upload_bounded_memory() {
 #[test]
 fn dial_timeout() {
     common::within(LIMIT, || {
-        let raw = full_backlog_listener();
+        let raw = common::full_backlog_listener();
         let addr = raw.local_addr().unwrap();
         let mut held = Vec::new();
         let mut timed_out = 0;
@@ -251,28 +251,6 @@ fn dial_timeout() {
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
         assert!(e.to_string().contains(&dead.to_string()), "{e}");
     });
-}
-
-/// A listener with a backlog of 0, never accepting: new SYNs are dropped once it is full.
-fn full_backlog_listener() -> std::net::TcpListener {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket calls on a descriptor this function owns; the address struct is
-    // fully initialised before use.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
-        let r = libc::bind(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        assert_eq!(r, 0, "bind: {}", io::Error::last_os_error());
-        assert_eq!(libc::listen(fd, 0), 0);
-        std::net::TcpListener::from_raw_fd(fd)
-    }
 }
 
 /// A connection whose peer streams without pause does not starve the other connections of

@@ -14,6 +14,9 @@ use gonet::net::{TcpListener, TcpStream};
 #[path = "../common/mod.rs"]
 mod common;
 pub use common::within;
+// Not every test file that includes this module dials a full listener.
+#[allow(unused_imports)]
+pub use common::full_backlog_listener;
 
 /// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded by `limit`.
 pub fn run<T, F>(procs: usize, limit: Duration, f: F) -> T
