@@ -13,13 +13,12 @@
 //!   panic too;
 //! * where no recovery exists — a destructor that panics while a goroutine's stack is being
 //!   force-unwound at shutdown is a panic during unwinding, which Rust turns into an abort —
-//!   the process aborts, and the panic hook wrapper installed by [`install_hook`] first names
+//!   the process aborts, and the runtime's panic hook (`report.rs`, through [`note_if_unwinding`]) names
 //!   the goroutine.
 
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
 
 /// A panic payload.
 pub(crate) type Payload = Box<dyn Any + Send>;
@@ -112,27 +111,17 @@ pub(crate) fn unwinding<R>(gid: u64, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Wraps the process's panic hook (once) so that a panic raised while a goroutine's stack is
-/// force-unwound at shutdown — a panic during unwinding, which aborts — names the goroutine
-/// after the usual message. Other panics are left to the previous hook unchanged.
-pub(crate) fn install_hook() {
-    static ONCE: Once = Once::new();
-    if std::thread::panicking() {
-        return; // `take_hook` may not be called while panicking; a later run installs it
+/// Called by the runtime's panic hook (`report.rs`) after the usual message: a panic raised
+/// while a goroutine's stack is force-unwound at shutdown — a panic during unwinding, which
+/// aborts — names the goroutine.
+pub(crate) fn note_if_unwinding() {
+    // Once per unwound goroutine: the abort itself calls the hook a second time.
+    let gid = UNWINDING.try_with(|u| u.replace(0)).unwrap_or(0);
+    if gid != 0 {
+        eprintln!(
+            "gonet: goroutine {gid}: a destructor panicked while the runtime unwound the \
+             goroutine's stack at shutdown; if the panic leaves the destructor (a panic \
+             during unwinding), the process aborts"
+        );
     }
-    ONCE.call_once(|| {
-        let prev = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            prev(info);
-            // Once per unwound goroutine: the abort itself calls the hook a second time.
-            let gid = UNWINDING.try_with(|u| u.replace(0)).unwrap_or(0);
-            if gid != 0 {
-                eprintln!(
-                    "gonet: goroutine {gid}: a destructor panicked while the runtime unwound the \
-                     goroutine's stack at shutdown; if the panic leaves the destructor (a panic \
-                     during unwinding), the process aborts"
-                );
-            }
-        }));
-    });
 }

@@ -223,7 +223,6 @@ impl Runtime {
         T: Send + 'static,
     {
         static NEXT_RT: AtomicU64 = AtomicU64::new(1);
-        contain::install_hook();
         let rt_id = NEXT_RT.fetch_add(1, Ordering::Relaxed);
         let mut deques = Vec::new();
         let mut shared = Vec::new();

@@ -92,10 +92,15 @@ pub(crate) fn who(id: u64, site: Option<&'static Location<'static>>) -> String {
     s
 }
 
-/// Installs (once per process) a panic hook that first names the panicking goroutine, then
-/// hands over to the hook that was there (which prints the message and location).
+/// Installs (once per process) the runtime's panic hook: it first names the panicking
+/// goroutine, then hands over to the hook that was there (which prints the message and
+/// location), then names a goroutine whose forced unwind at shutdown panicked
+/// (`contain::note_if_unwinding`).
 pub(crate) fn install_panic_hook() {
     static ONCE: Once = Once::new();
+    if std::thread::panicking() {
+        return; // `take_hook` may not be called while panicking; a later run installs it
+    }
     ONCE.call_once(|| {
         let prev = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
@@ -107,7 +112,8 @@ pub(crate) fn install_panic_hook() {
                     );
                 }
             }
-            prev(info)
+            prev(info);
+            super::contain::note_if_unwinding();
         }));
     });
 }
