@@ -13,8 +13,8 @@
 //!   panic too;
 //! * where no recovery exists — a destructor that panics while a goroutine's stack is being
 //!   force-unwound at shutdown is a panic during unwinding, which Rust turns into an abort —
-//!   the process aborts, and the runtime's panic hook (`report.rs`, through [`note_if_unwinding`]) names
-//!   the goroutine.
+//!   the process aborts, and the runtime's panic hook (`report.rs`, through
+//!   [`note_if_unwinding`]) names the goroutine.
 
 use std::any::Any;
 use std::cell::Cell;
