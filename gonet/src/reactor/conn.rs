@@ -54,8 +54,9 @@ pub const DEFAULT_INPUT_CAP: usize = 4 << 20;
 pub const DEFAULT_OUTPUT_CAP: usize = 4 << 20;
 
 pub(crate) enum Io {
-    /// Accepted by an `EventLoop`: registered on worker `owner`'s epoll (`epfd`).
-    Server { fd: RawFd, owner: usize, epfd: RawFd, lp: Arc<LoopShared> },
+    /// Accepted by an `EventLoop`: registered on worker `owner`'s epoll (`epfd`) of runtime
+    /// `rt_id`.
+    Server { fd: RawFd, owner: usize, epfd: RawFd, rt_id: u64, lp: Arc<LoopShared> },
     /// Dialed: waits through the netpoller like any `net::TcpStream`.
     Client(TcpStream),
 }
@@ -89,6 +90,10 @@ pub(crate) struct ConnInner {
     callbacks: Mutex<Option<Vec<CloseCallback>>>,
     /// Index in the loop's registry (server connections).
     pub(crate) slot: Cell<usize>,
+    /// The epoll registration holds a reference (`Arc::into_raw`); whoever clears this flag
+    /// (`finalize` on the owner worker, or `LoopShared::reap` once the runtime's workers have
+    /// exited) gives it back, so it is given back exactly once.
+    pub(crate) registered: AtomicBool,
 }
 
 // SAFETY: the non-thread-safe fields (`Cell`s, `UnsafeCell`s, the trigger) are touched only
@@ -131,6 +136,7 @@ impl ConnInner {
             on_request: Cell::new(None),
             callbacks: Mutex::new(Some(Vec::new())),
             slot: Cell::new(usize::MAX),
+            registered: AtomicBool::new(false),
         }
     }
 
@@ -977,8 +983,11 @@ fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
         c.release_output();
     }
     lp.remove(c, *owner);
-    // SAFETY: the epoll registration held one reference made by `Arc::into_raw` in
-    // `EventLoop::register`; it is deregistered above on this (its worker's) thread, after
-    // every event of earlier polls was handled, so no event can carry the pointer any more.
-    unsafe { Arc::decrement_strong_count(Arc::as_ptr(c)) };
+    if c.registered.swap(false, Ordering::AcqRel) {
+        // SAFETY: the epoll registration held one reference made by `Arc::into_raw` in
+        // `EventLoop::register` (the flag says it was not given back yet); it is deregistered
+        // above on this (its worker's) thread, after every event of earlier polls was handled,
+        // so no event can carry the pointer any more.
+        unsafe { Arc::decrement_strong_count(Arc::as_ptr(c)) };
+    }
 }

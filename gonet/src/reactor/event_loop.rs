@@ -170,7 +170,8 @@ pub(crate) struct LoopShared {
     counts: Mutex<Vec<usize>>,
     rr: AtomicUsize,
     rand: AtomicU64,
-    listener: Mutex<Option<Arc<TcpListener>>>,
+    /// The listener `serve` accepts on, and the id of the runtime it serves on.
+    listener: Mutex<Option<(u64, Arc<TcpListener>)>>,
     stopping: AtomicBool,
     /// `shutdown` has finished (serve may return).
     stopped: AtomicBool,
@@ -210,6 +211,52 @@ impl LoopShared {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = counts.get_mut(owner) {
             *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Runtime `rt_id` has ended (every worker thread has exited, so no poller, handler or
+    /// timer touches its connections any more): forget its listener and connections and give
+    /// back their registrations' references. Each connection (and with it the registry's
+    /// reference cycle through `lp`) is then dropped and closes its descriptor.
+    fn reap(&self, rt_id: u64) {
+        {
+            let mut l = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+            if l.as_ref().is_some_and(|(id, _)| *id == rt_id) {
+                l.take();
+            }
+        }
+        let mut gone = Vec::new();
+        {
+            let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+            let r = &mut *r;
+            for (i, e) in r.conns.iter_mut().enumerate() {
+                let ours = e.as_ref().is_some_and(|c| match &c.io {
+                    Io::Server { rt_id: id, .. } => *id == rt_id,
+                    Io::Client(_) => false,
+                });
+                if ours {
+                    gone.extend(e.take());
+                    r.free.push(i);
+                    r.live -= 1;
+                }
+            }
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for c in &gone {
+            if let Io::Server { owner, .. } = &c.io {
+                if let Some(n) = counts.get_mut(*owner) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+        drop(counts);
+        for c in gone {
+            if c.registered.swap(false, Ordering::AcqRel) {
+                // SAFETY: the registration's reference (`register`), not given back yet (the
+                // flag); its worker's epoll is closed with the worker, so no event can carry
+                // the pointer any more.
+                unsafe { Arc::decrement_strong_count(Arc::as_ptr(&c)) };
+            }
         }
     }
 
@@ -275,7 +322,16 @@ impl EventLoop {
             };
         }
         let ln = Arc::new(ln);
-        *self.shared.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(ln.clone());
+        let rt_id = worker::current().map_or(0, |w| w.shared.rt_id);
+        *self.shared.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some((rt_id, ln.clone()));
+        // A runtime that ends without `shutdown` (its main goroutine returned) must still
+        // close this loop's connections on it: nothing else will (see `LoopShared::reap`).
+        let weak = Arc::downgrade(&self.shared);
+        crate::runtime::at_exit(move || {
+            if let Some(sh) = weak.upgrade() {
+                sh.reap(rt_id);
+            }
+        });
         if self.shared.stopping.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -326,7 +382,7 @@ impl EventLoop {
         let owner = sh.pick(workers.len());
         let wk = &workers[owner];
         let inner = Arc::new(ConnInner::new(
-            Io::Server { fd, owner, epfd: wk.poller.raw(), lp: sh.clone() },
+            Io::Server { fd, owner, epfd: wk.poller.raw(), rt_id: wk.rt_id, lp: sh.clone() },
             sh.input_cap,
             sh.output_cap,
         ));
@@ -364,9 +420,11 @@ impl EventLoop {
         }
         let p = Arc::into_raw(inner.clone()) as u64;
         debug_assert!(p & EVENT_TAG == 0);
+        inner.registered.store(true, Ordering::Release);
         // From here on the connection belongs to worker `owner` (trigger.rs invariant 1):
         // the registration reports EPOLLOUT at once, so its handler goroutine starts there.
         if let Err(e) = wk.poller.register(fd, p | EVENT_TAG) {
+            inner.registered.store(false, Ordering::Release);
             // SAFETY: undoes the `into_raw` just above; the registration failed.
             unsafe { Arc::decrement_strong_count(p as *const ConnInner) };
             sh.remove(&inner, owner);
@@ -387,7 +445,7 @@ impl EventLoop {
     fn drain(&self, deadline: Instant) -> io::Result<()> {
         let sh = &self.shared;
         sh.stopping.store(true, Ordering::Release);
-        if let Some(ln) = sh.listener.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some((_, ln)) = sh.listener.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = ln.close();
         }
         loop {

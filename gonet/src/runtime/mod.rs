@@ -239,6 +239,7 @@ impl Runtime {
             stack_size: self.stack_size,
             spin: self.spin,
             reports: self.reports,
+            exit_hooks: Default::default(),
         });
         dump::register(&rt);
         report::install_panic_hook();
@@ -271,6 +272,7 @@ impl Runtime {
         let r = handle.join();
         drop(dog);
         stop(&rt, threads);
+        run_exit_hooks(&rt);
         Ok(r)
     }
 }
@@ -283,6 +285,25 @@ fn stop(rt: &RtShared, threads: Vec<thread::JoinHandle<()>>) {
     }
     for t in threads {
         let _ = t.join();
+    }
+}
+
+/// Registers `f` to run when the current runtime ends, after its worker threads have exited
+/// (no goroutine, poller or timer of it runs any more). Returns false off a worker.
+pub(crate) fn at_exit(f: impl FnOnce() + Send + 'static) -> bool {
+    match worker::current() {
+        Some(w) => {
+            w.rt.exit_hooks.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(f));
+            true
+        }
+        None => false,
+    }
+}
+
+fn run_exit_hooks(rt: &RtShared) {
+    let hooks = std::mem::take(&mut *rt.exit_hooks.lock().unwrap_or_else(|e| e.into_inner()));
+    for h in hooks {
+        contain::catch(0, "running a runtime exit hook", h);
     }
 }
 

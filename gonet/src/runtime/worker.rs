@@ -67,6 +67,8 @@ pub(crate) struct RtShared {
     pub(crate) spin: Duration,
     /// Where warnings go (`report.rs`).
     pub(crate) reports: super::report::Reports,
+    /// Run once every worker thread has exited (`runtime::at_exit`).
+    pub(crate) exit_hooks: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 /// The part of a worker other threads may touch.
