@@ -1,0 +1,141 @@
+//! Goroutines parked on `sync` primitives when their runtime ends are unwound, and each one
+//! withdraws its own waiter (found by goroutine id): a lock held by a plain thread stays held,
+//! and after it is released the primitive works with no waiter of a dead goroutine left to
+//! hand the lock to.
+
+mod common;
+
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use gonet::sync::{Cond, Mutex, RwLock};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs a runtime whose main goroutine starts `n` goroutines running `park`, waits until all
+/// of them have started (each then parks at once) and returns, ending the runtime.
+fn end_runtime_with_parked(procs: usize, n: usize, park: impl Fn() + Send + Sync + 'static) {
+    let park = Arc::new(park);
+    gonet::Builder::new().procs(procs).build().unwrap().run(move || {
+        let (tx, rx) = gonet::chan::unbounded();
+        for _ in 0..n {
+            let (park, tx) = (park.clone(), tx.clone());
+            gonet::go(move || {
+                tx.send(()).unwrap();
+                park();
+            });
+        }
+        for _ in 0..n {
+            rx.recv().unwrap();
+        }
+        // Let every goroutine reach its park.
+        gonet::time::sleep(Duration::from_millis(30));
+    });
+}
+
+/// A plain thread that runs `hold` (which takes a lock and waits on the receiver before
+/// letting go); returns once the lock is taken, with the sender that ends the wait.
+fn on_thread(
+    hold: impl FnOnce(mpsc::Sender<()>, mpsc::Receiver<()>) + Send + 'static,
+) -> mpsc::Sender<()> {
+    let (held_tx, held_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    thread::spawn(move || hold(held_tx, go_rx));
+    held_rx.recv().unwrap();
+    go_tx
+}
+
+#[test]
+fn mutex_waiters_unwound_at_shutdown_leave_it_held_and_usable() {
+    common::within(LIMIT, || {
+        for procs in [1, 2] {
+            let m = Arc::new(Mutex::new(0u64));
+            let m2 = m.clone();
+            let release = on_thread(move |held, go| {
+                let _g = m2.lock();
+                held.send(()).unwrap();
+                let _ = go.recv();
+            });
+            let m3 = m.clone();
+            end_runtime_with_parked(procs, 8, move || {
+                *m3.lock() += 1;
+            });
+            assert!(
+                m.try_lock().is_none(),
+                "procs {procs}: a dead waiter released the thread's lock"
+            );
+            release.send(()).unwrap();
+            // With a waiter left behind, this unlock would be handed to a dead goroutine.
+            for _ in 0..3 {
+                *m.lock() += 1;
+            }
+            assert_eq!(*m.lock(), 3, "procs {procs}: no unwound goroutine got the lock");
+        }
+    });
+}
+
+#[test]
+fn rwlock_waiters_unwound_at_shutdown_leave_it_held_and_usable() {
+    common::within(LIMIT, || {
+        for procs in [1, 2] {
+            let l = Arc::new(RwLock::new(0u64));
+            let l2 = l.clone();
+            let release = on_thread(move |held, go| {
+                let _g = l2.write();
+                held.send(()).unwrap();
+                let _ = go.recv();
+            });
+            let l3 = l.clone();
+            let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            end_runtime_with_parked(procs, 8, move || {
+                // Half the goroutines wait to write, half to read.
+                if turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 0 {
+                    *l3.write() += 1;
+                } else {
+                    let _ = *l3.read();
+                }
+            });
+            assert!(l.try_read().is_none(), "procs {procs}: a dead waiter released the writer");
+            assert!(l.try_write().is_none(), "procs {procs}: a dead waiter released the writer");
+            release.send(()).unwrap();
+            for _ in 0..3 {
+                *l.write() += 1;
+                let _r = l.read();
+            }
+            assert_eq!(*l.read(), 3, "procs {procs}: no unwound goroutine got the lock");
+        }
+    });
+}
+
+#[test]
+fn cond_waiters_unwound_at_shutdown_are_withdrawn() {
+    common::within(LIMIT, || {
+        for procs in [1, 2] {
+            let pair = Arc::new((Mutex::new(0u64), Cond::new()));
+            let p2 = pair.clone();
+            end_runtime_with_parked(procs, 8, move || {
+                let (m, c) = &*p2;
+                let g = m.lock();
+                let _g = c.wait(g);
+            });
+            // A signal now must reach a live waiter, not a withdrawn dead one.
+            let (m, c) = &*pair;
+            let waiter = {
+                let pair = pair.clone();
+                thread::spawn(move || {
+                    let (m, c) = &*pair;
+                    let mut g = m.lock();
+                    while *g == 0 {
+                        g = c.wait(g);
+                    }
+                })
+            };
+            thread::sleep(Duration::from_millis(20));
+            *m.lock() = 1;
+            c.signal();
+            waiter.join().unwrap();
+            assert!(m.try_lock().is_some(), "procs {procs}: the mutex is free after the waits");
+        }
+    });
+}
