@@ -303,6 +303,65 @@ fn try_go_reports_stack_exhaustion_as_an_error() {
     assert!(line.contains("vm.max_map_count"), "error does not name the limit: {line}");
 }
 
+/// `go` takes a goroutine's stack when it first runs; when none can be had then, the
+/// goroutine never runs, its `join` returns the error, and stderr names it.
+#[test]
+fn go_without_a_stack_fails_its_join_and_says_so() {
+    if std::env::var(CHILD_ENV).as_deref() == Ok("lazy-stack-exhaustion") {
+        let msg = gonet::Builder::new().procs(1).build().unwrap().run(|| {
+            let (gate_tx, gate_rx) = chan::bounded::<()>(0);
+            let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: plain getrlimit/setrlimit calls on valid structs.
+            unsafe {
+                assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
+                let low = libc::rlimit { rlim_cur: vm_size() + (16 << 20), rlim_max: old.rlim_max };
+                assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &low), 0);
+            }
+            let mut hs = Vec::with_capacity(100_000);
+            let mut failed = None;
+            'spawn: for _ in 0..100 {
+                for _ in 0..1000 {
+                    let gate = gate_rx.clone();
+                    hs.push(gonet::go(move || {
+                        let _ = gate.recv();
+                    }));
+                }
+                gonet::time::sleep(Duration::from_millis(1)); // they run (and park) or fail
+                if let Some(i) = hs.iter().position(|h| h.is_finished()) {
+                    failed = Some(hs.swap_remove(i));
+                    break 'spawn;
+                }
+            }
+            // SAFETY: as above; raising the soft limit back up to the hard limit is allowed.
+            unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+            drop(gate_tx);
+            for h in hs {
+                let _ = h.join(); // the others ran (or failed the same way)
+            }
+            let err = failed.expect("no goroutine failed under a 16 MiB address-space allowance");
+            let p = err.join().expect_err("a goroutine without a stack cannot have run");
+            p.downcast_ref::<String>().cloned().expect("a message")
+        });
+        println!("CHILD-ERROR: {msg}");
+        return;
+    }
+    let out = within(Duration::from_secs(120), || {
+        run_child("go_without_a_stack_fails_its_join_and_says_so", "lazy-stack-exhaustion")
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {}\n{stdout}\n{stderr}", out.status);
+    let line = stdout.lines().find(|l| l.contains("CHILD-ERROR: ")).unwrap_or_else(|| {
+        panic!("child printed no error line:\n{stdout}\n{stderr}");
+    });
+    assert!(line.contains("could not start"), "join error does not say what happened: {line}");
+    assert!(line.contains("cannot allocate a goroutine stack"), "no cause: {line}");
+    let report = stderr.lines().find(|l| l.contains("could not start")).unwrap_or_else(|| {
+        panic!("nothing on stderr names the goroutine:\n{stderr}");
+    });
+    assert!(report.contains("created at") && report.contains("runtime.rs"), "{report}");
+}
+
 #[test]
 fn stats_report_goroutines_and_switches() {
     assert!(gonet::runtime::stats().is_none(), "no stats outside a runtime");

@@ -82,27 +82,46 @@ fn deep() {
     std::hint::black_box(&buf);
 }
 
+/// `n` goroutines alive at once, each with 64 KiB of its stack resident (goroutines that
+/// have not run yet hold no stack, so each parks until all have run); returns the resident
+/// set size while they all wait, then lets them finish and joins them.
+fn burst(n: usize) -> u64 {
+    let (tx, rx) = gonet::chan::unbounded::<()>();
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let (rx, ran) = (rx.clone(), ran.clone());
+            gonet::go(move || {
+                deep();
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = rx.recv(); // until `tx` is dropped
+            })
+        })
+        .collect();
+    while ran.load(std::sync::atomic::Ordering::SeqCst) < n {
+        gonet::time::sleep(Duration::from_millis(5)); // every goroutine runs to its park
+    }
+    let rss = rss_bytes();
+    drop(tx);
+    for h in hs {
+        h.join().unwrap();
+    }
+    rss
+}
+
 #[test]
 fn burst_memory_is_given_back() {
     const N: usize = 5_000;
     common::within(Duration::from_secs(60), || {
         gonet::Builder::new().procs(1).build().unwrap().run(|| {
             let base = rss_bytes();
-            let hs: Vec<_> = (0..N).map(|_| gonet::go(deep)).collect();
-            for h in hs {
-                h.join().unwrap();
-            }
-            let peak = rss_bytes();
+            let peak = burst(N);
             assert!(
                 peak > base + (N as u64 * 16 * 1024),
                 "the burst should have made its stacks resident: {base} -> {peak}"
             );
             // A second burst reuses the pooled stacks: no new memory.
-            let hs: Vec<_> = (0..N).map(|_| gonet::go(deep)).collect();
-            for h in hs {
-                h.join().unwrap();
-            }
-            let again = rss_bytes();
+            let again = burst(N);
             assert!(
                 again < peak + (N as u64 * 8 * 1024),
                 "the second burst should reuse the first one's stacks: {peak} -> {again}"
@@ -120,6 +139,26 @@ fn burst_memory_is_given_back() {
             panic!(
                 "stack memory was not given back: base {base}, after the burst {again}, now {now}"
             );
+        })
+    });
+}
+
+/// Goroutines spawned in a burst take their stacks only when they run, so a burst of short
+/// goroutines reuses a few hot stacks: 100k of them (spawned before any is joined, as Go
+/// programs do with a WaitGroup) leave far less than one stack page each resident.
+#[test]
+fn a_burst_of_short_goroutines_reuses_a_few_stacks() {
+    const N: usize = 100_000;
+    common::within(Duration::from_secs(60), || {
+        gonet::Builder::new().procs(1).build().unwrap().run(|| {
+            let base = rss_bytes();
+            let hs: Vec<_> =
+                (0..N).map(|i| gonet::go(move || std::hint::black_box(i) * 2)).collect();
+            let sum: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(sum, N * (N - 1));
+            let grown = rss_bytes().saturating_sub(base);
+            // One stack page per goroutine would be 400 MB.
+            assert!(grown < (N as u64) * 1024, "a burst of {N} grew RSS by {grown} bytes");
         })
     });
 }

@@ -85,7 +85,10 @@ pub(crate) struct G {
 pub(crate) struct Exec {
     /// The body, until the first run.
     pub(crate) start: Option<Box<dyn FnOnce() + Send>>,
-    /// The stack allocated at spawn, until the first run builds the coroutine on it.
+    /// The stack allocated at spawn (the main goroutine, `try_go`), until the first run builds
+    /// the coroutine on it. `go` allocates none: the first run takes one from its worker's
+    /// pool, so goroutines spawned in a burst and not yet run hold no stack (a burst of 100k
+    /// then reuses a few hot stacks instead of faulting in 100k fresh ones).
     pub(crate) stack: Option<Stack>,
     /// The coroutine, from the first run until the goroutine ends.
     pub(crate) coro: Option<Coro>,
@@ -121,7 +124,12 @@ pub(crate) fn next_id() -> u64 {
 }
 
 impl G {
-    pub(crate) fn new(id: u64, start: Box<dyn FnOnce() + Send>, stack: Stack, meta: Meta) -> GRef {
+    pub(crate) fn new(
+        id: u64,
+        start: Box<dyn FnOnce() + Send>,
+        stack: Option<Stack>,
+        meta: Meta,
+    ) -> GRef {
         Arc::new(G {
             id,
             owner: AtomicPtr::new(std::ptr::null_mut()),
@@ -133,7 +141,7 @@ impl G {
             wait: Cell::new(Wait::Unknown),
             parked_ms: Cell::new(0),
             meta,
-            cell: UnsafeCell::new(Exec { start: Some(start), stack: Some(stack), coro: None }),
+            cell: UnsafeCell::new(Exec { start: Some(start), stack, coro: None }),
         })
     }
 

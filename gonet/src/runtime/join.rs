@@ -95,10 +95,25 @@ fn finish<T>(s: &Shared<T>, r: thread::Result<T>) {
     }
 }
 
+thread_local! {
+    /// Why a completer dropped now was dropped, when it is not the runtime's shutdown.
+    static DROP_REASON: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (which drops an unfinished goroutine's completer) with `reason` as the error its
+/// `join` returns.
+pub(crate) fn with_drop_reason(reason: &str, f: impl FnOnce()) {
+    DROP_REASON.with(|r| *r.borrow_mut() = Some(reason.to_string()));
+    f();
+    DROP_REASON.with(|r| r.borrow_mut().take());
+}
+
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
         if let Some(s) = self.slot.take() {
-            let msg = format!("gonet: goroutine {} was dropped: its runtime shut down", self.id);
+            let msg = DROP_REASON.with(|r| r.borrow().clone()).unwrap_or_else(|| {
+                format!("gonet: goroutine {} was dropped: its runtime shut down", self.id)
+            });
             finish(&s, Err(Box::new(msg) as Box<dyn Any + Send>));
         }
     }

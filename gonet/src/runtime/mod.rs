@@ -247,7 +247,7 @@ impl Runtime {
             report::install_sigquit();
         }
         let meta = Meta { name: Some("main".into()), site: Location::caller(), parent: 0 };
-        let (handle, main) = spawn_g(f, Stack::new(self.stack_size)?, meta);
+        let (handle, main) = spawn_g(f, Some(Stack::new(self.stack_size)?), meta);
         rt.injector.push(main);
         // The main goroutine counts as spawned on worker 0 (no worker runs yet).
         rt.workers[0].stats.spawned.set_local(1);
@@ -308,7 +308,7 @@ fn run_exit_hooks(rt: &RtShared) {
 }
 
 /// Builds a goroutine around `f` with its stack; returns its join handle and the `G`.
-fn spawn_g<F, T>(f: F, stack: Stack, meta: Meta) -> (JoinHandle<T>, goroutine::GRef)
+fn spawn_g<F, T>(f: F, stack: Option<Stack>, meta: Meta) -> (JoinHandle<T>, goroutine::GRef)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -351,23 +351,28 @@ where
 
 /// Starts a goroutine running `f` and returns a handle to join it.
 ///
+/// The goroutine's stack is taken when it first runs (from the pool of the worker that runs
+/// it), so goroutines spawned in a burst hold none until their turn. If none can be allocated
+/// then, the goroutine never runs: the failure is reported on stderr (or `log`) naming the
+/// goroutine, and [`JoinHandle::join`] returns it as an error. [`try_go`] allocates the stack
+/// at once and returns that failure instead.
+///
 /// # Panics
-/// Outside a runtime (start one with [`run`]), or when no stack can be allocated; see
-/// [`try_go`] for the latter as an error.
+/// Outside a runtime (start one with [`run`]).
 #[track_caller]
 pub fn go<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match spawn(None, f) {
+    match spawn(None, f, false) {
         Ok(h) => h,
         Err(e) => panic!("{e}"),
     }
 }
 
-/// Like [`go`], but returns an error when the goroutine's stack cannot be allocated (for
-/// example when `vm.max_map_count` is reached).
+/// Like [`go`], but allocates the goroutine's stack now and returns an error when it cannot
+/// (for example when the address space or `vm.max_map_count` is exhausted).
 ///
 /// # Panics
 /// Outside a runtime.
@@ -377,7 +382,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    spawn(None, f)
+    spawn(None, f, true)
 }
 
 /// Like [`go`], with a name that goroutine dumps ([`dump`]), stall reports and panic messages
@@ -391,7 +396,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match spawn(Some(name.into().into()), f) {
+    match spawn(Some(name.into().into()), f, false) {
         Ok(h) => h,
         Err(e) => panic!("{e}"),
     }
@@ -407,11 +412,11 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    spawn(Some(name.into().into()), f)
+    spawn(Some(name.into().into()), f, true)
 }
 
 #[track_caller]
-fn spawn<F, T>(name: Option<std::sync::Arc<str>>, f: F) -> io::Result<JoinHandle<T>>
+fn spawn<F, T>(name: Option<std::sync::Arc<str>>, f: F, eager: bool) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -421,7 +426,7 @@ where
         "gonet::go called outside a gonet runtime: start one with gonet::run(|| { .. }) \
          or gonet::Builder::new().build()?.run(..)",
     );
-    let stack = w.stacks.borrow_mut().get()?;
+    let stack = if eager { Some(w.stacks.borrow_mut().get()?) } else { None };
     let parent = worker::current_g().map_or(0, |g| g.id);
     let (handle, g) = spawn_g(f, stack, Meta { name, site, parent });
     w.spawn(g);
@@ -440,7 +445,7 @@ pub(crate) fn go_local(
     let stack = w.stacks.borrow_mut().get()?;
     let parent = worker::current_g().map_or(0, |g| g.id);
     let meta = Meta { name: Some(name.into()), site: Location::caller(), parent };
-    let (_handle, g) = spawn_g(f, stack, meta);
+    let (_handle, g) = spawn_g(f, Some(stack), meta);
     let p = Arc::as_ptr(&g);
     w.spawn_local(g);
     Ok(p)

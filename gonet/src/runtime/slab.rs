@@ -34,6 +34,10 @@ const MADV_GUARD_INSTALL: libc::c_int = 102;
 const SLAB_BYTES: usize = 64 << 20;
 /// Ranges per `process_madvise` call (the kernel's `UIO_MAXIOV`).
 const IOV_MAX: usize = 1024;
+/// `MADV_POPULATE_WRITE` (Linux 5.14): fault pages in, writable, without touching them.
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+/// The top page of a stack, which every goroutine touches on its first run.
+const TOP: usize = 4096;
 
 /// Whether stacks come from slabs: the kernel accepts guard regions and `GONET_STACK_SLABS`
 /// is not `0`. Probed once per process.
@@ -79,26 +83,41 @@ fn free_list(all: &mut Vec<(usize, Vec<usize>)>, size: usize) -> &mut Vec<usize>
 
 /// Moves up to `n` (at least one) stacks of `size` usable bytes into `out`: free slots first,
 /// else a new slab, whose slots beyond `n` go to the free list.
+///
+/// The slots handed out hold no memory (fresh, or given back with `MADV_DONTNEED`), and each
+/// will be run on soon: their top pages are faulted in here with one batched
+/// `MADV_POPULATE_WRITE`, instead of one page fault per new goroutine (a fault costs several
+/// times the kernel's work for the page, most of all in a virtual machine).
 pub(crate) fn take(size: usize, n: usize, out: &mut Vec<Stack>) -> io::Result<()> {
-    {
+    let mine: Vec<usize> = {
         let mut all = FREE.lock().unwrap_or_else(|e| e.into_inner());
         let free = free_list(&mut all, size);
         let k = free.len().min(n);
-        if k > 0 {
-            // SAFETY: each address is a free slot of `size` (invariant 1), now handed out once.
-            out.extend(
-                free.drain(free.len() - k..).map(|low| unsafe { Stack::from_slab(low, size) }),
-            );
-            return Ok(());
-        }
-    }
-    let slots = new_slab(size)?;
-    let (mine, rest) = slots.split_at(n.min(slots.len()));
-    // SAFETY: fresh slots of a slab just made, each handed out once.
+        free.drain(free.len() - k..).collect()
+    };
+    let mine = if mine.is_empty() {
+        let slots = new_slab(size)?;
+        let (mine, rest) = slots.split_at(n.min(slots.len()));
+        let mut all = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        free_list(&mut all, size).extend_from_slice(rest);
+        mine.to_vec()
+    } else {
+        mine
+    };
+    populate_tops(&mine, size);
+    // SAFETY: each address is a free slot of `size` (invariant 1) or a fresh slot of a slab
+    // just made, now handed out once.
     out.extend(mine.iter().map(|&low| unsafe { Stack::from_slab(low, size) }));
-    let mut all = FREE.lock().unwrap_or_else(|e| e.into_inner());
-    free_list(&mut all, size).extend_from_slice(rest);
     Ok(())
+}
+
+/// Faults in the top page of each stack, batched; skipped where the kernel does not take the
+/// advice from `process_madvise` (then the first run faults the page in, as it always may).
+fn populate_tops(lows: &[usize], size: usize) {
+    if lows.len() < 2 || size < TOP {
+        return;
+    }
+    let _ = advise_batched(lows, GUARD + size - TOP, TOP, MADV_POPULATE_WRITE);
 }
 
 /// Maps a slab for stacks of `size` usable bytes, installs its guards and returns its slots.
@@ -136,6 +155,18 @@ fn new_slab(size: usize) -> io::Result<Vec<usize>> {
 /// Applies `advice` to `[low + off, low + off + len)` for every `low`, batched through
 /// `process_madvise` where the kernel takes that advice from it, else one `madvise` each.
 fn advise(lows: &[usize], off: usize, len: usize, advice: libc::c_int) -> io::Result<()> {
+    let rest = advise_batched(lows, off, len, advice);
+    for &l in rest {
+        // SAFETY: as in `advise_batched`.
+        if unsafe { libc::madvise((l + off) as *mut libc::c_void, len, advice) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The batched part of `advise`: returns the ranges `process_madvise` did not take.
+fn advise_batched(lows: &[usize], off: usize, len: usize, advice: libc::c_int) -> &[usize] {
     let pidfd = self_pidfd();
     let mut iov = Vec::with_capacity(lows.len().min(IOV_MAX));
     let mut rest = lows;
@@ -153,17 +184,11 @@ fn advise(lows: &[usize], off: usize, len: usize, advice: libc::c_int) -> io::Re
             libc::syscall(libc::SYS_process_madvise, pidfd, iov.as_ptr(), iov.len(), advice, 0)
         };
         if r as usize != chunk.len() * len {
-            break; // refused or partial: the rest goes one range at a time (idempotent)
+            break; // refused or partial: the rest is the caller's (every advice is idempotent)
         }
         rest = tail;
     }
-    for &l in rest {
-        // SAFETY: as above.
-        if unsafe { libc::madvise((l + off) as *mut libc::c_void, len, advice) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    rest
 }
 
 /// A pidfd of this process for `process_madvise`, or -1 when the kernel has none.

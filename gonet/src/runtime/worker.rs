@@ -50,7 +50,7 @@ use super::contain;
 use super::goroutine::{Coro, GRef, Suspend, G};
 use super::overflow;
 use super::prefetch;
-use super::stack::{Stack, StackPool};
+use super::stack::StackPool;
 use super::stats::WorkerStats;
 use super::timer::{Action, TimerHeap};
 use crate::netpoll::{self, Poller, WAKE_TOKEN};
@@ -572,8 +572,8 @@ impl Worker {
         // (goroutine.rs): either its owner, or the first runner of an unstarted goroutine.
         let coro: *mut Coro = unsafe {
             let ex = g.exec();
-            if ex.coro.is_none() {
-                self.start(&g, ex);
+            if ex.coro.is_none() && !self.start(&g, ex) {
+                return;
             }
             ex.coro.as_mut().expect("coroutine exists")
         };
@@ -633,11 +633,21 @@ impl Worker {
     }
 
     /// First run of `g` on this worker: it becomes the owner, and the coroutine is built on the
-    /// stack allocated at spawn.
-    fn start(&self, g: &GRef, ex: &mut super::goroutine::Exec) {
+    /// stack allocated at spawn or, for most, on one from this worker's pool. Returns false
+    /// when no stack can be had: the goroutine is then dropped unrun (`cannot_start`).
+    fn start(&self, g: &GRef, ex: &mut super::goroutine::Exec) -> bool {
+        let stack = match ex.stack.take() {
+            Some(s) => s,
+            None => match self.stacks.borrow_mut().get() {
+                Ok(s) => s,
+                Err(e) => {
+                    self.cannot_start(g, ex, &e);
+                    return false;
+                }
+            },
+        };
         g.set_owner(self.shared.clone());
         let body = ex.start.take().expect("unstarted goroutine has its closure");
-        let stack: Stack = ex.stack.take().expect("unstarted goroutine has its stack");
         g.guard.set(stack.guard());
         ex.coro = Some(Coro::with_stack(stack, move |y, ()| {
             let w = current().expect("goroutine runs on a worker");
@@ -649,6 +659,20 @@ impl Worker {
         // SAFETY: live_index is touched only by the owner thread, which we now are.
         unsafe { *g.live_index.get() = live.len() };
         live.push(g.clone());
+        true
+    }
+
+    /// `g` cannot start (no stack): say so, naming it, and drop its closure, whose join
+    /// completer then hands `err` to `join`.
+    #[cold]
+    fn cannot_start(&self, g: &GRef, ex: &mut super::goroutine::Exec, err: &std::io::Error) {
+        let who = super::report::who(g.id, Some(g.meta.site));
+        let msg = format!("gonet: {who} could not start: {err}");
+        self.rt.reports.warn(&msg);
+        let body = ex.start.take();
+        super::join::with_drop_reason(&msg, || {
+            contain::drop_contained(g.id, "dropping a goroutine that could not start", body)
+        });
     }
 
     /// `g` returned: recycle its stack and forget it.
