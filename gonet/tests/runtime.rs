@@ -254,18 +254,30 @@ fn vm_size() -> u64 {
     pages * 4096
 }
 
+/// Lowers this process's address-space limit to what it uses plus 16 MiB (less than a stack
+/// slab); returns the old limit for `restore_address_space`.
+fn allow_16_mib_more_address_space() -> libc::rlimit {
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain getrlimit/setrlimit calls on valid structs.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
+        let low = libc::rlimit { rlim_cur: vm_size() + (16 << 20), rlim_max: old.rlim_max };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &low), 0);
+    }
+    old
+}
+
+fn restore_address_space(old: libc::rlimit) {
+    // SAFETY: raising the soft limit back up to the hard limit is allowed.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+}
+
 #[test]
 fn try_go_reports_stack_exhaustion_as_an_error() {
     if std::env::var(CHILD_ENV).as_deref() == Ok("stack-exhaustion") {
         let msg = gonet::Builder::new().procs(1).build().unwrap().run(|| {
             let (gate_tx, gate_rx) = chan::bounded::<()>(0);
-            let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            // SAFETY: plain getrlimit/setrlimit calls on valid structs.
-            unsafe {
-                assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
-                let low = libc::rlimit { rlim_cur: vm_size() + (16 << 20), rlim_max: old.rlim_max };
-                assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &low), 0);
-            }
+            let old = allow_16_mib_more_address_space();
             let mut hs = Vec::with_capacity(100_000);
             let mut err = None;
             for _ in 0..100_000 {
@@ -280,8 +292,7 @@ fn try_go_reports_stack_exhaustion_as_an_error() {
                     }
                 }
             }
-            // SAFETY: as above; raising the soft limit back up to the hard limit is allowed.
-            unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+            restore_address_space(old);
             drop(gate_tx);
             for h in hs {
                 h.join().unwrap();
@@ -310,13 +321,7 @@ fn go_without_a_stack_fails_its_join_and_says_so() {
     if std::env::var(CHILD_ENV).as_deref() == Ok("lazy-stack-exhaustion") {
         let msg = gonet::Builder::new().procs(1).build().unwrap().run(|| {
             let (gate_tx, gate_rx) = chan::bounded::<()>(0);
-            let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            // SAFETY: plain getrlimit/setrlimit calls on valid structs.
-            unsafe {
-                assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
-                let low = libc::rlimit { rlim_cur: vm_size() + (16 << 20), rlim_max: old.rlim_max };
-                assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &low), 0);
-            }
+            let old = allow_16_mib_more_address_space();
             let mut hs = Vec::with_capacity(100_000);
             let mut failed = None;
             'spawn: for _ in 0..100 {
@@ -332,8 +337,7 @@ fn go_without_a_stack_fails_its_join_and_says_so() {
                     break 'spawn;
                 }
             }
-            // SAFETY: as above; raising the soft limit back up to the hard limit is allowed.
-            unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+            restore_address_space(old);
             drop(gate_tx);
             for h in hs {
                 let _ = h.join(); // the others ran (or failed the same way)
