@@ -887,3 +887,39 @@ fn connect_timeout_expires_on_a_listener_that_drops_syns() {
         drop(raw);
     });
 }
+
+/// A deadline that expires between the read's first check and the re-check after it
+/// announced its wait (the `prepare` → check → `finish` path of the `PollDesc`) must leave the
+/// descriptor's state clean: the next read waits normally and gets its data. Each round uses
+/// a fresh socket, whose first wait also registers it with epoll (a syscall inside that
+/// window), and a deadline at a random instant around it; on one and on two workers.
+#[test]
+fn deadline_expiring_as_the_read_announces_its_wait_leaves_the_socket_usable() {
+    for procs in [1, 2] {
+        run(procs, LIMIT, || {
+            let ln = listener();
+            let addr = ln.local_addr().unwrap();
+            let mut b = [0u8; 8];
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            for i in 0..1500u32 {
+                let c = TcpStream::connect(addr).unwrap();
+                let (s, _) = ln.accept().unwrap();
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = Instant::now() + Duration::from_nanos(x % 8000);
+                c.set_read_deadline(Some(at)).unwrap();
+                assert_timeout((&c).read(&mut b));
+                c.set_read_deadline(None).unwrap();
+                // The data comes after the next read has started waiting for it.
+                let w = gonet::go(move || {
+                    gonet::yield_now();
+                    (&s).write_all(&i.to_le_bytes()).unwrap();
+                });
+                (&c).read_exact(&mut b[..4]).unwrap();
+                w.join().unwrap();
+                assert_eq!(u32::from_le_bytes(b[..4].try_into().unwrap()), i);
+            }
+        });
+    }
+}
