@@ -22,23 +22,23 @@ trap 'stop_server; rm -rf "$TMP"' EXIT
 build_rust
 [ "$HAVE_GONET" = yes ] || { log "gonet does not build"; exit 1; }
 
-# The same commit without the bookkeeping: `wait::reason` and `wait::io` do nothing, and the
-# worker no longer stores the park time or the running goroutine's spawn site.
+# The same commit without the bookkeeping: no wait reason is recorded (`wait::reason`,
+# `wait::io`, the reason `park_for` and the sleep commit store), and the worker no longer
+# stores the park time or the running goroutine's spawn site.
 log "building the copy without the dump's bookkeeping in $NODUMP"
 rm -rf "$NODUMP"
 mkdir -p "$NODUMP"
 (cd "$ROOT" && git ls-files -z | xargs -0 cp --parents -t "$NODUMP")
 w=$NODUMP/gonet/src/runtime
 perl -0pi -e 's/(pub\(crate\) fn reason\(w: Wait\) \{).*?\n\}/$1\n    let _ = w; \/\/ nodump\n}/s' "$w/wait.rs"
-perl -0pi -e 's/(pub\(crate\) fn io\(fd: i32, write: bool\) \{).*?\n\}/$1\n    let _ = (fd, write); \/\/ nodump\n}/s' "$w/wait.rs"
-perl -0pi -e 's/\n\s*g\.parked_ms\.set\(super::wait::coarse_ms\(\)\);//' "$w/worker.rs"
-perl -0pi -e 's/\n\s*self\.shared\s*\.running_site\s*\.store\([^;]*\);//' "$w/worker.rs"
-[ "$(grep -c '// nodump' "$w/wait.rs")" = 2 ] || { log "patching wait.rs failed"; exit 1; }
-if grep -q 'parked_ms.set(super::wait::coarse_ms' "$w/worker.rs" ||
-    grep -Pzq 'running_site\s*\.store' "$w/worker.rs"; then
-    log "patching worker.rs failed"
-    exit 1
-fi
+perl -0pi -e 's/(pub\(crate\) fn io\(g: &super::goroutine::G, fd: i32, write: bool\) \{).*?\n\}/$1\n    let _ = (g, fd, write); \/\/ nodump\n}/s' "$w/wait.rs"
+perl -0pi -e 's/g\.wait\.set\(reason\);/let _ = reason; \/\/ nodump/' "$w/park.rs"
+perl -0pi -e 's/\n\s*g\.wait\.set\(super::wait::Wait::Sleep\);/\n        \/\/ nodump/' "$w/worker.rs"
+perl -0pi -e 's/\n\s*g\.parked_ms\.set\(super::wait::coarse_ms\(\)\);/\n                \/\/ nodump/' "$w/worker.rs"
+perl -0pi -e 's/\n\s*self\.shared\s*\.running_site\s*\.store\([^;]*\);/\n        \/\/ nodump/' "$w/worker.rs"
+for f in wait.rs:2 park.rs:1 worker.rs:3; do
+    [ "$(grep -c '// nodump' "$w/${f%:*}")" = "${f#*:}" ] || { log "patching ${f%:*} failed"; exit 1; }
+done
 (cd "$NODUMP" && CARGO_TARGET_DIR=$ROOT/target/nodump cargo build --release -p gonet-bench \
     --bin rt_gonet --bin echo_gonet)
 
@@ -68,13 +68,31 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
+# Instructions per round trip (deterministic, unlike time on a shared machine): callgrind's
+# total at 300k minus at 100k round trips, over 200k. Stacks in separate mappings: valgrind
+# does not know guard regions.
+if command -v valgrind >/dev/null; then
+    for v in with without; do
+        ir() {
+            GONET_STACK_SLABS=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+                "$(bin_of $v rt_gonet)" --spawn 1 --warmup 10 --parked 1 --burst 1 --pingpong "$1" 2>&1 |
+                awk '/Collected/ { print $NF }'
+        }
+        a=$(ir 100000)
+        b=$(ir 300000)
+        echo "$v pingpong_instructions $(( (b - a) / 200000 ))" >>"$samples"
+    done
+else
+    log "valgrind not installed: no instruction counts"
+fi
+
 medians <"$samples" >"$samples.med"
 mkdir -p "$RESULTS"
 {
     results_header "cost of the goroutine dump's bookkeeping (bench/dump_cost.sh): one worker on CPU 0, median of $ROUNDS rounds"
     echo
     printf "%-30s%14s%14s%14s\n" figure with without with/without
-    for f in pingpong_ns echo_rps echo_server_cpu_us_per_req; do
+    for f in pingpong_instructions pingpong_ns echo_rps echo_server_cpu_us_per_req; do
         a=$(lookup "$samples.med" with "$f")
         b=$(lookup "$samples.med" without "$f")
         printf "%-30s%14s%14s%14s\n" "$f" "$(fmt "$a" 2)" "$(fmt "$b" 2)" "$(ratio "$a" "$b")"

@@ -56,7 +56,7 @@ use super::error::{
 };
 use super::token::{Entry, Op, Outcome, Slot, Token};
 use super::waitq::WaitQueue;
-use crate::runtime::park::{park, Waiter};
+use crate::runtime::park::{park_for, Waiter};
 
 struct State<T> {
     buf: VecDeque<T>,
@@ -301,11 +301,11 @@ impl<T> Chan<T> {
     ) -> Outcome {
         let withdraw = Withdraw { chan: self, op, dir };
         let mut cancel = None;
-        crate::runtime::wait::reason(match dir {
+        let reason = match dir {
             Dir::Recv => crate::runtime::wait::Wait::ChanReceive,
             Dir::Send => crate::runtime::wait::Wait::ChanSend,
-        });
-        park(|w| {
+        };
+        park_for(reason, |w| {
             // SAFETY: the record is not published yet (token.rs, invariant 1).
             unsafe { op.token().set_waiter(w) };
             st.queue(dir).push(Entry::op(op));

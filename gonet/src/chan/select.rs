@@ -51,7 +51,7 @@ use super::channel::Reg;
 use super::error::{RecvError, SendError};
 use super::token::{Outcome, Slot, Token};
 use super::{Receiver, Sender};
-use crate::runtime::park::park;
+use crate::runtime::park::park_for;
 
 /// The result of [`Arm::register`].
 pub(crate) enum Registered {
@@ -108,8 +108,7 @@ pub(crate) fn run(
         let mut registered = 0; // arms order[..registered] have (or had) queued entries
         let mut done = None;
         let mut timer = None;
-        crate::runtime::wait::reason(crate::runtime::wait::Wait::Select);
-        park(|w| {
+        park_for(crate::runtime::wait::Wait::Select, |w| {
             // SAFETY: the token is not published yet (token.rs, invariant 1).
             unsafe { token.set_waiter(w) };
             for (k, &i) in order.iter().enumerate() {

@@ -289,8 +289,8 @@ impl PollDesc {
         fence(Ordering::SeqCst);
         if self.check(d).is_ok() {
             self.arm_deadline(d);
-            crate::runtime::wait::io(self.fd.load(Ordering::Relaxed), d == Dir::Write);
             park_g(|g| {
+                crate::runtime::wait::io(&g, self.fd.load(Ordering::Relaxed), d == Dir::Write);
                 let p = Arc::into_raw(g) as usize;
                 if slot.commit(p) {
                     Ok(())

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::contain;
-use super::park::park;
+use super::park::park_for;
 use super::worker;
 
 /// Most threads the pool runs at once.
@@ -155,8 +155,7 @@ where
     // SAFETY: only the lifetime is extended; `guard` keeps everything `'a` alive until the job
     // has run (see above), on both the normal and the unwinding path.
     let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
-    super::wait::reason(super::wait::Wait::Blocking);
-    park(move |w| {
+    park_for(super::wait::Wait::Blocking, move |w| {
         pool().submit(Box::new(move || {
             job();
             w.wake();

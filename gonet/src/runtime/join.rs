@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use super::park::{park, Waiter};
+use super::park::{park_for, Waiter};
 
 struct Slot<T> {
     result: Option<thread::Result<T>>,
@@ -42,8 +42,7 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> thread::Result<T> {
         let mut g = lock(&self.slot);
         if !g.done {
-            super::wait::reason(super::wait::Wait::Join);
-            park(move |w| {
+            park_for(super::wait::Wait::Join, move |w| {
                 g.waiter = Some(w);
                 drop(g);
                 Ok(())

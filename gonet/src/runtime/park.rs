@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::thread::{self, Thread};
 
 use super::goroutine::{GRef, Suspend};
+use super::wait::Wait;
 use super::worker;
 
 /// Makes a parked goroutine runnable. The caller must hold its run token.
@@ -110,11 +111,21 @@ thread_local! {
 /// it returns `Err(waiter)` to refuse (the caller returns at once). Otherwise `park` returns
 /// after the waiter's `wake`.
 pub(crate) fn park(register: impl FnOnce(Waiter) -> Result<(), Waiter>) {
+    park_for(Wait::Unknown, register)
+}
+
+/// [`park`], recording what the goroutine waits on for dumps (`wait.rs`). The reason is
+/// stored by the commit, on the worker, where the goroutine's `G` is in hand: no lookup of
+/// the running goroutine, so a park costs the same whether anybody ever dumps or not.
+pub(crate) fn park_for(reason: Wait, register: impl FnOnce(Waiter) -> Result<(), Waiter>) {
     if worker::in_goroutine() {
-        park_g(move |g| match register(Waiter::G(g)) {
-            Ok(()) => Ok(()),
-            Err(Waiter::G(g)) => Err(g),
-            Err(Waiter::Thread(_)) => unreachable!("a goroutine's waiter is a goroutine"),
+        park_g(move |g| {
+            g.wait.set(reason);
+            match register(Waiter::G(g)) {
+                Ok(()) => Ok(()),
+                Err(Waiter::G(g)) => Err(g),
+                Err(Waiter::Thread(_)) => unreachable!("a goroutine's waiter is a goroutine"),
+            }
         });
         return;
     }

@@ -80,13 +80,12 @@ pub(crate) fn reason(w: Wait) {
     }
 }
 
-/// Records an I/O wait on `fd`, unless the goroutine already said it accepts on it.
+/// Records, in the commit of its park, an I/O wait of `g` on `fd`, unless it already said it
+/// accepts on it.
 #[inline]
-pub(crate) fn io(fd: i32, write: bool) {
-    if let Some(g) = worker::current_g() {
-        if !matches!(g.wait.get(), Wait::Accept { .. }) {
-            g.wait.set(Wait::Io { fd, write });
-        }
+pub(crate) fn io(g: &super::goroutine::G, fd: i32, write: bool) {
+    if !matches!(g.wait.get(), Wait::Accept { .. }) {
+        g.wait.set(Wait::Io { fd, write });
     }
 }
 

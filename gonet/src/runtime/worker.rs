@@ -279,8 +279,8 @@ pub(crate) fn timers() -> Option<&'static RefCell<TimerHeap>> {
 
 /// Parks the running goroutine until `when` (the timer holds its run token).
 pub(crate) fn sleep_until(when: Instant) {
-    super::wait::reason(super::wait::Wait::Sleep);
     super::park::park_g(move |g| {
+        g.wait.set(super::wait::Wait::Sleep);
         let w = current().expect("timer commit runs on a worker");
         w.timers.borrow_mut().push(when, Action::Wake(g));
         Ok(())

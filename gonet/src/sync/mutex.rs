@@ -23,7 +23,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::runtime::park::{park, Waiter};
+use crate::runtime::park::{park_for, Waiter};
 
 const UNLOCKED: u8 = 0;
 const LOCKED: u8 = 1;
@@ -66,8 +66,7 @@ impl RawMutex {
         // `park`: the guard then withdraws our waiter, or, if the lock was already handed to
         // us, passes it on — so a dead goroutine never holds the lock.
         let withdraw = Withdraw { m: self, gid: crate::runtime::worker::current_goroutine_id() };
-        crate::runtime::wait::reason(crate::runtime::wait::Wait::MutexLock);
-        park(move |w| {
+        park_for(crate::runtime::wait::Wait::MutexLock, move |w| {
             q.push_back(w);
             drop(q);
             Ok(())

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::runtime::park::{park, Waiter};
+use crate::runtime::park::{park_for, Waiter};
 
 struct State {
     count: usize,
@@ -87,8 +87,7 @@ impl WaitGroup {
         if st.count == 0 {
             return;
         }
-        crate::runtime::wait::reason(crate::runtime::wait::Wait::Group);
-        park(move |w| {
+        park_for(crate::runtime::wait::Wait::Group, move |w| {
             let mut st = st;
             st.waiters.push(w);
             drop(st);
