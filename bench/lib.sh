@@ -97,10 +97,10 @@ results_header() {
     echo "# load average at start: ${2:-$(cut -d' ' -f1-3 /proc/loadavg)}"
 }
 
-# GONET_SPIN_US for server $1: "gonet0" is gonet with its idle spin off, the rest get the
-# default window.
+# GONET_SPIN_US for server $1: "gonet0" and "reactor0" are gonet and its reactor with the
+# idle spin off, the rest get the default window.
 spin_us() {
-    if [ "$1" = gonet0 ]; then echo 0; else echo 20; fi
+    case $1 in gonet0 | reactor0) echo 0 ;; *) echo 20 ;; esac
 }
 
 # Waits (5 s at most) until server $1, started as SERVER_PID with its output in

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # resp.sh — Redis-protocol benchmark: gonet's resp_kv example (GONET_PROCS=1; "gonet0" is the
 # same with the idle spin off, GONET_SPIN_US=0), the RESP server on gonet's reactor
-# ("reactor", GONET_PROCS=1), and redis-server (`--save '' --appendonly no`), each pinned to
+# ("reactor", GONET_PROCS=1; "reactor0" with the idle spin off), and redis-server (`--save '' --appendonly no`), each pinned to
 # CPU 0, driven by
 # `redis-benchmark -t ping,set,get -n REQUESTS -c CLIENTS -q` pinned to CPU 1, without
 # pipelining and with `-P PIPELINE`. Servers alternate for ROUNDS rounds; the report gives
@@ -62,7 +62,7 @@ log "building the resp_kv example (release)"
 
 # The reactor's RESP server: REACTOR_ARGV is its command line with {addr} in place of the address.
 REACTOR_ARGV=()
-if wanted reactor; then
+if wanted reactor || wanted reactor0; then
     if [ -n "${REACTOR_RESP:-}" ]; then
         read -r -a REACTOR_ARGV <<<"$REACTOR_RESP"
     elif grep -q '"--reactor"' "$ROOT/examples/resp_kv.rs"; then
@@ -84,12 +84,13 @@ start_server() {
             taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GONET_SPIN_US="$(spin_us "$1")" \
                 "$BIN/examples/resp_kv" "127.0.0.1:$2" >"$TMP/server.log" 2>&1 &
             ;;
-        reactor)
+        reactor | reactor0)
             local argv=("$BIN/examples/${REACTOR_ARGV[0]}") a
             for a in "${REACTOR_ARGV[@]:1}"; do
                 argv+=("${a//\{addr\}/127.0.0.1:$2}")
             done
-            taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 "${argv[@]}" >"$TMP/server.log" 2>&1 &
+            taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GONET_SPIN_US="$(spin_us "$1")" "${argv[@]}" \
+                >"$TMP/server.log" 2>&1 &
             ;;
         redis)
             taskset -c 0 "${PRIO[@]}" redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no \
@@ -202,7 +203,7 @@ done
     echo "# req/s: higher is better (X/redis above 1.00: X ahead); cpu: the server's CPU time per"
     echo "# request in us, lower is better (X/redis below 1.00: X ahead). gonet: resp_kv, one goroutine"
     echo "# per connection; gonet0: the same with its idle spin off (GONET_SPIN_US=0); reactor: the"
-    echo "# RESP server on gonet::reactor. Ratios are ratios of the medians."
+    echo "# RESP server on gonet::reactor (reactor0: spin off). Ratios are ratios of the medians."
     echo "# samples (pipeline/server test req/s, and cpu_test us/req):"
     sed 's/^/#   /' "$samples"
 } | tee "$RESULTS/resp-latest.txt"
