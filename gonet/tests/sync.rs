@@ -188,3 +188,26 @@ fn waitgroup_done_below_zero_panics() {
     wg.done();
     wg.wait();
 }
+
+/// `count` follows `add`, `done` and guards, and `Debug` shows it.
+#[test]
+fn waitgroup_count_and_debug() {
+    run(1, || {
+        let wg = WaitGroup::new();
+        assert_eq!(wg.count(), 0);
+        assert_eq!(format!("{wg:?}"), "WaitGroup { count: 0 }");
+        wg.add(3);
+        assert_eq!(wg.count(), 3);
+        let g = wg.guard();
+        assert_eq!(wg.count(), 4);
+        assert_eq!(format!("{g:?}"), "DoneGuard { .. }");
+        assert_eq!(format!("{wg:?}"), "WaitGroup { count: 4 }");
+        drop(g);
+        wg.done();
+        assert_eq!(wg.count(), 2);
+        wg.done();
+        wg.done();
+        assert_eq!(wg.count(), 0);
+        wg.wait(); // returns at once at zero
+    });
+}
