@@ -290,6 +290,8 @@ impl PollDesc {
         if self.check(d).is_ok() {
             self.arm_deadline(d);
             park_g(|g| {
+                // What the goroutine waits on, for dumps (the loom stand-in has no dump).
+                #[cfg(not(loom))]
                 crate::runtime::wait::io(&g, self.fd.load(Ordering::Relaxed), d == Dir::Write);
                 let p = Arc::into_raw(g) as usize;
                 if slot.commit(p) {

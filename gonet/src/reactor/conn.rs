@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::event_loop::{Handler, LoopShared};
-use super::trigger::{State, Trigger, Want};
+use super::trigger::{CloseFlag, State, Trigger, Want};
 use super::LinkBuffer;
 use crate::net::TcpStream;
 use crate::runtime::goroutine::GRef;
@@ -68,7 +68,7 @@ pub(crate) struct ConnInner {
     input: UnsafeCell<LinkBuffer>,
     output: UnsafeCell<LinkBuffer>,
     pub(crate) trig: Trigger<GRef>,
-    closing: AtomicBool,
+    closing: CloseFlag,
     /// A handler runs (or waits) on it: shutdown waits for these.
     pub(crate) busy: AtomicBool,
     eof: Cell<bool>,
@@ -120,7 +120,7 @@ impl ConnInner {
             input: UnsafeCell::new(LinkBuffer::new()),
             output: UnsafeCell::new(LinkBuffer::new()),
             trig: Trigger::new(),
-            closing: AtomicBool::new(false),
+            closing: CloseFlag::new(),
             busy: AtomicBool::new(false),
             eof: Cell::new(false),
             connected: Cell::new(false),
@@ -174,13 +174,13 @@ impl ConnInner {
     }
 
     pub(crate) fn is_active(&self) -> bool {
-        !self.closing.load(Ordering::Acquire)
+        !self.closing.is_set()
     }
 
     /// Closes from any thread: marks it closing and shuts the socket down, so that its
     /// worker's poller sees the event and the handler (waiting or next) finalizes it.
     pub(crate) fn close(&self) {
-        if self.closing.swap(true, Ordering::AcqRel) {
+        if !self.closing.close() {
             return;
         }
         match &self.io {
@@ -303,7 +303,7 @@ impl ConnInner {
             if have >= n {
                 return Ok(());
             }
-            if self.closing.load(Ordering::Acquire) {
+            if self.closing.is_set() {
                 return Err(self.closed_err());
             }
             if self.eof.get() {
@@ -384,7 +384,7 @@ impl ConnInner {
         let out = self.output();
         let deadline = self.write_timeout.get().map(|t| Instant::now() + t);
         while !out.is_empty() {
-            if self.closing.load(Ordering::Acquire) {
+            if self.closing.is_set() {
                 return Err(self.closed_err());
             }
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
@@ -945,7 +945,7 @@ fn idle_timer(c: Arc<ConnInner>, at: Instant) {
                 idle_timer(c, due);
                 return;
             }
-            c.closing.store(true, Ordering::Release);
+            c.closing.set();
             if c.trig.kick_idle() {
                 super::sched::enqueue(c);
             }
@@ -960,7 +960,7 @@ fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
     if c.trig.state() == State::Closed {
         return;
     }
-    c.closing.store(true, Ordering::Release);
+    c.closing.set();
     let Io::Server { fd, owner, epfd, .. } = &c.io else { unreachable!() };
     crate::netpoll::deregister(*epfd, *fd);
     c.trig.close();

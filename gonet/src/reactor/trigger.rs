@@ -41,11 +41,49 @@
 //! 4. One handler per connection: only `IDLE → QUEUED` queues, and only the goroutine that
 //!    took it from the queue moves it out of `RUNNING`/`WAITING`.
 //!
-//! All interleavings of events, timers and handler steps are checked exhaustively by the
-//! tests at the bottom of this file, which drive this code (the only concurrency is the
-//! interleaving at park points, so there are no memory orderings for loom to explore).
+//! 5. Close from anywhere. Another thread closes a connection by setting its [`CloseFlag`]
+//!    and then shutting the socket down; the shutdown raises an edge that reaches `on_event`
+//!    on the owner. So whatever the owner checked before the flag was set, the edge comes
+//!    after it and wakes, queues or re-runs the handler, which then sees the flag.
+//!
+//! All interleavings of events, timers and handler steps on the owner are checked
+//! exhaustively by the tests at the bottom of this file, which drive this code (on one
+//! thread there are no memory orderings to explore). The cross-thread close (invariant 5) is
+//! model-checked with loom (`loom_close` below, `RUSTFLAGS="--cfg loom" cargo test -p gonet
+//! --lib --release reactor::trigger::`): the real `CloseFlag` and `Trigger` against a closer
+//! on another thread, in every interleaving of its flag store and edge with the owner's steps.
 
 use std::cell::Cell;
+
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, Ordering};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A connection's closing flag: the one piece of its state other threads write (invariant 5).
+pub(crate) struct CloseFlag(AtomicBool);
+
+impl CloseFlag {
+    pub(crate) fn new() -> CloseFlag {
+        CloseFlag(AtomicBool::new(false))
+    }
+
+    /// Marks the connection closing; true for the first caller, who must then shut the socket
+    /// down (raising the edge of invariant 5).
+    pub(crate) fn close(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether it is closing.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Marks it closing on the owner thread (finalize, idle timeout): no edge is needed there.
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum State {
@@ -412,5 +450,101 @@ mod tests {
         t.park(Want::Write, 3);
         assert!(t.on_event(true, false).wake.is_none());
         assert_eq!(t.on_event(false, true).wake, Some(3));
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_close {
+    //! Invariant 5 under loom: a closer on another thread sets the real `CloseFlag` and then
+    //! raises the socket's edge (its `shutdown(2)`), while the owner runs the handler's steps
+    //! and its poller on the real `Trigger`. In every interleaving the owner finalizes the
+    //! connection: no close is lost whether it lands before the handler's check, between the
+    //! check and the park (or going idle), or after.
+    use super::*;
+    use loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
+
+    /// What the handler does with its turn when it does not see the flag.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Waits for input (`next(n)` with too few bytes).
+        Park,
+        /// Has consumed everything and goes idle.
+        Idle,
+    }
+
+    fn close_reaches_the_owner(then: Then) {
+        loom::model(move || {
+            let flag = Arc::new(CloseFlag::new());
+            // An edge the kernel owes the socket, and the owner's epoll_wait sleeping for it.
+            let kernel = Arc::new((Mutex::new(false), Condvar::new()));
+            let closer = {
+                let (flag, kernel) = (flag.clone(), kernel.clone());
+                thread::spawn(move || {
+                    if flag.close() {
+                        // shutdown(2): the kernel owes the socket an edge, and epoll_wait returns.
+                        let (pending, cv) = &*kernel;
+                        *pending.lock().unwrap() = true;
+                        cv.notify_one();
+                    }
+                })
+            };
+            let t: Trigger<u32> = Trigger::new();
+            assert!(t.on_event(false, true).queue); // the registration's first event
+            t.start();
+            // Whether the handler goroutine holds the connection and is runnable: it stops
+            // when it parks or goes idle, and runs again only if the poller wakes or queues it.
+            let mut runnable = true;
+            loop {
+                // The handler's turn (conn.rs checks `closing` before it reads or waits).
+                if runnable {
+                    assert_eq!(t.state(), State::Running);
+                    if flag.is_set() {
+                        t.close(); // finalize
+                        break;
+                    }
+                    match then {
+                        Then::Park => {
+                            t.park(Want::Read, 7);
+                        }
+                        Then::Idle => {
+                            t.set_drained();
+                            assert!(t.try_idle());
+                        }
+                    }
+                    runnable = false;
+                }
+                // The poller: epoll_wait until the kernel has an edge for the socket.
+                {
+                    let (pending, cv) = &*kernel;
+                    let mut e = pending.lock().unwrap();
+                    while !*e {
+                        e = cv.wait(e).unwrap();
+                    }
+                    *e = false;
+                }
+                let f = t.on_event(true, false); // EPOLLHUP reads as readable
+                if f.wake.is_some() {
+                    assert!(!t.woken(), "a close is not a timeout");
+                    runnable = true;
+                }
+                if f.queue {
+                    t.start();
+                    runnable = true;
+                }
+            }
+            closer.join().unwrap();
+            assert_eq!(t.state(), State::Closed);
+        });
+    }
+
+    #[test]
+    fn close_while_the_handler_waits_for_input() {
+        close_reaches_the_owner(Then::Park);
+    }
+
+    #[test]
+    fn close_while_the_connection_goes_idle() {
+        close_reaches_the_owner(Then::Idle);
     }
 }
