@@ -514,3 +514,71 @@ fn ready_arms_share_fairly_when_others_are_never_ready() {
         );
     }
 }
+
+/// A counterparty that queues itself on a channel while a `select!` is registering its arms
+/// (after it found no arm ready) must make the select take that arm, not queue beside it:
+/// a blocked receiver and a select's queued send on the same unbuffered channel would wait
+/// for each other for ever. Two workers, so the registration and the counterparty race; the
+/// counterparty comes back after a random short spin, and seven never-ready arms make the
+/// registration long; many rounds in both directions.
+#[test]
+fn counterparty_arriving_during_registration_is_taken() {
+    const ROUNDS: u64 = 50_000;
+    fn spin(x: &mut u64) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        for _ in 0..(*x % 2000) {
+            std::hint::spin_loop();
+        }
+    }
+    let (sent, received) = within(Duration::from_secs(60), || {
+        run(2, || {
+            let (_never_tx, n) = chan::bounded::<u64>(0);
+            // select sends, a plain receive is the counterparty
+            let (tx, rx) = chan::bounded::<u64>(0);
+            let recv = gonet::go(move || {
+                let mut x = 0x2545_f491_4f6c_dd1d;
+                (0..ROUNDS)
+                    .map(|_| {
+                        spin(&mut x);
+                        rx.recv().unwrap()
+                    })
+                    .sum::<u64>()
+            });
+            for i in 0..ROUNDS {
+                select! {
+                    recv(n) -> _ => unreachable!(), recv(n) -> _ => unreachable!(),
+                    recv(n) -> _ => unreachable!(), recv(n) -> _ => unreachable!(),
+                    recv(n) -> _ => unreachable!(), recv(n) -> _ => unreachable!(),
+                    recv(n) -> _ => unreachable!(),
+                    send(tx, i) -> r => r.unwrap(),
+                }
+            }
+            let sent = recv.join().unwrap();
+            // a plain send is the counterparty, select receives
+            let (tx, rx) = chan::bounded::<u64>(0);
+            let send = gonet::go(move || {
+                let mut x = 0x9e37_79b9_7f4a_7c15;
+                for i in 0..ROUNDS {
+                    spin(&mut x);
+                    tx.send(i).unwrap();
+                }
+            });
+            let mut received = 0;
+            for _ in 0..ROUNDS {
+                select! {
+                    recv(n) -> _ => unreachable!(), recv(n) -> _ => unreachable!(),
+                    recv(n) -> _ => unreachable!(), recv(n) -> _ => unreachable!(),
+                    recv(n) -> _ => unreachable!(), recv(n) -> _ => unreachable!(),
+                    recv(n) -> _ => unreachable!(),
+                    recv(rx) -> v => received += v.unwrap(),
+                }
+            }
+            send.join().unwrap();
+            (sent, received)
+        })
+    });
+    assert_eq!(sent, ROUNDS * (ROUNDS - 1) / 2);
+    assert_eq!(received, ROUNDS * (ROUNDS - 1) / 2);
+}
