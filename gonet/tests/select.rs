@@ -582,3 +582,36 @@ fn counterparty_arriving_during_registration_is_taken() {
     assert_eq!(sent, ROUNDS * (ROUNDS - 1) / 2);
     assert_eq!(received, ROUNDS * (ROUNDS - 1) / 2);
 }
+
+/// A select that parked and was won by one arm withdraws its entries from the channels of
+/// the others: 200k such rounds against a channel that never becomes ready leave nothing
+/// queued on it (a stale entry holds its token and slot: ~30 MB for 200k).
+#[test]
+fn losing_arms_leave_no_entries_behind() {
+    const ROUNDS: u64 = 200_000;
+    let grown = within(Duration::from_secs(60), || {
+        run(1, || {
+            let (_never_tx, never) = chan::bounded::<u64>(0);
+            let (tx, rx) = chan::bounded::<u64>(0);
+            let sender = gonet::go(move || (0..ROUNDS).for_each(|i| tx.send(i).unwrap()));
+            let rss = || {
+                let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+                s.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
+            };
+            let mut before = 0;
+            for i in 0..ROUNDS {
+                if i == 1000 {
+                    before = rss();
+                }
+                // One worker: the sender runs only once this select has parked.
+                select! {
+                    recv(never) -> _ => unreachable!(),
+                    recv(rx) -> v => assert_eq!(v, Ok(i)),
+                }
+            }
+            sender.join().unwrap();
+            rss().saturating_sub(before)
+        })
+    });
+    assert!(grown < 8 << 20, "200k select rounds grew RSS by {grown} bytes");
+}
