@@ -211,3 +211,26 @@ fn waitgroup_count_and_debug() {
         wg.wait(); // returns at once at zero
     });
 }
+
+/// `try_lock` takes a free lock and refuses a held one, and `Debug` shows the value or that
+/// it is locked; `get_mut`, `into_inner` and `Default` reach the value.
+#[test]
+fn mutex_try_lock_debug_and_accessors() {
+    run(1, || {
+        let m = Mutex::new(5u32);
+        assert_eq!(format!("{m:?}"), "Mutex { data: 5 }");
+        {
+            let mut g = m.try_lock().expect("a free lock is taken");
+            *g += 1;
+            assert!(m.try_lock().is_none(), "a held lock is refused");
+            assert_eq!(format!("{m:?}"), "Mutex { <locked> }");
+        }
+        let mut g = m.try_lock().expect("free again after the guard dropped");
+        *g += 1;
+        drop(g);
+        let mut m = m;
+        *m.get_mut() += 1;
+        assert_eq!(m.into_inner(), 8);
+        assert_eq!(*Mutex::<u32>::default().lock(), 0);
+    });
+}
