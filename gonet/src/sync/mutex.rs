@@ -156,7 +156,8 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Locks if the lock is free right now.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.raw.try_lock().then_some(MutexGuard { m: self })
+        // `then`, not `then_some`: a guard built for a failed attempt would unlock on drop.
+        self.raw.try_lock().then(|| MutexGuard { m: self })
     }
 
     /// Mutable access without locking (the borrow proves exclusivity).
