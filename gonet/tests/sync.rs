@@ -224,6 +224,7 @@ fn mutex_try_lock_debug_and_accessors() {
             *g += 1;
             assert!(m.try_lock().is_none(), "a held lock is refused");
             assert_eq!(format!("{m:?}"), "Mutex { <locked> }");
+            assert_eq!(format!("{g:?}"), "6");
         }
         let mut g = m.try_lock().expect("free again after the guard dropped");
         *g += 1;
