@@ -624,3 +624,33 @@ fn many_long_timeouts_completing_early() {
         assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Err(RecvTimeoutError::Disconnected));
     });
 }
+
+/// A `select!` send arm unwound at shutdown takes back only its own entry: a plain thread
+/// blocked sending on the same channel stays queued, and its value is the one received.
+#[test]
+fn select_send_unwound_at_shutdown_leaves_other_senders_queued() {
+    let (tx, rx) = chan::bounded::<u32>(0);
+    let waiting = tx.clone();
+    let sender = thread::spawn(move || waiting.send(7));
+    thread::sleep(Duration::from_millis(20)); // the thread is queued
+    let tx2 = tx.clone();
+    // Its sender outlives the runtime, so `never` stays not ready.
+    let (keep, never) = chan::bounded::<u32>(0);
+    within(Duration::from_secs(30), move || {
+        gonet::Builder::new().procs(1).build().unwrap().run(move || {
+            // Still parked in the select when main returns: the runtime unwinds it.
+            gonet::go(move || {
+                gonet::select! {
+                    send(tx2, 9) -> _ => {},
+                    recv(never) -> _ => {},
+                }
+            });
+            gonet::time::sleep(Duration::from_millis(20));
+        })
+    });
+    let got = within(Duration::from_secs(30), move || (rx.recv(), rx.try_recv()));
+    assert_eq!(got.0, Ok(7), "the blocked thread's value");
+    assert_eq!(got.1, Err(TryRecvError::Empty), "the unwound select sent nothing");
+    assert_eq!(sender.join().unwrap(), Ok(()));
+    drop((tx, keep));
+}
