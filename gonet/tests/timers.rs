@@ -273,3 +273,28 @@ fn a_kept_channel_clone_keeps_the_timer() {
     assert!(rx2.recv_timeout(Duration::from_secs(10)).is_ok());
     let _ = thread::current();
 }
+
+/// Timers with the same deadline fire in the order they were set (the heap breaks ties by a
+/// sequence number): 200 goroutines sleeping until one instant wake in spawn order.
+#[test]
+fn equal_deadlines_fire_in_the_order_they_were_set() {
+    let order = gonet::Builder::new().procs(1).build().unwrap().run(|| {
+        let at = Instant::now() + Duration::from_millis(30);
+        let woke = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hs: Vec<_> = (0..200)
+            .map(|i| {
+                let woke = woke.clone();
+                gonet::go(move || {
+                    gonet::time::sleep_until(at);
+                    woke.lock().unwrap().push(i);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let v = woke.lock().unwrap().clone();
+        v
+    });
+    assert_eq!(order, (0..200).collect::<Vec<_>>());
+}
