@@ -470,3 +470,23 @@ fn builder_rejects_tiny_stacks() {
     within(Duration::from_secs(30), move || rt.run(move || c.fetch_add(1, Ordering::SeqCst)));
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
+
+/// `stats()` counts the timers pending on a worker's heap: ten sleeping goroutines (and the
+/// main goroutine's own short sleeps) while they sleep, none once they are done.
+#[test]
+fn stats_count_pending_timers() {
+    run(1, || {
+        let hs: Vec<_> =
+            (0..10).map(|_| gonet::go(|| gonet::time::sleep(Duration::from_millis(500)))).collect();
+        gonet::time::sleep(Duration::from_millis(20));
+        gonet::time::sleep(Duration::from_millis(20)); // the worker has fired timers since
+        let pending = gonet::runtime::stats().unwrap().workers[0].timers;
+        assert!((10..=12).contains(&pending), "{pending} timers pending with 10 sleepers");
+        for h in hs {
+            h.join().unwrap();
+        }
+        gonet::time::sleep(Duration::from_millis(20));
+        let pending = gonet::runtime::stats().unwrap().workers[0].timers;
+        assert!(pending <= 1, "{pending} timers pending after the sleepers woke");
+    });
+}

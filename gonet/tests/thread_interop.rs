@@ -125,3 +125,14 @@ fn mixed_producers_and_consumers_receive_every_value_once() {
     });
     assert!(counts.iter().all(|&c| c == 1), "a value was lost or duplicated");
 }
+
+/// Outside a runtime timers run on one timer thread: a timer set after a later one still
+/// fires at its own deadline, not the later one's.
+#[test]
+fn an_earlier_timer_set_after_a_later_one_fires_first_off_the_runtime() {
+    let _far = gonet::time::after(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(10)); // the timer thread sleeps toward 30 s
+    let t = Instant::now();
+    gonet::time::after(Duration::from_millis(50)).recv().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "fired after {:?}", t.elapsed());
+}
