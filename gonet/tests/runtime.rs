@@ -254,6 +254,20 @@ fn vm_size() -> u64 {
     pages * 4096
 }
 
+/// Runs `test` in a child in `mode`, which must succeed and print a `CHILD-ERROR: ` line;
+/// returns that line and the child's stderr.
+fn child_error(test: &str, mode: &str) -> (String, String) {
+    let (test, mode) = (test.to_string(), mode.to_string());
+    let out = within(Duration::from_secs(120), move || run_child(&test, &mode));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "child failed: {}\n{stdout}\n{stderr}", out.status);
+    let line = stdout.lines().find(|l| l.contains("CHILD-ERROR: ")).unwrap_or_else(|| {
+        panic!("child printed no error line:\n{stdout}\n{stderr}");
+    });
+    (line.to_string(), stderr)
+}
+
 /// Lowers this process's address-space limit to what it uses plus 16 MiB (less than a stack
 /// slab); returns the old limit for `restore_address_space`.
 fn allow_16_mib_more_address_space() -> libc::rlimit {
@@ -302,15 +316,7 @@ fn try_go_reports_stack_exhaustion_as_an_error() {
         println!("CHILD-ERROR: {msg}");
         return;
     }
-    let out = within(Duration::from_secs(120), || {
-        run_child("try_go_reports_stack_exhaustion_as_an_error", "stack-exhaustion")
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {}\n{stdout}\n{stderr}", out.status);
-    let line = stdout.lines().find(|l| l.contains("CHILD-ERROR: ")).unwrap_or_else(|| {
-        panic!("child printed no error line:\n{stdout}\n{stderr}");
-    });
+    let (line, _) = child_error("try_go_reports_stack_exhaustion_as_an_error", "stack-exhaustion");
     assert!(line.contains("vm.max_map_count"), "error does not name the limit: {line}");
 }
 
@@ -349,15 +355,8 @@ fn go_without_a_stack_fails_its_join_and_says_so() {
         println!("CHILD-ERROR: {msg}");
         return;
     }
-    let out = within(Duration::from_secs(120), || {
-        run_child("go_without_a_stack_fails_its_join_and_says_so", "lazy-stack-exhaustion")
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {}\n{stdout}\n{stderr}", out.status);
-    let line = stdout.lines().find(|l| l.contains("CHILD-ERROR: ")).unwrap_or_else(|| {
-        panic!("child printed no error line:\n{stdout}\n{stderr}");
-    });
+    let (line, stderr) =
+        child_error("go_without_a_stack_fails_its_join_and_says_so", "lazy-stack-exhaustion");
     assert!(line.contains("could not start"), "join error does not say what happened: {line}");
     assert!(line.contains("cannot allocate a goroutine stack"), "no cause: {line}");
     let report = stderr.lines().find(|l| l.contains("could not start")).unwrap_or_else(|| {
