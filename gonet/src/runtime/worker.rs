@@ -673,6 +673,9 @@ impl Worker {
         super::join::with_drop_reason(&msg, || {
             contain::drop_contained(g.id, "dropping a goroutine that could not start", body)
         });
+        // It is done: `stats().alive` (spawned − finished) must not count it.
+        let st = &self.shared.stats;
+        st.finished.set_local(st.finished.get() + 1);
     }
 
     /// `g` returned: recycle its stack and forget it.
