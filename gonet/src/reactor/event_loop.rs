@@ -225,32 +225,12 @@ impl LoopShared {
                 l.take();
             }
         }
-        let mut gone = Vec::new();
-        {
-            let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-            let r = &mut *r;
-            for (i, e) in r.conns.iter_mut().enumerate() {
-                let ours = e.as_ref().is_some_and(|c| match &c.io {
-                    Io::Server { rt_id: id, .. } => *id == rt_id,
-                    Io::Client(_) => false,
-                });
-                if ours {
-                    gone.extend(e.take());
-                    r.free.push(i);
-                    r.live -= 1;
-                }
+        for c in self.snapshot() {
+            let Io::Server { owner, rt_id: id, .. } = &c.io else { continue };
+            if *id != rt_id {
+                continue;
             }
-        }
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        for c in &gone {
-            if let Io::Server { owner, .. } = &c.io {
-                if let Some(n) = counts.get_mut(*owner) {
-                    *n = n.saturating_sub(1);
-                }
-            }
-        }
-        drop(counts);
-        for c in gone {
+            self.remove(&c, *owner);
             if c.registered.swap(false, Ordering::AcqRel) {
                 // SAFETY: the registration's reference (`register`), not given back yet (the
                 // flag); its worker's epoll is closed with the worker, so no event can carry
