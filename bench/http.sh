@@ -23,17 +23,7 @@ PORT_BASE=${PORT_BASE:-19500}
 PRIO=()
 [ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
 
-SERVER_PID=
-TMP=$(mktemp -d)
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+one_server_at_a_time
 
 if ! command -v wrk >/dev/null 2>&1; then
     log "wrk not found: installing Debian's wrk"

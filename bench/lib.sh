@@ -119,9 +119,20 @@ await_listening() {
     return 1
 }
 
-# Stops the server started as SERVER_PID.
+# Stops the server started as SERVER_PID (if any).
 stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    if [ -n "${SERVER_PID:-}" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
     SERVER_PID=
+}
+
+# For scripts that run one server at a time: sets SERVER_PID (none yet) and TMP (a fresh
+# directory), and on exit stops the server and removes TMP.
+one_server_at_a_time() {
+    SERVER_PID=
+    TMP=$(mktemp -d)
+    trap 'stop_server; rm -rf "$TMP"' EXIT
+    trap 'exit 130' INT TERM
 }

@@ -9,7 +9,15 @@
 # redis. Results go to bench/results/resp-latest.txt. A server that cannot run (the reactor's
 # RESP example not in the tree, or not building) is skipped with its reason printed.
 #
-# Environment: ROUNDS (3), REQUESTS (200000), CLIENTS (50), PIPELINE (16),
+# CLIENT=loadgen drives the same tests with bench's one-thread epoll load generator instead
+# (`loadgen --resp TEST --pipeline P`, CLIENTS connections, DURATION s per test after a
+# 0.5 s warm-up; every reply checked byte for byte). Without pipelining redis-benchmark
+# saturates its core before any of these servers does, so its req/s mostly measure itself;
+# loadgen spends less per request than the servers, so the server is the bottleneck and the
+# req/s compare servers. Results then go to bench/results/resp-loadgen-latest.txt.
+#
+# Environment: ROUNDS (3), REQUESTS (200000), CLIENTS (50), PIPELINE (16), CLIENT
+# (redis-benchmark or loadgen), DURATION (loadgen's seconds per test, 2),
 # PORT_BASE (19600), NICE (a niceness, e.g. -20, for servers and load generator: on a
 # machine shared with other jobs it keeps their CPU time out of the figures),
 # SERVERS ("gonet gonet0 reactor redis"), REACTOR_RESP (the reactor's RESP server as
@@ -22,6 +30,13 @@ ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 PIPELINE=${PIPELINE:-16}
+CLIENT=${CLIENT:-redis-benchmark}
+DURATION=${DURATION:-2}
+case $CLIENT in
+    redis-benchmark) OUT=resp-latest.txt ;;
+    loadgen) OUT=resp-loadgen-latest.txt ;;
+    *) echo "CLIENT is redis-benchmark or loadgen, not $CLIENT" >&2; exit 2 ;;
+esac
 PORT_BASE=${PORT_BASE:-19600}
 PRIO=()
 [ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
@@ -29,18 +44,8 @@ SERVERS=${SERVERS:-"gonet gonet0 reactor redis"}
 TESTS="PING_INLINE PING_MBULK SET GET"
 MODES="P1 P$PIPELINE"
 
-SERVER_PID=
-TMP=$(mktemp -d)
+one_server_at_a_time
 declare -A SKIP=()
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 if ! command -v redis-benchmark >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
     log "redis-benchmark or redis-server not found: installing Debian's redis-tools and redis-server"
@@ -59,6 +64,10 @@ wanted() {
 
 log "building the resp_kv example (release)"
 (cd "$ROOT" && cargo build --release -p gonet --example resp_kv)
+if [ "$CLIENT" = loadgen ]; then
+    log "building loadgen (release)"
+    (cd "$ROOT" && cargo build --release -p gonet-bench --bin loadgen)
+fi
 
 # The reactor's RESP server: REACTOR_ARGV is its command line with {addr} in place of the address.
 REACTOR_ARGV=()
@@ -134,6 +143,18 @@ for round in $(seq 1 "$ROUNDS"); do
             n=$REQUESTS
             [ "$pipe" = 1 ] || n=$((REQUESTS * 8))
             for t in $TESTS; do
+                if [ "$CLIENT" = loadgen ]; then
+                    taskset -c 1 "${PRIO[@]}" "$BIN/loadgen" --addr "127.0.0.1:$port" --conns "$CLIENTS" \
+                        --resp "$t" --pipeline "$pipe" --duration "$DURATION" --warmup 0.5 \
+                        --server-pid "$SERVER_PID" >"$TMP/bench.out" 2>&1 || true
+                    rps=$(awk '$1 == "rps" { print $2 }' "$TMP/bench.out")
+                    cpu=$(awk '$1 == "server_cpu_us_per_req" { print $2 }' "$TMP/bench.out")
+                    [ -n "$rps" ] || { log "WARNING: no result for $srv $mode $t: $(tail -2 "$TMP/bench.out")"; continue; }
+                    echo "$mode/$srv $t $rps" >>"$samples"
+                    echo "$mode/$srv cpu_$t $cpu" >>"$samples"
+                    log "$srv $mode $t: $rps req/s, $cpu us CPU per request"
+                    continue
+                fi
                 cpu0=$(pid_cpu_ticks "$SERVER_PID")
                 taskset -c 1 "${PRIO[@]}" redis-benchmark -h 127.0.0.1 -p "$port" \
                     -t "$(test_name "$t")" -n "$n" -c "$CLIENTS" -P "$pipe" -q 2>&1 |
@@ -162,7 +183,11 @@ for srv in $SERVERS; do
     [ "$srv" = redis ] || others="$others $srv"
 done
 {
-    results_header "RESP benchmark (bench/resp.sh): servers on CPU 0 (one worker/thread), redis-benchmark -c $CLIENTS -n $REQUESTS on CPU 1, median of $ROUNDS rounds" "$LOAD_START"
+    if [ "$CLIENT" = loadgen ]; then
+        results_header "RESP benchmark (CLIENT=loadgen bash bench/resp.sh): servers on CPU 0 (one worker/thread), loadgen --resp TEST --conns $CLIENTS, ${DURATION} s per test on CPU 1, median of $ROUNDS rounds" "$LOAD_START"
+    else
+        results_header "RESP benchmark (bench/resp.sh): servers on CPU 0 (one worker/thread), redis-benchmark -c $CLIENTS -n $REQUESTS on CPU 1, median of $ROUNDS rounds" "$LOAD_START"
+    fi
     echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     [ -z "${NICE:-}" ] || echo "# servers and load generator ran at niceness $NICE"
     echo "# redis: $(redis-server --version | cut -d' ' -f1-3)"
@@ -172,7 +197,7 @@ done
     done
     for mode in $MODES; do
         echo
-        echo "== pipeline ${mode#P} (redis-benchmark -P ${mode#P}): req/s, and ratios to redis"
+        echo "== pipeline ${mode#P} ($CLIENT, ${mode#P} per round trip): req/s, and ratios to redis"
         printf "%-12s" test
         for srv in $SERVERS; do printf " %10s" "$srv"; done
         for srv in $others; do printf " %14s" "$srv/redis"; done
@@ -206,4 +231,4 @@ done
     echo "# RESP server on gonet::reactor (reactor0: spin off). Ratios are ratios of the medians."
     echo "# samples (pipeline/server test req/s, and cpu_test us/req):"
     sed 's/^/#   /' "$samples"
-} | tee "$RESULTS/resp-latest.txt"
+} | tee "$RESULTS/$OUT"

@@ -2,7 +2,7 @@
 //! disconnected arms, stale registrations, and races between selects.
 
 mod common;
-use common::{run, within};
+use common::{run, thread_cpu, within};
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -614,4 +614,58 @@ fn losing_arms_leave_no_entries_behind() {
         })
     });
     assert!(grown < 8 << 20, "200k select rounds grew RSS by {grown} bytes");
+}
+
+/// A `select!` may name the same channel in a send arm and a receive arm. Its own queued
+/// entry is not a counterparty: registering the second arm must not see the first arm's
+/// entry as "ready" (which would send the select back to its first pass forever, spinning
+/// instead of parking), and a real counterparty pairs with the right arm.
+#[test]
+fn send_and_receive_arms_on_one_channel_park_and_pair_with_others() {
+    within(Duration::from_secs(30), || {
+        run(1, || {
+            let (tx, rx) = chan::bounded::<u32>(0);
+            // Nobody else: the select parks until its timeout, using almost no CPU.
+            let mut cpu = Vec::new();
+            for _ in 0..3 {
+                let before = thread_cpu();
+                let start = Instant::now();
+                select! {
+                    recv(rx) -> _ => panic!("received its own value"),
+                    send(tx, 1) -> _ => panic!("sent to itself"),
+                    default(Duration::from_millis(200)) => {}
+                }
+                assert!(start.elapsed() >= Duration::from_millis(200));
+                cpu.push(thread_cpu() - before);
+            }
+            cpu.sort();
+            assert!(
+                cpu[1] < Duration::from_millis(100),
+                "a parked select used {:?} of CPU in 200 ms (median of {cpu:?}): it spins",
+                cpu[1]
+            );
+            // A plain receiver arriving later takes the send arm's value.
+            let rx2 = rx.clone();
+            let receiver = gonet::go(move || {
+                gonet::time::sleep(Duration::from_millis(20));
+                rx2.recv().unwrap()
+            });
+            select! {
+                recv(rx) -> _ => panic!("received its own value"),
+                send(tx, 7) -> r => r.unwrap(),
+            }
+            assert_eq!(receiver.join().unwrap(), 7);
+            // A plain sender arriving later is taken by the receive arm.
+            let tx2 = tx.clone();
+            let sender = gonet::go(move || {
+                gonet::time::sleep(Duration::from_millis(20));
+                tx2.send(9).unwrap()
+            });
+            select! {
+                recv(rx) -> v => assert_eq!(v, Ok(9)),
+                send(tx, 8) -> _ => panic!("sent to itself"),
+            }
+            sender.join().unwrap();
+        })
+    });
 }

@@ -46,17 +46,22 @@ fn on_thread(
     go_tx
 }
 
+/// Locks `m` on a plain thread until the returned sender is used (or dropped).
+fn hold_on_thread(m: &Arc<Mutex<u64>>) -> mpsc::Sender<()> {
+    let m = m.clone();
+    on_thread(move |held, go| {
+        let _g = m.lock();
+        held.send(()).unwrap();
+        let _ = go.recv();
+    })
+}
+
 #[test]
 fn mutex_waiters_unwound_at_shutdown_leave_it_held_and_usable() {
     common::within(LIMIT, || {
         for procs in [1, 2] {
             let m = Arc::new(Mutex::new(0u64));
-            let m2 = m.clone();
-            let release = on_thread(move |held, go| {
-                let _g = m2.lock();
-                held.send(()).unwrap();
-                let _ = go.recv();
-            });
+            let release = hold_on_thread(&m);
             let m3 = m.clone();
             end_runtime_with_parked(procs, 8, move || {
                 *m3.lock() += 1;
@@ -71,6 +76,31 @@ fn mutex_waiters_unwound_at_shutdown_leave_it_held_and_usable() {
                 *m.lock() += 1;
             }
             assert_eq!(*m.lock(), 3, "procs {procs}: no unwound goroutine got the lock");
+        }
+    });
+}
+
+/// A plain thread queued on the mutex beside goroutines that are unwound at shutdown keeps
+/// its place: each goroutine withdraws its own waiter and no other, so the thread gets the
+/// lock when its holder lets go (a withdrawal that removed the first waiter of *another*
+/// goroutine would drop the thread's waiter and leave a dead one to hand the lock to).
+#[test]
+fn a_thread_waiting_beside_unwound_goroutines_still_gets_the_mutex() {
+    common::within(LIMIT, || {
+        for (procs, goroutines) in [(1, 1), (1, 8), (2, 7)] {
+            let m = Arc::new(Mutex::new(0u64));
+            let release = hold_on_thread(&m);
+            let m4 = m.clone();
+            let waiter = thread::spawn(move || *m4.lock() += 100);
+            // Let the thread queue its waiter first.
+            thread::sleep(Duration::from_millis(30));
+            let m3 = m.clone();
+            end_runtime_with_parked(procs, goroutines, move || {
+                *m3.lock() += 1;
+            });
+            release.send(()).unwrap();
+            waiter.join().unwrap();
+            assert_eq!(*m.lock(), 100, "procs {procs}: the thread's waiter was lost");
         }
     });
 }

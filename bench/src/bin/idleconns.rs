@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use gonet_bench::{bytes_per, connect_client, pid_fd_count, pid_rss_bytes, report, Flags};
 
 fn main() {
-    let flags = Flags::parse(&["addr", "conns", "server-pid", "hold"]);
+    let flags = Flags::parse(&["addr", "conns", "server-pid", "hold", "echo-first"]);
     let addr: String = flags.get("addr", "127.0.0.1:9000".to_string());
     let n: usize = flags.get("conns", 10_000);
     let pid: Option<u32> = flags.get_opt("server-pid");
     let hold: f64 = flags.get("hold", if pid.is_some() { 0.0 } else { 3600.0 });
-    if let Err(e) = run(&addr, n, pid, hold) {
+    let echo_first: u8 = flags.get("echo-first", 0);
+    if let Err(e) = run(&addr, n, pid, hold, echo_first != 0) {
         eprintln!("idleconns: {e}");
         std::process::exit(1);
     }
@@ -31,12 +32,16 @@ fn main() {
 /// One request/response on a fresh connection, so lazy server start-up is not counted.
 fn warm_up(addr: &str) -> io::Result<()> {
     let mut c = connect_client(addr)?;
+    echo_once(&mut c, b"warm-up")
+}
+
+/// Sends `msg` on `c` and checks that it comes back.
+fn echo_once(c: &mut std::net::TcpStream, msg: &[u8]) -> io::Result<()> {
     c.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let msg = b"warm-up";
     c.write_all(msg)?;
-    let mut back = [0u8; 7];
+    let mut back = vec![0u8; msg.len()];
     c.read_exact(&mut back)?;
-    if &back != msg {
+    if back != msg {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "bad echo"));
     }
     Ok(())
@@ -56,7 +61,7 @@ fn settled_rss(pid: u32) -> io::Result<u64> {
     }
 }
 
-fn run(addr: &str, n: usize, pid: Option<u32>, hold: f64) -> io::Result<()> {
+fn run(addr: &str, n: usize, pid: Option<u32>, hold: f64, echo_first: bool) -> io::Result<()> {
     let mut before = (0u64, 0usize);
     if let Some(pid) = pid {
         warm_up(addr)?;
@@ -66,8 +71,12 @@ fn run(addr: &str, n: usize, pid: Option<u32>, hold: f64) -> io::Result<()> {
 
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
-        let c = connect_client(addr)
+        let mut c = connect_client(addr)
             .map_err(|e| io::Error::new(e.kind(), format!("connect #{i} to {addr}: {e}")))?;
+        if echo_first {
+            echo_once(&mut c, &[b'x'; 64])
+                .map_err(|e| io::Error::new(e.kind(), format!("echo on #{i}: {e}")))?;
+        }
         conns.push(c);
     }
 

@@ -1,11 +1,20 @@
-//! Load generator for the echo benchmarks: ONE thread, raw level-triggered epoll (libc),
-//! N connections each doing closed-loop request/response — send S bytes, wait until S bytes
-//! come back, record the latency, repeat — with one read per readiness event. Runs a warm-up,
-//! then a measured window, and prints `key value` lines: requests/s, p50/p99/p999 latency in
-//! µs and, with `--server-pid`, the server's CPU time per request. The warm-up clock starts
-//! once every connection has completed one round trip.
+//! Load generator for the echo and RESP benchmarks: ONE thread, raw level-triggered epoll
+//! (libc), N connections each doing closed-loop request/response — send a request, wait until
+//! the whole expected response has come back, record the latency, repeat — with one read per
+//! readiness event. Runs a warm-up, then a measured window, and prints `key value` lines:
+//! requests/s, p50/p99/p999 latency in µs and, with `--server-pid`, the server's CPU time per
+//! request. The warm-up clock starts once every connection has completed one round trip.
+//!
+//! Echo (default): the request is `--size` patterned bytes and the response must equal it.
+//! RESP (`--resp PING_INLINE|PING_MBULK|SET|GET`): the request is the command as
+//! redis-benchmark sends it (key `key:__rand_int__`, 3-byte value) and the response must be
+//! the server's exact reply; `--pipeline P` sends P commands per round trip and counts P
+//! requests when their P replies are in. Every byte of every response is checked, and the
+//! generator does no other work per request, so a server on its own core is the bottleneck
+//! where redis-benchmark (which saturates its core first without pipelining) is not.
 //!
 //! Flags: --addr 127.0.0.1:9000 --conns 1 --size 64 --duration 5 --warmup 1 --server-pid PID
+//! --resp TEST --pipeline 1
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -38,9 +47,20 @@ enum Phase {
     Measure,
 }
 
-/// Byte `i` of every request; responses are checked against it.
+/// Byte `i` of every echo request.
 fn pattern(i: usize) -> u8 {
     (i % 251) as u8
+}
+
+/// A RESP test's command and the server's reply to it, as redis-benchmark's `-t` sends them.
+fn resp_exchange(test: &str) -> Option<(&'static [u8], &'static [u8])> {
+    Some(match test {
+        "PING_INLINE" => (b"PING\r\n", b"+PONG\r\n"),
+        "PING_MBULK" => (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
+        "SET" => (b"*3\r\n$3\r\nSET\r\n$16\r\nkey:__rand_int__\r\n$3\r\nxxx\r\n", b"+OK\r\n"),
+        "GET" => (b"*2\r\n$3\r\nGET\r\n$16\r\nkey:__rand_int__\r\n", b"$3\r\nxxx\r\n"),
+        _ => return None,
+    })
 }
 
 fn epoll_ctl(ep: RawFd, op: libc::c_int, fd: RawFd, token: usize, events: u32) -> io::Result<()> {
@@ -103,17 +123,17 @@ fn on_event(
     c: &mut Conn,
     events: u32,
     req: &[u8],
+    expect: &[u8],
     buf: &mut [u8],
 ) -> io::Result<Option<u64>> {
-    let size = req.len();
-    if events & libc::EPOLLOUT as u32 != 0 && c.sent < size {
+    if events & libc::EPOLLOUT as u32 != 0 && c.sent < req.len() {
         let done = push_request(c, req)?;
         set_out_interest(ep, token, c, !done)?;
     }
     if events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
         return Ok(None);
     }
-    let want = (size - c.received).min(buf.len());
+    let want = (expect.len() - c.received).min(buf.len());
     if want == 0 {
         return Ok(None);
     }
@@ -131,14 +151,18 @@ fn on_event(
         Err(e) => return Err(e),
     };
     let off = c.received;
-    if buf[..got].iter().enumerate().any(|(k, &b)| b != pattern(off + k)) {
+    if buf[..got] != expect[off..off + got] {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "echoed bytes differ from the request",
+            format!(
+                "response bytes {off}..{} differ from the expected {:?}",
+                off + got,
+                String::from_utf8_lossy(expect)
+            ),
         ));
     }
     c.received += got;
-    if c.received < size || c.sent < size {
+    if c.received < expect.len() || c.sent < req.len() {
         return Ok(None);
     }
     let now = Instant::now();
@@ -157,32 +181,67 @@ fn percentile_us(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn main() {
-    let flags = Flags::parse(&["addr", "conns", "size", "duration", "warmup", "server-pid"]);
+    let flags = Flags::parse(&[
+        "addr",
+        "conns",
+        "size",
+        "duration",
+        "warmup",
+        "server-pid",
+        "resp",
+        "pipeline",
+    ]);
     let addr: String = flags.get("addr", "127.0.0.1:9000".to_string());
     let nconns: usize = flags.get("conns", 1);
     let size: usize = flags.get("size", 64);
     let duration: f64 = flags.get("duration", 5.0);
     let warmup: f64 = flags.get("warmup", 1.0);
     let server_pid: Option<u32> = flags.get_opt("server-pid");
-    if nconns == 0 || size == 0 || duration <= 0.0 || warmup < 0.0 {
-        eprintln!("error: --conns and --size must be > 0, --duration > 0, --warmup >= 0");
+    let resp: Option<String> = flags.get_opt("resp");
+    let pipeline: usize = flags.get("pipeline", 1);
+    if nconns == 0 || size == 0 || pipeline == 0 || duration <= 0.0 || warmup < 0.0 {
+        eprintln!(
+            "error: --conns, --size and --pipeline must be > 0, --duration > 0, --warmup >= 0"
+        );
         std::process::exit(2);
     }
-    if let Err(e) = run(&addr, nconns, size, duration, warmup, server_pid) {
+    let (req, expect) = match resp.as_deref() {
+        None => {
+            let req: Vec<u8> = (0..size).map(pattern).collect();
+            (req.repeat(pipeline), req.repeat(pipeline))
+        }
+        Some(test) => match resp_exchange(test) {
+            Some((cmd, reply)) => (cmd.repeat(pipeline), reply.repeat(pipeline)),
+            None => {
+                eprintln!("error: --resp takes PING_INLINE, PING_MBULK, SET or GET, not {test:?}");
+                std::process::exit(2);
+            }
+        },
+    };
+    let exchange = Exchange { req, expect, per_round: pipeline };
+    if let Err(e) = run(&addr, nconns, &exchange, duration, warmup, server_pid) {
         eprintln!("loadgen: {e}");
         std::process::exit(1);
     }
 }
 
+/// What each connection sends per round trip, what must come back, and how many requests
+/// that round trip counts for.
+struct Exchange {
+    req: Vec<u8>,
+    expect: Vec<u8>,
+    per_round: usize,
+}
+
 fn run(
     addr: &str,
     nconns: usize,
-    size: usize,
+    ex: &Exchange,
     duration: f64,
     warmup: f64,
     server_pid: Option<u32>,
 ) -> io::Result<()> {
-    let req: Vec<u8> = (0..size).map(pattern).collect();
+    let req = &ex.req;
     let mut buf = vec![0u8; 64 * 1024];
 
     // SAFETY: epoll_create1 has no memory-safety preconditions.
@@ -214,7 +273,7 @@ fn run(
     let setup_deadline = setup_start + SETUP_TIMEOUT;
     for (i, slot) in conns.iter_mut().enumerate() {
         let c = slot.as_mut().expect("just connected");
-        start_request(ep, i, c, &req, setup_start)?;
+        start_request(ep, i, c, req, setup_start)?;
     }
     let mut unready = nconns;
     let mut ready = vec![false; nconns];
@@ -282,7 +341,7 @@ fn run(
             let Some(c) = conns[token].as_mut() else {
                 continue;
             };
-            match on_event(ep, token, c, ev.events, &req, &mut buf) {
+            match on_event(ep, token, c, ev.events, req, &ex.expect, &mut buf) {
                 Ok(None) => {}
                 Ok(Some(latency)) => {
                     if phase == Phase::Measure {
@@ -313,11 +372,12 @@ fn run(
         Some(pid) => Some(pid_cpu_ticks(pid)?.saturating_sub(cpu_start)),
         None => None,
     };
-    let requests = latencies.len();
+    let requests = latencies.len() * ex.per_round;
     latencies.sort_unstable();
     report("addr", addr);
     report("conns", nconns);
-    report("size", size);
+    report("size", ex.req.len());
+    report("pipeline", ex.per_round);
     report("setup_s", format!("{setup_s:.3}"));
     report("duration_s", format!("{window:.3}"));
     report("requests", requests);

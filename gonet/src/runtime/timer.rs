@@ -90,11 +90,20 @@ pub(crate) struct TimerHeap {
     seq: u64,
     /// Sweep dead entries when the heap reaches this size.
     sweep_at: usize,
+    /// Sweeps so far (the amortisation is checked by the tests below).
+    #[cfg(test)]
+    sweeps: u64,
 }
 
 impl Default for TimerHeap {
     fn default() -> Self {
-        TimerHeap { heap: BinaryHeap::new(), seq: 0, sweep_at: SWEEP_MIN }
+        TimerHeap {
+            heap: BinaryHeap::new(),
+            seq: 0,
+            sweep_at: SWEEP_MIN,
+            #[cfg(test)]
+            sweeps: 0,
+        }
     }
 }
 
@@ -109,6 +118,10 @@ impl TimerHeap {
         if self.heap.len() >= self.sweep_at {
             self.heap.retain(|e| !e.is_dead());
             self.sweep_at = (self.heap.len() * 2).max(SWEEP_MIN);
+            #[cfg(test)]
+            {
+                self.sweeps += 1;
+            }
         }
     }
 
@@ -211,5 +224,66 @@ impl Global {
                 None => self.cv.wait(h).unwrap_or_else(|e| e.into_inner()),
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// An action that counts its drops in `drops`.
+    fn counted(drops: &Arc<std::sync::atomic::AtomicUsize>) -> Action {
+        struct OnDrop(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let d = OnDrop(drops.clone());
+        Action::Call(Box::new(move || drop(d)))
+    }
+
+    /// The heap sweeps only when it has doubled since the last sweep: 100k live timers cost
+    /// a handful of sweeps (1024, 2048, ... 65536), not one per push.
+    #[test]
+    fn sweeps_are_amortised() {
+        let mut h = TimerHeap::default();
+        let far = Instant::now() + Duration::from_secs(3600);
+        for _ in 0..100_000 {
+            h.push_entry(far, Action::Call(Box::new(|| {})), Some(Arc::default()));
+        }
+        assert_eq!(h.len(), 100_000);
+        assert!((6..=8).contains(&h.sweeps), "{} sweeps for 100k live timers", h.sweeps);
+    }
+
+    /// Cancelled timers that never reach the top are still dropped by the sweeps, so a loop
+    /// of long timeouts cancelled early keeps the heap bounded.
+    #[test]
+    fn cancelled_timers_are_swept() {
+        let mut h = TimerHeap::default();
+        let far = Instant::now() + Duration::from_secs(3600);
+        for _ in 0..100_000 {
+            let dead = Arc::new(AtomicBool::new(false));
+            h.push_entry(far, Action::Call(Box::new(|| {})), Some(dead.clone()));
+            Cancel(dead).cancel();
+        }
+        assert!(h.len() <= SWEEP_MIN, "{} entries left of 100k cancelled timers", h.len());
+    }
+
+    /// `clear` drops every timer at once (the worker calls it at shutdown inside its panic
+    /// containment, so a panicking destructor is reported there).
+    #[test]
+    fn clear_drops_every_timer() {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut h = TimerHeap::default();
+        let now = Instant::now();
+        for i in 0..10 {
+            h.push(now + Duration::from_secs(i), counted(&drops));
+        }
+        h.clear();
+        assert_eq!(drops.load(Ordering::Relaxed), 10);
+        assert_eq!(h.len(), 0);
+        assert!(h.next().is_none());
     }
 }
