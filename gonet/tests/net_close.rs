@@ -457,3 +457,54 @@ fn close_and_accept_race_under_stress() {
         }
     });
 }
+
+/// The descriptor numbers the process's epoll instances watch (`tfd:` lines of each
+/// `anon_inode:[eventpoll]` descriptor's `/proc/self/fdinfo` entry).
+fn epoll_watched_fds() -> Vec<i32> {
+    let mut watched = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let is_epoll = std::fs::read_link(e.path())
+            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[eventpoll]");
+        if !is_epoll {
+            continue;
+        }
+        let info = format!("/proc/self/fdinfo/{}", e.file_name().to_string_lossy());
+        let Ok(text) = std::fs::read_to_string(info) else { continue };
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("tfd:") {
+                watched.push(rest.split_whitespace().next().unwrap().parse().unwrap());
+            }
+        }
+    }
+    watched
+}
+
+/// Closing a socket takes it out of the poller even while a duplicate (`try_clone`) keeps the
+/// open file alive: the kernel drops an epoll registration only when the last descriptor of
+/// the file closes, so without an explicit removal the closed number's registration would go
+/// on reporting the clone's events under a stale tag.
+#[test]
+fn close_deregisters_even_while_a_clone_keeps_the_file_open() {
+    run(1, LIMIT, || {
+        let (a, mut peer) = tcp_pair();
+        let b = a.try_clone().unwrap();
+        // A read that waits registers each descriptor with the worker's epoll.
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(ms(20))).unwrap();
+            assert_timeout((&*s).read(&mut [0u8; 4]));
+        }
+        let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
+        let watched = epoll_watched_fds();
+        assert!(watched.contains(&fa) && watched.contains(&fb), "{fa}, {fb} not in {watched:?}");
+        a.close().unwrap();
+        let watched = epoll_watched_fds();
+        assert!(!watched.contains(&fa), "closed fd {fa} still watched: {watched:?}");
+        assert!(watched.contains(&fb), "the clone's fd {fb} lost its registration");
+        // The clone still works.
+        peer.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        b.set_read_timeout(None).unwrap();
+        (&b).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+    });
+}

@@ -923,3 +923,31 @@ fn deadline_expiring_as_the_read_announces_its_wait_leaves_the_socket_usable() {
         });
     }
 }
+
+/// A deadline that stays the same arms one timer, not one per wait: a reader that parks a
+/// thousand times under one far deadline leaves about one timer pending on its worker (Go's
+/// `pollDesc` likewise keeps one timer per direction and only resets it when the deadline
+/// moves).
+#[test]
+fn waits_under_one_deadline_share_one_timer() {
+    run(1, LIMIT, || {
+        const ROUNDS: usize = 1000;
+        let (c, s) = tcp_pair();
+        c.set_read_deadline(Some(Instant::now() + Duration::from_secs(3600))).unwrap();
+        let (ack_tx, ack_rx) = gonet::chan::bounded::<()>(0);
+        let reader = gonet::go(move || {
+            let mut b = [0u8; 1];
+            for _ in 0..ROUNDS {
+                (&c).read_exact(&mut b).unwrap();
+                ack_tx.send(()).unwrap();
+            }
+        });
+        for _ in 0..ROUNDS {
+            (&s).write_all(b"x").unwrap();
+            ack_rx.recv().unwrap();
+        }
+        let pending = gonet::runtime::stats().unwrap().workers[0].timers;
+        reader.join().unwrap();
+        assert!(pending <= 3, "{pending} timers pending after {ROUNDS} waits under one deadline");
+    });
+}
