@@ -14,10 +14,13 @@
 # 0.5 s warm-up; every reply checked byte for byte). Without pipelining redis-benchmark
 # saturates its core before any of these servers does, so its req/s mostly measure itself;
 # loadgen spends less per request than the servers, so the server is the bottleneck and the
-# req/s compare servers. Results then go to bench/results/resp-loadgen-latest.txt.
+# req/s compare servers. Results then go to bench/results/resp-loadgen-latest.txt. With
+# loadgen, SERVERS may also name "epoll": bench's raw-epoll echo server, sent requests of
+# each test's command length, i.e. one read and one write per request and nothing else —
+# the floor any RESP server on one core is measured against.
 #
 # Environment: ROUNDS (3), REQUESTS (200000), CLIENTS (50), PIPELINE (16), CLIENT
-# (redis-benchmark or loadgen), DURATION (loadgen's seconds per test, 2),
+# (redis-benchmark or loadgen), DURATION (loadgen's seconds per test, 2), MODES ("P1 P16"),
 # PORT_BASE (19600), NICE (a niceness, e.g. -20, for servers and load generator: on a
 # machine shared with other jobs it keeps their CPU time out of the figures),
 # SERVERS ("gonet gonet0 reactor redis"), REACTOR_RESP (the reactor's RESP server as
@@ -32,17 +35,20 @@ CLIENTS=${CLIENTS:-50}
 PIPELINE=${PIPELINE:-16}
 CLIENT=${CLIENT:-redis-benchmark}
 DURATION=${DURATION:-2}
+MODES=${MODES:-"P1 P$PIPELINE"}
 case $CLIENT in
-    redis-benchmark) OUT=resp-latest.txt ;;
-    loadgen) OUT=resp-loadgen-latest.txt ;;
+    redis-benchmark) OUT=resp ;;
+    loadgen) OUT=resp-loadgen ;;
     *) echo "CLIENT is redis-benchmark or loadgen, not $CLIENT" >&2; exit 2 ;;
 esac
+# A run of chosen modes only (MODES=P1) gets its own file.
+[ "$MODES" = "P1 P$PIPELINE" ] || OUT=$OUT-${MODES// /-}
+OUT=$OUT-latest.txt
 PORT_BASE=${PORT_BASE:-19600}
 PRIO=()
 [ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
 SERVERS=${SERVERS:-"gonet gonet0 reactor redis"}
 TESTS="PING_INLINE PING_MBULK SET GET"
-MODES="P1 P$PIPELINE"
 
 one_server_at_a_time
 declare -A SKIP=()
@@ -65,9 +71,21 @@ wanted() {
 log "building the resp_kv example (release)"
 (cd "$ROOT" && cargo build --release -p gonet --example resp_kv)
 if [ "$CLIENT" = loadgen ]; then
-    log "building loadgen (release)"
-    (cd "$ROOT" && cargo build --release -p gonet-bench --bin loadgen)
+    log "building loadgen and echo_epoll (release)"
+    (cd "$ROOT" && cargo build --release -p gonet-bench --bin loadgen --bin echo_epoll)
+elif wanted epoll; then
+    skip epoll "the raw-epoll floor runs with CLIENT=loadgen only (redis-benchmark needs RESP replies)"
 fi
+
+# Bytes of test $1's command as redis-benchmark sends it (the floor's request size).
+command_len() {
+    case $1 in
+        PING_INLINE) echo 6 ;;   # PING\r\n
+        PING_MBULK) echo 14 ;;   # *1\r\n$4\r\nPING\r\n
+        SET) echo 45 ;;          # *3\r\n$3\r\nSET\r\n$16\r\nkey:__rand_int__\r\n$3\r\nxxx\r\n
+        GET) echo 36 ;;          # *2\r\n$3\r\nGET\r\n$16\r\nkey:__rand_int__\r\n
+    esac
+}
 
 # The reactor's RESP server: REACTOR_ARGV is its command line with {addr} in place of the address.
 REACTOR_ARGV=()
@@ -100,6 +118,9 @@ start_server() {
             done
             taskset -c 0 "${PRIO[@]}" env GONET_PROCS=1 GONET_SPIN_US="$(spin_us "$1")" "${argv[@]}" \
                 >"$TMP/server.log" 2>&1 &
+            ;;
+        epoll)
+            taskset -c 0 "${PRIO[@]}" "$BIN/echo_epoll" "127.0.0.1:$2" >"$TMP/server.log" 2>&1 &
             ;;
         redis)
             taskset -c 0 "${PRIO[@]}" redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no \
@@ -144,8 +165,10 @@ for round in $(seq 1 "$ROUNDS"); do
             [ "$pipe" = 1 ] || n=$((REQUESTS * 8))
             for t in $TESTS; do
                 if [ "$CLIENT" = loadgen ]; then
+                    what=(--resp "$t")
+                    [ "$srv" != epoll ] || what=(--size "$(command_len "$t")")
                     taskset -c 1 "${PRIO[@]}" "$BIN/loadgen" --addr "127.0.0.1:$port" --conns "$CLIENTS" \
-                        --resp "$t" --pipeline "$pipe" --duration "$DURATION" --warmup 0.5 \
+                        "${what[@]}" --pipeline "$pipe" --duration "$DURATION" --warmup 0.5 \
                         --server-pid "$SERVER_PID" >"$TMP/bench.out" 2>&1 || true
                     rps=$(awk '$1 == "rps" { print $2 }' "$TMP/bench.out")
                     cpu=$(awk '$1 == "server_cpu_us_per_req" { print $2 }' "$TMP/bench.out")
@@ -195,6 +218,9 @@ done
     for srv in $SERVERS; do
         [ -z "${SKIP[$srv]:-}" ] || echo "# SKIPPED $srv: ${SKIP[$srv]}"
     done
+    if wanted epoll && [ -z "${SKIP[epoll]:-}" ]; then
+        echo "# epoll: bench's raw-epoll echo server sent each test's command length (the floor)"
+    fi
     for mode in $MODES; do
         echo
         echo "== pipeline ${mode#P} ($CLIENT, ${mode#P} per round trip): req/s, and ratios to redis"
