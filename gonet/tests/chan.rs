@@ -654,3 +654,31 @@ fn select_send_unwound_at_shutdown_leaves_other_senders_queued() {
     assert_eq!(sender.join().unwrap(), Ok(()));
     drop((tx, keep));
 }
+
+/// A select with only receive arms, parked when its runtime ends, is unwound and withdraws:
+/// a later send finds no receiver (it times out and keeps its value) instead of handing the
+/// value to the dead select.
+#[test]
+fn select_recv_unwound_at_shutdown_takes_no_value_afterwards() {
+    let (tx, rx) = chan::bounded::<u32>(0);
+    // Its sender outlives the runtime, so `never` stays not ready.
+    let (keep, never) = chan::bounded::<u32>(0);
+    let rx2 = rx.clone();
+    within(Duration::from_secs(30), move || {
+        gonet::Builder::new().procs(1).build().unwrap().run(move || {
+            gonet::go(move || {
+                gonet::select! {
+                    recv(rx2) -> _ => panic!("nothing was sent"),
+                    recv(never) -> _ => panic!("nothing was sent"),
+                }
+            });
+            gonet::time::sleep(Duration::from_millis(20));
+        })
+    });
+    let r = within(Duration::from_secs(30), move || tx.send_timeout(5, Duration::from_millis(100)));
+    assert!(
+        matches!(r, Err(SendTimeoutError::Timeout(5))),
+        "a send after the select was unwound: {r:?}"
+    );
+    drop((rx, keep));
+}

@@ -669,3 +669,60 @@ fn send_and_receive_arms_on_one_channel_park_and_pair_with_others() {
         })
     });
 }
+
+/// A select with more arms than its on-stack order buffer (16) works like a small one: the
+/// one ready arm among twenty is taken, at once and after a park.
+#[test]
+fn a_select_with_twenty_arms() {
+    within(Duration::from_secs(30), || {
+        run(1, || {
+            let (_keep, n) = chan::bounded::<u32>(0);
+            let (tx, rx) = chan::bounded::<u32>(1);
+            for round in 0..2 {
+                if round == 0 {
+                    tx.send(1).unwrap(); // ready before the select
+                } else {
+                    let tx = tx.clone();
+                    gonet::go(move || {
+                        gonet::time::sleep(Duration::from_millis(10));
+                        tx.send(2).unwrap(); // arrives while the select is parked
+                    });
+                }
+                let got = select! {
+                    recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0,
+                    recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0,
+                    recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0,
+                    recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0,
+                    recv(n) -> _ => 0, recv(n) -> _ => 0, recv(n) -> _ => 0,
+                    recv(rx) -> v => v.unwrap(),
+                };
+                assert_eq!(got, round + 1);
+            }
+        })
+    });
+}
+
+/// A select whose timeout did not fire cancels its timer when another arm wins: 10,000
+/// selects with a one-hour timeout, each won by a channel, leave the worker's timer heap
+/// bounded (cancelled timers are swept), not one pending timer per select.
+#[test]
+fn a_select_won_by_a_channel_cancels_its_timer() {
+    const ROUNDS: u32 = 10_000;
+    within(Duration::from_secs(60), || {
+        run(1, || {
+            let (tx, rx) = chan::bounded::<u32>(0);
+            let sender = gonet::go(move || (0..ROUNDS).for_each(|i| tx.send(i).unwrap()));
+            let mut parked = 0;
+            for i in 0..ROUNDS {
+                select! {
+                    recv(rx) -> v => assert_eq!(v, Ok(i)),
+                    default(Duration::from_secs(3600)) => panic!("timed out"),
+                }
+                parked += 1;
+            }
+            sender.join().unwrap();
+            let pending = gonet::runtime::stats().unwrap().workers[0].timers;
+            assert!(pending < 2000, "{pending} timers pending after {parked} selects");
+        })
+    });
+}
