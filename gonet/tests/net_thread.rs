@@ -489,3 +489,76 @@ fn close_from_a_thread_wakes_a_goroutine_among_busy_ones() {
         );
     });
 }
+
+/// CPU time and voluntary context switches of the calling thread so far.
+fn thread_usage() -> (Duration, u64) {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut ru), 0);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_nvcsw as u64)
+}
+
+/// A plain thread blocked in `read` sleeps in `poll(2)` until the data comes: without a
+/// deadline (an infinite poll), through a signal that interrupts the poll (`EINTR` is
+/// retried, never returned) and through a deadline change that kicks it (the kick is
+/// consumed and the wait sleeps again), it burns no CPU and blocks only a few times, and it
+/// returns the data. The kick's eventfd is close-on-exec and non-blocking, like every
+/// descriptor gonet opens.
+#[test]
+fn a_blocked_thread_sleeps_until_data_arrives() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    within(LIMIT, || {
+        // SAFETY: installs a handler that does nothing for SIGUSR1 (no SA_RESTART, so a
+        // blocked poll returns EINTR).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        }
+        let (c, s) = tcp_pair();
+        let c = Arc::new(c);
+        let c2 = c.clone();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let reader = thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
+            let before = thread_usage();
+            let mut b = [0u8; 4];
+            let n = (&*c2).read(&mut b).unwrap();
+            let after = thread_usage();
+            (b[..n].to_vec(), after.0 - before.0, after.1 - before.1)
+        });
+        let tid = tid_rx.recv().unwrap();
+        thread::sleep(ms(150));
+        // SAFETY: the reader thread is alive (it is blocked in read until data comes).
+        assert_eq!(unsafe { libc::pthread_kill(tid, libc::SIGUSR1) }, 0);
+        thread::sleep(ms(50));
+        c.set_read_deadline(Some(Instant::now() + Duration::from_secs(60))).unwrap();
+        thread::sleep(ms(300));
+        (&s).write_all(b"data").unwrap();
+        let (got, cpu, blocked) = reader.join().unwrap();
+        assert!(!got.is_empty() && b"data".starts_with(&got), "read {got:?}");
+        assert!(cpu < ms(50), "a thread waiting 500 ms in read used {cpu:?} of CPU");
+        assert!(blocked < 30, "a thread waiting 500 ms in read blocked {blocked} times");
+        let mut eventfds = 0;
+        for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let is_eventfd = std::fs::read_link(e.path())
+                .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[eventfd]");
+            let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            if !is_eventfd {
+                continue;
+            }
+            eventfds += 1;
+            // SAFETY: fcntl queries on a descriptor number; no memory is passed.
+            let (fdfl, fl) =
+                unsafe { (libc::fcntl(fd, libc::F_GETFD), libc::fcntl(fd, libc::F_GETFL)) };
+            assert!(fdfl & libc::FD_CLOEXEC != 0, "eventfd {fd} is not close-on-exec");
+            assert!(fl & libc::O_NONBLOCK != 0, "eventfd {fd} is blocking");
+        }
+        assert!(eventfds >= 1, "no kick eventfd found");
+    });
+}
