@@ -104,3 +104,42 @@ fn readiness_kept_while_parked_on_a_channel_one_worker() {
 fn readiness_kept_while_parked_on_a_channel_two_workers() {
     parked_on_a_channel(2);
 }
+
+/// The peer's last data and its FIN arrive in one edge while the reader is parked: the
+/// short read that takes the data leaves the FIN behind with no edge to follow, so the
+/// poller must remember the hang-up (`EPOLLRDHUP`) and the next read must try `recv` (and
+/// see the end of the stream) instead of waiting for an edge. A read deadline turns a
+/// forgotten hang-up into a clear failure instead of a hang.
+fn data_then_eof(procs: usize) {
+    run(procs, LIMIT, || {
+        for round in 0..ROUNDS {
+            let (c, s) = tcp_pair();
+            c.set_read_deadline(Some(Instant::now() + Duration::from_secs(5))).unwrap();
+            let reader = gonet::go(move || {
+                let mut buf = [0u8; 1024];
+                let mut got = Vec::new();
+                loop {
+                    match (&c).read(&mut buf) {
+                        Ok(0) => return Ok(got),
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(e) => return Err(format!("round {round}: read after {got:?}: {e}")),
+                    }
+                }
+            });
+            sleep(Duration::from_micros(200)); // the reader parks first
+            (&s).write_all(b"last words").unwrap();
+            drop(s);
+            assert_eq!(reader.join().unwrap().unwrap(), b"last words");
+        }
+    });
+}
+
+#[test]
+fn data_then_eof_one_worker() {
+    data_then_eof(1);
+}
+
+#[test]
+fn data_then_eof_two_workers() {
+    data_then_eof(2);
+}
