@@ -726,3 +726,21 @@ fn a_select_won_by_a_channel_cancels_its_timer() {
         })
     });
 }
+
+/// A receive from a disconnected channel is ready (it completes with `RecvError` at once), so
+/// a select with a `default` arm takes it rather than the default, as Go's select does
+/// with a closed channel.
+#[test]
+fn a_disconnected_channel_is_ready_before_default() {
+    run(1, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        drop(tx);
+        for _ in 0..100 {
+            let took = select! {
+                recv(rx) -> v => { assert_eq!(v, Err(RecvError)); "recv" },
+                default => "default",
+            };
+            assert_eq!(took, "recv");
+        }
+    });
+}
