@@ -296,5 +296,20 @@ fn emfile_child() {
         (&s).read_exact(&mut b).unwrap();
         assert_eq!(&b, b"late");
     });
+    // A plain thread's first wait on a socket opens an eventfd (its kick): with no
+    // descriptor left, the read fails with EMFILE at once, and works once one is freed.
+    within(LIMIT, || {
+        let (c, s) = tcp_pair();
+        let held = fill_descriptors(0);
+        let t = Instant::now();
+        let e = (&c).read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(1));
+        drop(held);
+        (&s).write_all(b"back").unwrap();
+        let mut b = [0u8; 4];
+        (&c).read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"back");
+    });
     println!("EMFILE-CHILD-OK");
 }
