@@ -682,3 +682,21 @@ fn select_recv_unwound_at_shutdown_takes_no_value_afterwards() {
     );
     drop((rx, keep));
 }
+
+/// A timed receive that a sender completes cancels its timer: 10,000 `recv_timeout`s of one
+/// hour, each completed by a sender, leave the worker's timer heap bounded (cancelled timers
+/// are swept), not one pending timer per receive.
+#[test]
+fn a_timed_receive_completed_by_a_sender_cancels_its_timer() {
+    const ROUNDS: u32 = 10_000;
+    run(1, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let sender = gonet::go(move || (0..ROUNDS).for_each(|i| tx.send(i).unwrap()));
+        for i in 0..ROUNDS {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Ok(i));
+        }
+        sender.join().unwrap();
+        let pending = gonet::runtime::stats().unwrap().workers[0].timers;
+        assert!(pending < 2000, "{pending} timers pending after {ROUNDS} timed receives");
+    });
+}
