@@ -458,18 +458,14 @@ fn close_and_accept_race_under_stress() {
     });
 }
 
-/// The descriptor numbers the process's epoll instances watch (`tfd:` lines of each
-/// `anon_inode:[eventpoll]` descriptor's `/proc/self/fdinfo` entry).
+/// The descriptor numbers the process's epoll instances watch (the `tfd:` lines of their
+/// `/proc/self/fdinfo` entries).
 fn epoll_watched_fds() -> Vec<i32> {
     let mut watched = Vec::new();
-    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        let is_epoll = std::fs::read_link(e.path())
-            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[eventpoll]");
-        if !is_epoll {
+    for ep in anon_inode_fds("eventpoll") {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/self/fdinfo/{ep}")) else {
             continue;
-        }
-        let info = format!("/proc/self/fdinfo/{}", e.file_name().to_string_lossy());
-        let Ok(text) = std::fs::read_to_string(info) else { continue };
+        };
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("tfd:") {
                 watched.push(rest.split_whitespace().next().unwrap().parse().unwrap());

@@ -490,18 +490,6 @@ fn close_from_a_thread_wakes_a_goroutine_among_busy_ones() {
     });
 }
 
-/// CPU time and voluntary context switches of the calling thread so far.
-fn thread_usage() -> (Duration, u64) {
-    // SAFETY: getrusage fills the zeroed struct it is given.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut ru), 0);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_nvcsw as u64)
-}
-
 /// A plain thread blocked in `read` sleeps in `poll(2)` until the data comes: without a
 /// deadline (an infinite poll), through a signal that interrupts the poll (`EINTR` is
 /// retried, never returned) and through a deadline change that kicks it (the kick is
@@ -544,21 +532,14 @@ fn a_blocked_thread_sleeps_until_data_arrives() {
         assert!(!got.is_empty() && b"data".starts_with(&got), "read {got:?}");
         assert!(cpu < ms(50), "a thread waiting 500 ms in read used {cpu:?} of CPU");
         assert!(blocked < 30, "a thread waiting 500 ms in read blocked {blocked} times");
-        let mut eventfds = 0;
-        for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-            let is_eventfd = std::fs::read_link(e.path())
-                .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[eventfd]");
-            let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            if !is_eventfd {
-                continue;
-            }
-            eventfds += 1;
+        let eventfds = anon_inode_fds("eventfd");
+        for &fd in &eventfds {
             // SAFETY: fcntl queries on a descriptor number; no memory is passed.
             let (fdfl, fl) =
                 unsafe { (libc::fcntl(fd, libc::F_GETFD), libc::fcntl(fd, libc::F_GETFL)) };
             assert!(fdfl & libc::FD_CLOEXEC != 0, "eventfd {fd} is not close-on-exec");
             assert!(fl & libc::O_NONBLOCK != 0, "eventfd {fd} is blocking");
         }
-        assert!(eventfds >= 1, "no kick eventfd found");
+        assert!(!eventfds.is_empty(), "no kick eventfd found");
     });
 }

@@ -169,13 +169,39 @@ pub fn hang_up(s: &TcpStream) {
 
 /// Process CPU time (user + system) so far.
 pub fn cpu_time() -> Duration {
+    let ru = rusage(libc::RUSAGE_SELF);
+    timeval(ru.ru_utime) + timeval(ru.ru_stime)
+}
+
+/// CPU time and voluntary context switches (times it blocked) of the calling thread so far.
+pub fn thread_usage() -> (Duration, u64) {
+    let ru = rusage(libc::RUSAGE_THREAD);
+    (timeval(ru.ru_utime) + timeval(ru.ru_stime), ru.ru_nvcsw as u64)
+}
+
+fn rusage(who: libc::c_int) -> libc::rusage {
     // SAFETY: getrusage fills the zeroed struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointer to a rusage struct.
-    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let r = unsafe { libc::getrusage(who, &mut ru) };
     assert_eq!(r, 0, "getrusage");
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    ru
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000)
+}
+
+/// This process's descriptors that are anonymous inodes of `kind` (`eventpoll`, `eventfd`).
+pub fn anon_inode_fds(kind: &str) -> Vec<i32> {
+    let want = format!("anon_inode:[{kind}]");
+    let mut fds = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        if std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == want) {
+            fds.extend(e.file_name().to_string_lossy().parse::<i32>());
+        }
+    }
+    fds
 }
 
 /// Re-runs the current test binary for test `name` alone, with `env` set, and waits for it
