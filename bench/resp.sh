@@ -15,8 +15,8 @@
 # saturates its core before any of these servers does, so its req/s mostly measure itself;
 # loadgen spends less per request than the servers, so the server is the bottleneck and the
 # req/s compare servers. Results then go to bench/results/resp-loadgen-latest.txt. With
-# loadgen, SERVERS may also name "epoll": bench's raw-epoll echo server, sent requests of
-# each test's command length, i.e. one read and one write per request and nothing else —
+# loadgen, SERVERS may also name "epoll": bench's raw-epoll echo server, sent each test's
+# command and expected to echo it, i.e. one read and one write per request and nothing else —
 # the floor any RESP server on one core is measured against.
 #
 # Environment: ROUNDS (3), REQUESTS (200000), CLIENTS (50), PIPELINE (16), CLIENT
@@ -76,16 +76,6 @@ if [ "$CLIENT" = loadgen ]; then
 elif wanted epoll; then
     skip epoll "the raw-epoll floor runs with CLIENT=loadgen only (redis-benchmark needs RESP replies)"
 fi
-
-# Bytes of test $1's command as redis-benchmark sends it (the floor's request size).
-command_len() {
-    case $1 in
-        PING_INLINE) echo 6 ;;   # PING\r\n
-        PING_MBULK) echo 14 ;;   # *1\r\n$4\r\nPING\r\n
-        SET) echo 45 ;;          # *3\r\n$3\r\nSET\r\n$16\r\nkey:__rand_int__\r\n$3\r\nxxx\r\n
-        GET) echo 36 ;;          # *2\r\n$3\r\nGET\r\n$16\r\nkey:__rand_int__\r\n
-    esac
-}
 
 # The reactor's RESP server: REACTOR_ARGV is its command line with {addr} in place of the address.
 REACTOR_ARGV=()
@@ -165,10 +155,10 @@ for round in $(seq 1 "$ROUNDS"); do
             [ "$pipe" = 1 ] || n=$((REQUESTS * 8))
             for t in $TESTS; do
                 if [ "$CLIENT" = loadgen ]; then
-                    what=(--resp "$t")
-                    [ "$srv" != epoll ] || what=(--size "$(command_len "$t")")
+                    echo=0
+                    [ "$srv" != epoll ] || echo=1 # the floor echoes the command back
                     taskset -c 1 "${PRIO[@]}" "$BIN/loadgen" --addr "127.0.0.1:$port" --conns "$CLIENTS" \
-                        "${what[@]}" --pipeline "$pipe" --duration "$DURATION" --warmup 0.5 \
+                        --resp "$t" --echo "$echo" --pipeline "$pipe" --duration "$DURATION" --warmup 0.5 \
                         --server-pid "$SERVER_PID" >"$TMP/bench.out" 2>&1 || true
                     rps=$(awk '$1 == "rps" { print $2 }' "$TMP/bench.out")
                     cpu=$(awk '$1 == "server_cpu_us_per_req" { print $2 }' "$TMP/bench.out")
@@ -219,7 +209,7 @@ done
         [ -z "${SKIP[$srv]:-}" ] || echo "# SKIPPED $srv: ${SKIP[$srv]}"
     done
     if wanted epoll && [ -z "${SKIP[epoll]:-}" ]; then
-        echo "# epoll: bench's raw-epoll echo server sent each test's command length (the floor)"
+        echo "# epoll: bench's raw-epoll echo server sent each test's command and echoing it (the floor)"
     fi
     for mode in $MODES; do
         echo

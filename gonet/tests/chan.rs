@@ -625,6 +625,17 @@ fn many_long_timeouts_completing_early() {
     });
 }
 
+/// Runs a one-worker runtime whose only other goroutine runs `select` (which parks) and
+/// ends it while that goroutine is parked, so the runtime unwinds its stack.
+fn end_runtime_while_parked_in(select: impl FnOnce() + Send + 'static) {
+    within(Duration::from_secs(30), move || {
+        gonet::Builder::new().procs(1).build().unwrap().run(move || {
+            gonet::go(select);
+            gonet::time::sleep(Duration::from_millis(20));
+        })
+    });
+}
+
 /// A `select!` send arm unwound at shutdown takes back only its own entry: a plain thread
 /// blocked sending on the same channel stays queued, and its value is the one received.
 #[test]
@@ -636,17 +647,11 @@ fn select_send_unwound_at_shutdown_leaves_other_senders_queued() {
     let tx2 = tx.clone();
     // Its sender outlives the runtime, so `never` stays not ready.
     let (keep, never) = chan::bounded::<u32>(0);
-    within(Duration::from_secs(30), move || {
-        gonet::Builder::new().procs(1).build().unwrap().run(move || {
-            // Still parked in the select when main returns: the runtime unwinds it.
-            gonet::go(move || {
-                gonet::select! {
-                    send(tx2, 9) -> _ => {},
-                    recv(never) -> _ => {},
-                }
-            });
-            gonet::time::sleep(Duration::from_millis(20));
-        })
+    end_runtime_while_parked_in(move || {
+        gonet::select! {
+            send(tx2, 9) -> _ => {},
+            recv(never) -> _ => {},
+        }
     });
     let got = within(Duration::from_secs(30), move || (rx.recv(), rx.try_recv()));
     assert_eq!(got.0, Ok(7), "the blocked thread's value");
@@ -664,16 +669,11 @@ fn select_recv_unwound_at_shutdown_takes_no_value_afterwards() {
     // Its sender outlives the runtime, so `never` stays not ready.
     let (keep, never) = chan::bounded::<u32>(0);
     let rx2 = rx.clone();
-    within(Duration::from_secs(30), move || {
-        gonet::Builder::new().procs(1).build().unwrap().run(move || {
-            gonet::go(move || {
-                gonet::select! {
-                    recv(rx2) -> _ => panic!("nothing was sent"),
-                    recv(never) -> _ => panic!("nothing was sent"),
-                }
-            });
-            gonet::time::sleep(Duration::from_millis(20));
-        })
+    end_runtime_while_parked_in(move || {
+        gonet::select! {
+            recv(rx2) -> _ => panic!("nothing was sent"),
+            recv(never) -> _ => panic!("nothing was sent"),
+        }
     });
     let r = within(Duration::from_secs(30), move || tx.send_timeout(5, Duration::from_millis(100)));
     assert!(

@@ -13,8 +13,11 @@
 //! generator does no other work per request, so a server on its own core is the bottleneck
 //! where redis-benchmark (which saturates its core first without pipelining) is not.
 //!
+//! With `--resp TEST --echo 1` the command is sent to an echo server and must come back
+//! unchanged: the same requests with no RESP work on the server (the floor).
+//!
 //! Flags: --addr 127.0.0.1:9000 --conns 1 --size 64 --duration 5 --warmup 1 --server-pid PID
-//! --resp TEST --pipeline 1
+//! --resp TEST --pipeline 1 --echo 0
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -190,6 +193,7 @@ fn main() {
         "server-pid",
         "resp",
         "pipeline",
+        "echo",
     ]);
     let addr: String = flags.get("addr", "127.0.0.1:9000".to_string());
     let nconns: usize = flags.get("conns", 1);
@@ -199,6 +203,7 @@ fn main() {
     let server_pid: Option<u32> = flags.get_opt("server-pid");
     let resp: Option<String> = flags.get_opt("resp");
     let pipeline: usize = flags.get("pipeline", 1);
+    let echo: u8 = flags.get("echo", 0);
     if nconns == 0 || size == 0 || pipeline == 0 || duration <= 0.0 || warmup < 0.0 {
         eprintln!(
             "error: --conns, --size and --pipeline must be > 0, --duration > 0, --warmup >= 0"
@@ -211,7 +216,10 @@ fn main() {
             (req.repeat(pipeline), req.repeat(pipeline))
         }
         Some(test) => match resp_exchange(test) {
-            Some((cmd, reply)) => (cmd.repeat(pipeline), reply.repeat(pipeline)),
+            Some((cmd, reply)) => {
+                let reply = if echo != 0 { cmd } else { reply };
+                (cmd.repeat(pipeline), reply.repeat(pipeline))
+            }
             None => {
                 eprintln!("error: --resp takes PING_INLINE, PING_MBULK, SET or GET, not {test:?}");
                 std::process::exit(2);
