@@ -417,6 +417,19 @@ impl<T> Chan<T> {
         Reg::Queued(slot)
     }
 
+    /// Whether an operation is queued as a blocked receive (for tests that must wait until
+    /// one is).
+    #[cfg(test)]
+    pub(crate) fn has_blocked_receiver(&self) -> bool {
+        self.lock().recvq.has_live_except(&Token::new())
+    }
+
+    /// Whether an operation is queued as a blocked send.
+    #[cfg(test)]
+    pub(crate) fn has_blocked_sender(&self) -> bool {
+        self.lock().sendq.has_live_except(&Token::new())
+    }
+
     /// Removes the entries of `token`'s operation from the send queue.
     pub(crate) fn unregister_send(&self, token: &Arc<Token>) {
         self.lock().sendq.remove(token);

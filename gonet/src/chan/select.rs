@@ -112,6 +112,10 @@ pub(crate) fn run(
             // SAFETY: the token is not published yet (token.rs, invariant 1).
             unsafe { token.set_waiter(w) };
             for (k, &i) in order.iter().enumerate() {
+                #[cfg(test)]
+                if k > 0 {
+                    tests::before_later_arm(i);
+                }
                 match arms[i].0.register(&token, i, k == 0) {
                     Registered::Queued => registered = k + 1,
                     Registered::Done => {
@@ -423,4 +427,215 @@ pub fn select(arms: &mut [ArmRef<'_>], otherwise: Otherwise) -> bool {
         Otherwise::Timeout(d) => (true, deadline_after(d)),
     };
     run(arms, block, deadline).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The readiness re-check of a select's later arms at registration (`register_send` and
+    //! `register_recv` in channel.rs, `first == false`). An arm's channel can become ready
+    //! after the poll found it idle and before the arm is registered; without the re-check
+    //! the select queues that arm and parks beside a ready channel, a missed wake-up. The
+    //! window lies between two lock acquisitions of the selecting thread itself, so a race
+    //! test reaches it only by luck; here a hook runs in it, deterministically: after the
+    //! first arm is queued, before the next one registers, it makes the next arm's channel
+    //! ready in exactly one way (one clause of the re-check each). A correct select sees the
+    //! arm ready, aborts its round and completes that arm in the next poll, without waiting;
+    //! one that misses it parks until its timeout.
+
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::thread::{self, JoinHandle};
+    use std::time::Duration;
+
+    use super::{select, ArmRef, Otherwise, RecvArm, SendArm};
+    use crate::chan::{bounded, Receiver, RecvError, SendError, Sender};
+
+    type Hook = Box<dyn FnOnce(usize)>;
+    type Shared<T> = Rc<RefCell<T>>;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Called by `run` before registering arm `i`, any arm but the first of a round.
+    pub(super) fn before_later_arm(i: usize) {
+        if let Some(f) = HOOK.with(|h| h.borrow_mut().take()) {
+            f(i);
+        }
+    }
+
+    /// Long enough that a select that missed the change is plainly waiting; a correct one
+    /// never waits at all.
+    const PATIENCE: Duration = Duration::from_secs(2);
+
+    /// Runs a two-arm select over `a` and `b` (timing out after `PATIENCE`) with `hook`
+    /// installed for its first round; returns the arm the hook was given.
+    fn race<'a>(hook: impl FnOnce(usize) + 'static, a: ArmRef<'a>, b: ArmRef<'a>) -> usize {
+        let seen = Rc::new(Cell::new(usize::MAX));
+        let s = seen.clone();
+        HOOK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move |i| {
+                s.set(i);
+                hook(i)
+            }))
+        });
+        let mut arms = [a, b];
+        select(&mut arms, Otherwise::Timeout(PATIENCE));
+        HOOK.with(|h| h.borrow_mut().take());
+        assert_ne!(seen.get(), usize::MAX, "the select never registered a second arm");
+        seen.get()
+    }
+
+    /// Ends one of `ends` when the hook says so, keeping the others alive.
+    fn dropper<E: 'static>(ends: Vec<E>) -> (Shared<Vec<Option<E>>>, impl FnOnce(usize)) {
+        let ends = Rc::new(RefCell::new(ends.into_iter().map(Some).collect::<Vec<_>>()));
+        let e = ends.clone();
+        (ends, move |j| drop(e.borrow_mut()[j].take()))
+    }
+
+    /// Starts a thread that runs `op` on its clone of arm `j`'s channel end and waits until
+    /// the thread is blocked there (`blocked`); its handle is left in the returned cell.
+    fn blocker<E: Clone + Send + 'static, R: Send + 'static>(
+        ends: &[E],
+        op: fn(E, usize) -> R,
+        blocked: fn(&E) -> bool,
+    ) -> (Shared<Option<JoinHandle<R>>>, impl FnOnce(usize)) {
+        let handle = Rc::new(RefCell::new(None));
+        let (h, ends) = (handle.clone(), ends.to_vec());
+        let hook = move |j: usize| {
+            let end = ends[j].clone();
+            *h.borrow_mut() = Some(thread::spawn(move || op(end, j)));
+            while !blocked(&ends[j]) {
+                thread::yield_now();
+            }
+        };
+        (handle, hook)
+    }
+
+    fn pairs(n: usize, cap: usize) -> (Vec<Sender<usize>>, Vec<Receiver<usize>>) {
+        (0..n).map(|_| bounded(cap)).unzip()
+    }
+
+    /// The receive arm that was chosen, or `None`.
+    fn recv_winner(arms: &[RecvArm<'_, usize>]) -> Option<usize> {
+        arms.iter().position(RecvArm::is_selected)
+    }
+
+    fn send_winner(arms: &[SendArm<'_, usize>]) -> Option<usize> {
+        arms.iter().position(SendArm::is_selected)
+    }
+
+    #[test]
+    fn a_value_buffered_before_a_later_receive_arm_registers_is_taken() {
+        for _ in 0..20 {
+            let (tx, rx) = pairs(2, 1);
+            let hook_tx = tx.clone();
+            let mut arms = [RecvArm::new(&rx[0]), RecvArm::new(&rx[1])];
+            let [a, b] = &mut arms;
+            let j = race(move |j| hook_tx[j].try_send(j).unwrap(), a.as_arm(), b.as_arm());
+            assert_eq!(recv_winner(&arms), Some(j), "the select parked beside a buffered value");
+            assert_eq!(arms[j].take(), Ok(j));
+        }
+    }
+
+    #[test]
+    fn senders_gone_before_a_later_receive_arm_registers_end_it() {
+        for _ in 0..20 {
+            let (tx, rx) = pairs(2, 0);
+            let (_tx, hook) = dropper(tx);
+            let mut arms = [RecvArm::new(&rx[0]), RecvArm::new(&rx[1])];
+            let [a, b] = &mut arms;
+            let j = race(hook, a.as_arm(), b.as_arm());
+            assert_eq!(
+                recv_winner(&arms),
+                Some(j),
+                "the select parked on a channel without senders"
+            );
+            assert_eq!(arms[j].take(), Err(RecvError));
+        }
+    }
+
+    #[test]
+    fn a_sender_blocked_before_a_later_receive_arm_registers_is_paired() {
+        for _ in 0..20 {
+            let (tx, rx) = pairs(2, 0);
+            let (sender, hook) =
+                blocker(&tx, |tx, j| tx.send(j), |tx| tx.chan.has_blocked_sender());
+            let mut arms = [RecvArm::new(&rx[0]), RecvArm::new(&rx[1])];
+            let [a, b] = &mut arms;
+            let j = race(hook, a.as_arm(), b.as_arm());
+            let chosen = recv_winner(&arms);
+            let got = chosen.map(|i| arms[i].take());
+            drop(arms);
+            drop(rx); // frees the sender if the select missed it
+            let sent = sender.take().unwrap().join().unwrap();
+            assert_eq!(chosen, Some(j), "the select parked beside a blocked sender");
+            assert_eq!((got, sent), (Some(Ok(j)), Ok(())));
+        }
+    }
+
+    #[test]
+    fn buffer_space_made_before_a_later_send_arm_registers_is_used() {
+        for _ in 0..20 {
+            let (tx, rx) = pairs(2, 1);
+            tx.iter().for_each(|t| t.try_send(100).unwrap()); // both full
+            let hook_rx = rx.clone();
+            let mut arms = [SendArm::new(&tx[0], 0), SendArm::new(&tx[1], 1)];
+            let [a, b] = &mut arms;
+            let j =
+                race(move |j| assert_eq!(hook_rx[j].try_recv(), Ok(100)), a.as_arm(), b.as_arm());
+            assert_eq!(send_winner(&arms), Some(j), "the select parked beside buffer space");
+            assert_eq!(arms[j].take(), Ok(()));
+            assert_eq!(rx[j].try_recv(), Ok(j));
+        }
+    }
+
+    #[test]
+    fn a_receiver_blocked_before_a_later_send_arm_registers_gets_the_value() {
+        for _ in 0..20 {
+            let (tx, rx) = pairs(2, 0);
+            let (receiver, hook) =
+                blocker(&rx, |rx, _| rx.recv(), |rx| rx.chan.has_blocked_receiver());
+            let mut arms = [SendArm::new(&tx[0], 0), SendArm::new(&tx[1], 1)];
+            let [a, b] = &mut arms;
+            let j = race(hook, a.as_arm(), b.as_arm());
+            let chosen = send_winner(&arms);
+            drop(arms);
+            drop(tx); // frees the receiver if the select missed it
+            let got = receiver.take().unwrap().join().unwrap();
+            assert_eq!(chosen, Some(j), "the select parked beside a blocked receiver");
+            assert_eq!(got, Ok(j));
+        }
+    }
+
+    #[test]
+    fn receivers_gone_before_a_later_send_arm_registers_end_it() {
+        for _ in 0..20 {
+            let (tx, rx) = pairs(2, 0);
+            let (_rx, hook) = dropper(rx);
+            let mut arms = [SendArm::new(&tx[0], 0), SendArm::new(&tx[1], 1)];
+            let [a, b] = &mut arms;
+            let j = race(hook, a.as_arm(), b.as_arm());
+            assert_eq!(
+                send_winner(&arms),
+                Some(j),
+                "the select parked on a channel without receivers"
+            );
+            assert_eq!(arms[j].take(), Err(SendError(j)));
+        }
+    }
+
+    #[test]
+    fn a_close_before_a_later_send_arm_registers_ends_it() {
+        for _ in 0..20 {
+            let (tx, rx) = pairs(2, 0);
+            let hook_tx = tx.clone();
+            let mut arms = [SendArm::new(&tx[0], 0), SendArm::new(&tx[1], 1)];
+            let [a, b] = &mut arms;
+            let j = race(move |j| assert!(hook_tx[j].close()), a.as_arm(), b.as_arm());
+            assert_eq!(send_winner(&arms), Some(j), "the select parked on a closed channel");
+            assert_eq!(arms[j].take(), Err(SendError(j)));
+            drop(rx);
+        }
+    }
 }
