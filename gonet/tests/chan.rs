@@ -359,6 +359,45 @@ fn mpmc_every_value_received_exactly_once() {
 }
 
 #[test]
+fn both_ends_report_the_same_channel_state() {
+    let (tx, rx) = chan::bounded::<u32>(2);
+    let (other_tx, other_rx) = chan::bounded::<u32>(2);
+    let state = |tx: &chan::Sender<u32>, rx: &chan::Receiver<u32>| {
+        let s = (tx.len(), tx.is_empty(), tx.is_full());
+        assert_eq!(s, (rx.len(), rx.is_empty(), rx.is_full()), "the ends disagree");
+        s
+    };
+    assert_eq!(state(&tx, &rx), (0, true, false));
+    tx.send(1).unwrap();
+    assert_eq!(state(&tx, &rx), (1, false, false));
+    tx.send(2).unwrap();
+    assert_eq!(state(&tx, &rx), (2, false, true));
+    assert_eq!(state(&other_tx, &other_rx), (0, true, false));
+
+    assert!(tx.same_channel(&tx.clone()) && rx.same_channel(&rx.clone()));
+    assert!(!tx.same_channel(&other_tx) && !rx.same_channel(&other_rx));
+    assert_eq!((tx.capacity(), chan::unbounded::<u8>().0.capacity()), (Some(2), None));
+    assert_eq!(format!("{:?} {:?}", tx, rx), "Sender { .. } Receiver { .. }");
+}
+
+#[test]
+fn deadlines_are_instants() {
+    run(2, || {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(tx.send_deadline(1, soon), Ok(()));
+        assert_eq!(tx.send_deadline(2, soon), Err(SendTimeoutError::Timeout(2)));
+        assert!(Instant::now() >= soon, "the send gave up before its deadline");
+        let later = Instant::now() + Duration::from_millis(20);
+        assert_eq!(rx.recv_deadline(later), Ok(1));
+        assert_eq!(rx.recv_deadline(later), Err(RecvTimeoutError::Timeout));
+        assert!(Instant::now() >= later, "the receive gave up before its deadline");
+        drop(tx);
+        assert_eq!(rx.recv_deadline(Instant::now()), Err(RecvTimeoutError::Disconnected));
+    });
+}
+
+#[test]
 fn iterators() {
     run(1, || {
         let (tx, rx) = chan::unbounded::<u32>();
@@ -377,7 +416,10 @@ fn iterators() {
         assert_eq!(rx.try_iter().count(), 0);
         tx.send(9).unwrap();
         drop(tx);
-        assert_eq!(rx.into_iter().collect::<Vec<_>>(), vec![9]);
+        assert_eq!(format!("{:?} {:?}", rx.iter(), rx.try_iter()), "Iter { .. } TryIter { .. }");
+        let rest = rx.into_iter();
+        assert_eq!(format!("{:?}", rest), "IntoIter { .. }");
+        assert_eq!(rest.collect::<Vec<_>>(), vec![9]);
     });
 }
 
