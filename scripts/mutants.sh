@@ -11,7 +11,9 @@
 #
 # Environment: JOBS (parallel builds, default 1), TIMEOUT (seconds per test run, default 180),
 # IN_PLACE=1 (mutate this tree instead of a copy: fastest, reuses target/ci; do not edit the
-# tree meanwhile). Needs: cargo install cargo-mutants --locked; cargo-nextest.
+# tree meanwhile), SURVIVORS=1 (test again only the mutants the previous run of each file
+# missed, matched by description so that moved lines still match: the "after" figures).
+# Needs: cargo install cargo-mutants --locked; cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +54,14 @@ for f in "${FILES[@]}"; do
   # -C reaches the build and the test phase, so only these test binaries are built
   args=(-C --lib)
   for t in $(tests_for "$f"); do args+=(-C --test -C "$t"); done
+  if [ "${SURVIVORS:-0}" = 1 ]; then
+    missed="$out/mutants.out/missed.txt"
+    [ -s "$missed" ] || { echo "== gonet/src/$f: no survivors in $missed"; continue; }
+    # "path:LINE:COL: description" -> a regex on the description, any line and column
+    while IFS= read -r m; do
+      args+=(-F "$(printf '%s' "${m#*: }" | sed 's/[][\\.^$*+?(){}|]/\\&/g; s/^/: /')")
+    done <"$missed"
+  fi
   echo "== gonet/src/$f (tests: ${args[*]})"
   cargo mutants -p gonet --file "gonet/src/$f" "${place[@]}" --baseline skip -E "tests::" \
     --test-tool nextest --profile ci --timeout "$TIMEOUT" --output "$out" "${args[@]}" \
