@@ -584,8 +584,24 @@ fn far_future_deadline_and_huge_timeouts() {
         (&c).read_exact(&mut b).unwrap();
         assert_eq!(&b, b"ghi");
 
+        // Just past what u64 nanoseconds hold (~584 years): still no timeout in practice, not
+        // a value wrapped around to 2 ms.
+        let huge = Duration::from_nanos(u64::MAX) + ms(2);
+        c.set_read_timeout(Some(huge)).unwrap();
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        assert!(c.read_timeout().unwrap().unwrap() > century);
+        let (c, s) = (Arc::new(c), Arc::new(s));
+        let (c2, s2) = (c.clone(), s.clone());
+        let w = gonet::go(move || {
+            sleep(ms(50));
+            (&*s2).write_all(b"jkl")
+        });
+        (&*c2).read_exact(&mut b).unwrap();
+        w.join().unwrap().unwrap();
+        assert_eq!(&b, b"jkl");
+        c.set_read_timeout(Some(Duration::MAX)).unwrap();
+
         // A blocked read under the far deadline still ends on close.
-        let c = Arc::new(c);
         let c2 = c.clone();
         let h = gonet::go(move || {
             let mut b = [0u8; 1];
