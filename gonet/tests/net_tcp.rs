@@ -474,6 +474,11 @@ fn from_std_and_raw_descriptors() {
         let mut b = [0u8; 4];
         (&s).read_exact(&mut b).unwrap();
         assert_eq!(&b, b"back");
+
+        // A socket closed already has no descriptor left to hand over: -1, never a number
+        // that may name someone else's file.
+        s.close().unwrap();
+        assert_eq!(s.into_raw_fd(), -1);
     });
 }
 
