@@ -37,7 +37,8 @@ tests_for() {
 DEFAULT=(
   runtime/park.rs netpoll/state.rs sync/waitgroup.rs chan/waitq.rs sync/mutex.rs
   runtime/timer.rs chan/select.rs chan/token.rs chan/channel.rs netpoll/poll_desc.rs
-  chan/mod.rs net/fd.rs
+  chan/mod.rs net/fd.rs sync/cond.rs sync/once.rs netpoll/mod.rs netpoll/epoll.rs
+  chan/error.rs sync/semaphore.rs sync/rwlock.rs
 )
 FILES=("$@")
 [ ${#FILES[@]} -eq 0 ] && FILES=("${DEFAULT[@]}")
