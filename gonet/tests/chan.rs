@@ -426,28 +426,57 @@ fn iterators() {
 #[test]
 fn errors_display_and_convert() {
     fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+    const CLOSED_SEND: &str = "sending on a closed or disconnected channel";
+    const CLOSED_RECV: &str = "receiving on an empty and closed or disconnected channel";
+
     let e = SendError(5u8);
     is_error(&e);
-    assert_eq!(e.to_string(), "sending on a closed or disconnected channel");
+    assert_eq!((e.to_string(), format!("{e:?}")), (CLOSED_SEND.into(), "SendError { .. }".into()));
     assert_eq!(e.into_inner(), 5);
-    let e = TrySendError::Full(1u8);
-    is_error(&e);
-    assert!(e.is_full() && !e.is_disconnected());
-    assert_eq!(e.to_string(), "sending on a full channel");
-    assert_eq!(format!("{:?}", e), "Full(..)");
-    let e = SendTimeoutError::Timeout(1u8);
-    is_error(&e);
-    assert!(e.is_timeout());
-    assert_eq!(e.into_inner(), 1);
+
+    // Every variant: (predicates, Display, Debug, value).
+    let send = |e: TrySendError<u8>| {
+        is_error(&e);
+        ((e.is_full(), e.is_disconnected()), e.to_string(), format!("{e:?}"), e.into_inner())
+    };
+    assert_eq!(
+        send(TrySendError::Full(1)),
+        ((true, false), "sending on a full channel".into(), "Full(..)".into(), 1)
+    );
+    assert_eq!(
+        send(TrySendError::from(SendError(2))),
+        ((false, true), CLOSED_SEND.into(), "Disconnected(..)".into(), 2)
+    );
+    let timed = |e: SendTimeoutError<u8>| {
+        is_error(&e);
+        ((e.is_timeout(), e.is_disconnected()), e.to_string(), format!("{e:?}"), e.into_inner())
+    };
+    assert_eq!(
+        timed(SendTimeoutError::Timeout(3)),
+        ((true, false), "timed out waiting on send operation".into(), "Timeout(..)".into(), 3)
+    );
+    assert_eq!(
+        timed(SendTimeoutError::from(SendError(4))),
+        ((false, true), CLOSED_SEND.into(), "Disconnected(..)".into(), 4)
+    );
+
     is_error(&RecvError);
-    assert_eq!(RecvError.to_string(), "receiving on an empty and closed or disconnected channel");
-    is_error(&TryRecvError::Empty);
-    assert!(TryRecvError::Empty.is_empty());
-    assert_eq!(TryRecvError::from(RecvError), TryRecvError::Disconnected);
-    is_error(&RecvTimeoutError::Timeout);
-    assert_eq!(RecvTimeoutError::Timeout.to_string(), "timed out waiting on receive operation");
-    assert_eq!(RecvTimeoutError::from(RecvError), RecvTimeoutError::Disconnected);
-    assert_eq!(TrySendError::from(SendError(3u8)), TrySendError::Disconnected(3));
+    assert_eq!(RecvError.to_string(), CLOSED_RECV);
+    let recv = |e: TryRecvError| {
+        is_error(&e);
+        ((e.is_empty(), e.is_disconnected()), e.to_string())
+    };
+    assert_eq!(recv(TryRecvError::Empty), ((true, false), "receiving on an empty channel".into()));
+    assert_eq!(recv(TryRecvError::from(RecvError)), ((false, true), CLOSED_RECV.into()));
+    let recv_timed = |e: RecvTimeoutError| {
+        is_error(&e);
+        ((e.is_timeout(), e.is_disconnected()), e.to_string())
+    };
+    assert_eq!(
+        recv_timed(RecvTimeoutError::Timeout),
+        ((true, false), "timed out waiting on receive operation".into())
+    );
+    assert_eq!(recv_timed(RecvTimeoutError::from(RecvError)), ((false, true), CLOSED_RECV.into()));
 }
 
 #[test]

@@ -138,6 +138,36 @@ fn rwlock_waiters_unwound_at_shutdown_leave_it_held_and_usable() {
     });
 }
 
+/// A plain thread waits on the `Cond` first; goroutines unwound beside it withdraw their own
+/// waiters, never the thread's, so a signal still reaches the thread.
+#[test]
+fn a_thread_waiting_beside_unwound_goroutines_still_gets_the_signal() {
+    common::within(LIMIT, || {
+        for (procs, goroutines) in [(1, 1), (2, 7)] {
+            let pair = Arc::new((Mutex::new(0u64), Cond::new()));
+            assert_eq!(format!("{:?}", pair.1), "Cond { .. }");
+            let p = pair.clone();
+            let waiter = thread::spawn(move || {
+                let (m, c) = &*p;
+                let mut g = m.lock();
+                while *g == 0 {
+                    g = c.wait(g);
+                }
+            });
+            thread::sleep(Duration::from_millis(30)); // let the thread queue its waiter first
+            let p2 = pair.clone();
+            end_runtime_with_parked(procs, goroutines, move || {
+                let (m, c) = &*p2;
+                let _g = c.wait(m.lock());
+            });
+            let (m, c) = &*pair;
+            *m.lock() = 1;
+            c.signal();
+            waiter.join().unwrap();
+        }
+    });
+}
+
 #[test]
 fn cond_waiters_unwound_at_shutdown_are_withdrawn() {
     common::within(LIMIT, || {
