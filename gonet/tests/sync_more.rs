@@ -191,6 +191,49 @@ fn oncelock_initialises_once_and_retries_after_a_panic() {
 }
 
 #[test]
+fn once_and_oncelock_report_take_and_drop_their_state() {
+    let once = Once::new();
+    assert!(!once.is_completed());
+    assert_eq!(format!("{once:?}"), "Once { done: false }");
+    once.call_once(|| {});
+    assert!(once.is_completed());
+    assert_eq!(format!("{once:?}"), "Once { done: true }");
+
+    /// Counts its drops.
+    #[derive(Debug)]
+    struct Counted(u32, Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let value = |n| Counted(n, drops.clone());
+    let dropped = || drops.load(Ordering::SeqCst);
+
+    let mut cell = OnceLock::new();
+    assert_eq!(format!("{cell:?}"), "OnceLock(None)");
+    assert!(cell.take().is_none());
+    assert!(cell.set(value(1)).is_ok());
+    assert_eq!(format!("{:?}", cell), "OnceLock(Some(Counted(1, 0)))");
+    let taken = cell.take().expect("take returns the value");
+    assert_eq!((taken.0, cell.get().map(|v| v.0)), (1, None), "take empties the cell");
+    assert!(cell.take().is_none());
+    drop(taken);
+    assert_eq!(dropped(), 1);
+    assert!(cell.set(value(2)).is_ok(), "a taken cell can be set again");
+    assert_eq!(cell.into_inner().map(|v| v.0), Some(2));
+    assert_eq!(dropped(), 2, "into_inner moves the value out; it is dropped once");
+
+    let full = OnceLock::new();
+    full.get_or_init(|| value(3));
+    drop(full);
+    assert_eq!(dropped(), 3, "dropping a set cell drops its value");
+    drop(OnceLock::<Counted>::new());
+    assert_eq!(dropped(), 3, "an empty cell drops nothing");
+}
+
+#[test]
 fn cond_signal_and_broadcast() {
     let got = run(2, || {
         let m = Arc::new(Mutex::new(Vec::<u32>::new()));
