@@ -234,6 +234,39 @@ fn once_and_oncelock_report_take_and_drop_their_state() {
 }
 
 #[test]
+fn rwlock_and_semaphore_accessors() {
+    let mut l = RwLock::new(5u32);
+    assert_eq!(format!("{l:?}"), "RwLock { data: 5 }");
+    {
+        let mut w = l.try_write().expect("a free lock is writable at once");
+        *w += 1;
+        assert_eq!(format!("{w:?}"), "6");
+        assert!(l.try_read().is_none() && l.try_write().is_none());
+        assert_eq!(format!("{l:?}"), "RwLock { <locked> }");
+    }
+    {
+        let r = l.try_read().expect("a free lock is readable at once");
+        let r2 = l.try_read().expect("readers share");
+        assert_eq!((format!("{r:?}"), *r2), ("6".to_string(), 6));
+        assert!(l.try_write().is_none());
+    }
+    *l.get_mut() += 1;
+    assert_eq!(l.into_inner(), 7);
+
+    let s = Semaphore::new(10);
+    assert_eq!(format!("{s:?}"), "Semaphore { size: 10, held: 0 }");
+    assert!(s.try_acquire(7));
+    assert!(!s.try_acquire(4), "only 3 units are free");
+    assert!(s.try_acquire(3), "exactly the free units");
+    assert_eq!(s.held(), 10);
+    assert!(!s.try_acquire(1));
+    s.release(4);
+    assert_eq!(format!("{s:?}"), "Semaphore { size: 10, held: 6 }");
+    assert!(s.try_acquire(0));
+    assert_eq!(s.held(), 6);
+}
+
+#[test]
 fn cond_signal_and_broadcast() {
     let got = run(2, || {
         let m = Arc::new(Mutex::new(Vec::<u32>::new()));
