@@ -267,6 +267,24 @@ fn rwlock_and_semaphore_accessors() {
 }
 
 #[test]
+fn semaphore_acquire_of_its_whole_size_waits_and_more_is_an_error() {
+    let held = run(1, || {
+        let s = Arc::new(Semaphore::new(10));
+        assert!(s.try_acquire(1));
+        let s2 = s.clone();
+        let whole = gonet::go(move || s2.acquire(10));
+        gonet::time::sleep(10 * MS);
+        assert_eq!(s.held(), 1, "the whole-size acquire must wait, not fail or take");
+        s.release(1);
+        whole.join().unwrap().expect("an acquire of exactly the size is valid");
+        let e = s.acquire(11).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        s.held()
+    });
+    assert_eq!(held, 10);
+}
+
+#[test]
 fn cond_signal_and_broadcast() {
     let got = run(2, || {
         let m = Arc::new(Mutex::new(Vec::<u32>::new()));

@@ -105,6 +105,47 @@ fn a_thread_waiting_beside_unwound_goroutines_still_gets_the_mutex() {
     });
 }
 
+/// A thread holds the `RwLock` for reading; a goroutine queues to write, so a second reading
+/// thread queues behind it (writers go first). When the runtime unwinds the goroutine, its
+/// withdrawal must let the queued reader in at once, and leave the count of readers right.
+#[test]
+fn a_reader_queued_behind_an_unwound_writer_gets_in() {
+    common::within(LIMIT, || {
+        for procs in [1, 2] {
+            let l = Arc::new(RwLock::new(0u64));
+            let l1 = l.clone();
+            let release = on_thread(move |held, go| {
+                let _r = l1.read();
+                held.send(()).unwrap();
+                let _ = go.recv();
+            });
+            let (l2, (in_tx, in_rx)) = (l.clone(), mpsc::channel());
+            let reader = thread::spawn(move || {
+                while l2.try_read().is_some() {
+                    thread::sleep(Duration::from_millis(1)); // until the writer queues
+                }
+                let r = l2.read();
+                in_tx.send(()).unwrap();
+                drop(r);
+            });
+            let l3 = l.clone();
+            end_runtime_with_parked(procs, 1, move || *l3.write() += 1);
+            assert!(
+                in_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+                "procs {procs}: the reader behind the unwound writer never got in"
+            );
+            reader.join().unwrap();
+            release.send(()).unwrap();
+            let w = (0..1000).find_map(|_| {
+                thread::sleep(Duration::from_millis(1));
+                l.try_write()
+            });
+            assert!(w.is_some(), "procs {procs}: the lock stayed taken after every reader left");
+            assert_eq!(*w.unwrap(), 0, "procs {procs}: the unwound writer wrote");
+        }
+    });
+}
+
 #[test]
 fn rwlock_waiters_unwound_at_shutdown_leave_it_held_and_usable() {
     common::within(LIMIT, || {
