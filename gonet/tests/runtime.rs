@@ -419,6 +419,20 @@ fn stats_report_goroutines_and_switches() {
 
 #[test]
 fn new_goroutines_are_spread_over_the_workers() {
+    // The smaller worker's share of each of five runs; the median is checked, so that one run
+    // during which the OS descheduled a worker (a loaded machine) cannot fail the test.
+    let mut shares: Vec<(usize, HashMap<String, usize>)> = (0..5).map(|_| spread_once()).collect();
+    shares.sort_by_key(|s| s.0);
+    let (n, per_worker) = &shares[2];
+    // Balanced runs split about 46/54; a worker descheduled for a few of the run's ~10 ms
+    // shifts the split, so the bound is a quarter: without spreading, one worker would run
+    // all 200 in every run.
+    assert!(n * 4 >= 200, "median run: a worker ran only {n} of 200 goroutines: {per_worker:?}");
+}
+
+/// Runs 200 equal goroutines spawned by one goroutine on two workers; returns how many the
+/// less used worker ran, and the count per worker.
+fn spread_once() -> (usize, HashMap<String, usize>) {
     let per_worker = run(2, || {
         const N: usize = 200;
         let names = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
@@ -449,13 +463,12 @@ fn new_goroutines_are_spread_over_the_workers() {
         names
     });
     assert_eq!(per_worker.values().sum::<usize>(), 200);
-    for w in ["gonet-worker-0", "gonet-worker-1"] {
-        let n = per_worker.get(w).copied().unwrap_or(0);
-        // Balanced runs split about 46/54; a worker descheduled by the OS for a few of the
-        // run's ~10 ms shifts the split, so the bound is a quarter: without spreading, one
-        // worker would run all 200.
-        assert!(n * 4 >= 200, "{w} ran only {n} of 200 goroutines: {per_worker:?}");
-    }
+    let least = ["gonet-worker-0", "gonet-worker-1"]
+        .iter()
+        .map(|w| per_worker.get(*w).copied().unwrap_or(0))
+        .min()
+        .unwrap();
+    (least, per_worker)
 }
 
 #[test]
