@@ -267,10 +267,22 @@ fn rwlock_and_semaphore_accessors() {
 }
 
 #[test]
-fn semaphore_acquire_of_its_whole_size_waits_and_more_is_an_error() {
+fn semaphore_waiters_get_only_free_units_and_the_whole_size_is_valid() {
     let held = run(1, || {
         let s = Arc::new(Semaphore::new(10));
-        assert!(s.try_acquire(1));
+        // A waiter is served only once its units are free.
+        assert!(s.try_acquire(8));
+        let s5 = s.clone();
+        let five = gonet::go(move || s5.acquire(5));
+        gonet::time::sleep(10 * MS);
+        s.release(1); // 3 free: not enough for 5
+        gonet::time::sleep(10 * MS);
+        assert_eq!(s.held(), 7, "a waiter was granted units that were not free");
+        s.release(7);
+        five.join().unwrap().unwrap();
+        assert_eq!(s.held(), 5);
+        s.release(4);
+
         let s2 = s.clone();
         let whole = gonet::go(move || s2.acquire(10));
         gonet::time::sleep(10 * MS);
