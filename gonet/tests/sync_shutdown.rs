@@ -146,6 +146,47 @@ fn a_reader_queued_behind_an_unwound_writer_gets_in() {
     });
 }
 
+/// Writers go first: a reader goroutine unwound from the queue behind a waiting writer must
+/// not let the other queued readers in ahead of that writer.
+#[test]
+fn an_unwound_reader_does_not_let_readers_pass_a_waiting_writer() {
+    common::within(LIMIT, || {
+        let l = Arc::new(RwLock::new(0u64));
+        let l1 = l.clone();
+        let release = on_thread(move |held, go| {
+            let _r = l1.read();
+            held.send(()).unwrap();
+            let _ = go.recv();
+        });
+        let (lw, lr) = (l.clone(), l.clone());
+        let writer = thread::spawn(move || *lw.write() += 1);
+        while l.try_read().is_some() {
+            thread::sleep(Duration::from_millis(1)); // until the writer queues
+        }
+        let (in_tx, in_rx) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            let v = *lr.read();
+            in_tx.send(v).unwrap();
+        });
+        let lg = l.clone();
+        end_runtime_with_parked(1, 2, move || {
+            let _ = *lg.read();
+        });
+        assert!(
+            in_rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "a reader passed the waiting writer"
+        );
+        release.send(()).unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            in_rx.recv_timeout(Duration::from_secs(10)),
+            Ok(1),
+            "the reader came after the writer"
+        );
+        reader.join().unwrap();
+    });
+}
+
 #[test]
 fn rwlock_waiters_unwound_at_shutdown_leave_it_held_and_usable() {
     common::within(LIMIT, || {
