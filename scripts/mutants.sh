@@ -24,7 +24,7 @@ command -v cargo-mutants >/dev/null || { echo "cargo install cargo-mutants --loc
 # file under gonet/src -> integration tests that exercise it (besides the unit tests)
 tests_for() {
   case "$1" in
-    netpoll/*) echo net_parked_elsewhere net_deadline net_close net_tcp net_thread net_faults ;;
+    netpoll/*) echo net_parked_elsewhere net_deadline net_close net_tcp net_thread net_faults idle ;;
     runtime/park.rs) echo runtime sync sync_shutdown chan select net_parked_elsewhere thread_interop ;;
     runtime/timer.rs) echo timers timing runtime thread_interop net_deadline ;;
     chan/*) echo chan chan_close select select_syntax thread_interop timers soundness ;;
