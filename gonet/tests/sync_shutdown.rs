@@ -56,6 +56,23 @@ fn hold_on_thread(m: &Arc<Mutex<u64>>) -> mpsc::Sender<()> {
     })
 }
 
+/// Holds `l` for reading on a plain thread until the returned sender is used (or dropped).
+fn read_on_thread(l: &Arc<RwLock<u64>>) -> mpsc::Sender<()> {
+    let l = l.clone();
+    on_thread(move |held, go| {
+        let _r = l.read();
+        held.send(()).unwrap();
+        let _ = go.recv();
+    })
+}
+
+/// Returns once a writer waits for `l` (held for reading): new readers are refused from then on.
+fn until_a_writer_queues(l: &RwLock<u64>) {
+    while l.try_read().is_some() {
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn mutex_waiters_unwound_at_shutdown_leave_it_held_and_usable() {
     common::within(LIMIT, || {
@@ -113,17 +130,10 @@ fn a_reader_queued_behind_an_unwound_writer_gets_in() {
     common::within(LIMIT, || {
         for procs in [1, 2] {
             let l = Arc::new(RwLock::new(0u64));
-            let l1 = l.clone();
-            let release = on_thread(move |held, go| {
-                let _r = l1.read();
-                held.send(()).unwrap();
-                let _ = go.recv();
-            });
+            let release = read_on_thread(&l);
             let (l2, (in_tx, in_rx)) = (l.clone(), mpsc::channel());
             let reader = thread::spawn(move || {
-                while l2.try_read().is_some() {
-                    thread::sleep(Duration::from_millis(1)); // until the writer queues
-                }
+                until_a_writer_queues(&l2);
                 let r = l2.read();
                 in_tx.send(()).unwrap();
                 drop(r);
@@ -152,17 +162,10 @@ fn a_reader_queued_behind_an_unwound_writer_gets_in() {
 fn an_unwound_reader_does_not_let_readers_pass_a_waiting_writer() {
     common::within(LIMIT, || {
         let l = Arc::new(RwLock::new(0u64));
-        let l1 = l.clone();
-        let release = on_thread(move |held, go| {
-            let _r = l1.read();
-            held.send(()).unwrap();
-            let _ = go.recv();
-        });
+        let release = read_on_thread(&l);
         let (lw, lr) = (l.clone(), l.clone());
         let writer = thread::spawn(move || *lw.write() += 1);
-        while l.try_read().is_some() {
-            thread::sleep(Duration::from_millis(1)); // until the writer queues
-        }
+        until_a_writer_queues(&l);
         let (in_tx, in_rx) = mpsc::channel();
         let reader = thread::spawn(move || {
             let v = *lr.read();
