@@ -82,9 +82,9 @@ fn httparse_over_read_and_write_on_a_connection() {
 /// A TLS echo server whose whole session runs inside one handler call: rustls reads and
 /// writes through `&mut Connection`, which waits for input and releases what it consumed.
 fn tls_server(cfg: Arc<rustls::ServerConfig>) -> impl Fn(&mut Connection) -> io::Result<()> {
-    move |c: &mut Connection| {
+    move |mut c: &mut Connection| {
         let mut sess = ServerConnection::new(cfg.clone()).map_err(io::Error::other)?;
-        let mut tls = Stream::new(&mut sess, c);
+        let mut tls = Stream::new(&mut sess, &mut c);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             let n = match tls.read(&mut buf) {

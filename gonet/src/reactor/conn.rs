@@ -16,8 +16,30 @@
 //! Access rule: the `Cell`/`UnsafeCell` fields of `ConnInner` are touched only by the thread
 //! that holds the `Connection` — for a server connection, its owner worker (the handler
 //! goroutine, the poller, timer callbacks: trigger.rs invariant 1). Other threads use only
-//! `closing`, `busy`, the callback list (a mutex) and `shutdown(2)` on the descriptor, which
-//! stays open until the last `Arc<ConnInner>` is dropped.
+//! `closing`, `busy`, the callback list (a mutex) and `shutdown(2)` on the descriptor through
+//! [`Sock::with`], which fails once `finalize` has closed it (sock.rs).
+//!
+//! # Invariants the safe API rests on
+//!
+//! 1. **No owned server `Connection`.** `Connection` is unsized (a zero-length `[()]` tail), so
+//!    user code only ever holds `&mut Connection` / `&Connection`: it cannot move one out of a
+//!    hook (`mem::swap`, `mem::replace`, `Option::take` all need `Sized`), keep it past the
+//!    call, or hand it to another goroutine. The handler loop's own `ConnBox` is the one
+//!    owner; so the input it releases after a call is never borrowed by a slice that outlives
+//!    the call, and only the goroutine that took the connection from the ready queue ever
+//!    parks on its trigger. A dialed connection is a `Box<Connection>` whose buffers only its
+//!    holder releases (`&mut self`).
+//! 2. **Memory is bounded by the caps.** Input read into the buffer is bounded by
+//!    `input_cap` counting the unconsumed bytes *and* the consumed bytes not yet released
+//!    (a handler that consumes without `release` gets an error at the cap, never a bigger
+//!    buffer); `until` scans the blocks in place. Unsent output is bounded by `output_cap`:
+//!    past it a write sends (and frees what was sent) first, or fails while a `malloc`'d
+//!    region is outstanding.
+//! 3. **User values are dropped under containment.** `write_direct` data, a replaced handler,
+//!    close callbacks and panic payloads are dropped by the handler loop through
+//!    `contain` (a panic there is reported, the connection closed, the runner goes on).
+//! 4. **A closed connection is closed.** `finalize` closes the descriptor at once (the peer
+//!    sees it, the number is free); later `ConnHandle` calls find it closed and do nothing.
 
 use std::cell::{Cell, UnsafeCell};
 use std::io::{self, IoSlice};
@@ -30,9 +52,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::event_loop::{Handler, LoopShared};
+use super::sock::Sock;
 use super::trigger::{CloseFlag, State, Trigger, Want};
 use super::LinkBuffer;
 use crate::net::TcpStream;
+use crate::runtime::contain;
 use crate::runtime::goroutine::GRef;
 use crate::runtime::park::{park_g, ready};
 use crate::runtime::timer;
@@ -56,7 +80,7 @@ pub const DEFAULT_OUTPUT_CAP: usize = 4 << 20;
 pub(crate) enum Io {
     /// Accepted by an `EventLoop`: registered on worker `owner`'s epoll (`epfd`) of runtime
     /// `rt_id`.
-    Server { fd: RawFd, owner: usize, epfd: RawFd, rt_id: u64, lp: Arc<LoopShared> },
+    Server { sock: Sock, owner: usize, epfd: RawFd, rt_id: u64, lp: Arc<LoopShared> },
     /// Dialed: waits through the netpoller like any `net::TcpStream`.
     Client(TcpStream),
 }
@@ -65,6 +89,8 @@ type CloseCallback = Box<dyn FnOnce() + Send>;
 
 pub(crate) struct ConnInner {
     pub(crate) io: Io,
+    /// The peer's address, known at accept or dial (kept after close, as Go's `RemoteAddr`).
+    peer: Option<SocketAddr>,
     input: UnsafeCell<LinkBuffer>,
     output: UnsafeCell<LinkBuffer>,
     pub(crate) trig: Trigger<GRef>,
@@ -105,18 +131,22 @@ unsafe impl Send for ConnInner {}
 
 impl Drop for ConnInner {
     fn drop(&mut self) {
-        if let Io::Server { fd, .. } = self.io {
-            // SAFETY: the descriptor is owned by this connection and deregistered (finalize)
-            // or never registered; nobody uses it any more (last reference).
-            unsafe { libc::close(fd) };
-        }
+        // The descriptor closes with `io` (`Sock`'s or `TcpStream`'s drop). Close callbacks
+        // not run yet (a connection whose runtime ended before it was finalized) run now.
+        self.run_close_callbacks();
     }
 }
 
 impl ConnInner {
-    pub(crate) fn new(io: Io, input_cap: usize, output_cap: usize) -> ConnInner {
+    pub(crate) fn new(
+        io: Io,
+        peer: Option<SocketAddr>,
+        input_cap: usize,
+        output_cap: usize,
+    ) -> ConnInner {
         ConnInner {
             io,
+            peer,
             input: UnsafeCell::new(LinkBuffer::new()),
             output: UnsafeCell::new(LinkBuffer::new()),
             trig: Trigger::new(),
@@ -140,10 +170,19 @@ impl ConnInner {
         }
     }
 
+    /// The descriptor number, for the owner thread (sock.rs) and for messages.
     pub(crate) fn fd(&self) -> RawFd {
         match &self.io {
-            Io::Server { fd, .. } => *fd,
+            Io::Server { sock, .. } => sock.raw(),
             Io::Client(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Whether the descriptor was closed.
+    fn fd_closed(&self) -> bool {
+        match &self.io {
+            Io::Server { sock, .. } => sock.is_closed(),
+            Io::Client(_) => self.closing.is_set(),
         }
     }
 
@@ -184,25 +223,26 @@ impl ConnInner {
             return;
         }
         match &self.io {
-            Io::Server { fd, .. } => {
-                // SAFETY: plain syscall on a descriptor that stays open while we hold `self`.
-                unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+            Io::Server { sock, .. } => {
+                // Through a reference: after finalize the number may name another file.
+                sock.with(|fd| {
+                    // SAFETY: plain syscall on a descriptor `with` keeps open.
+                    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                });
             }
             Io::Client(s) => {
+                // A dialed connection has no finalize: it is closed here, callbacks and all.
                 let _ = s.close();
+                self.run_close_callbacks();
             }
         }
     }
 
+    /// The peer, for messages.
     fn peer(&self) -> String {
-        let fd = self.fd();
-        // SAFETY: `fd` is open while we hold `self`; the socket is only borrowed.
-        let s = std::mem::ManuallyDrop::new(unsafe {
-            <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd)
-        });
-        match s.peer_addr().ok().and_then(|a| a.as_socket()) {
+        match self.peer {
             Some(a) => a.to_string(),
-            None => format!("fd {fd}"),
+            None => format!("fd {}", self.fd()),
         }
     }
 
@@ -217,12 +257,12 @@ impl ConnInner {
         }
     }
 
+    /// Runs the close callbacks once (later calls find the list taken). A panic in one — or
+    /// in dropping it — is reported and the others still run.
     fn run_close_callbacks(&self) {
         let cbs = self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).take();
         for f in cbs.into_iter().flatten() {
-            if panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
-                log::error!("gonet reactor: a close callback of {} panicked", self.peer());
-            }
+            contain::catch(gid(), &format!("running a close callback of connection {}", self.peer()), f);
         }
     }
 
@@ -236,15 +276,15 @@ impl ConnInner {
     /// `Ok(false)`: nothing to read now (server) or the buffer is at its cap.
     fn fill_once(&self) -> io::Result<bool> {
         let inp = self.input();
-        let room = self.input_cap.saturating_sub(inp.len());
+        let room = self.input_room();
         if room == 0 {
             return Ok(false);
         }
         let max = room.min(READ_CHUNK);
         let min = self.read_hint.get().min(max);
         match &self.io {
-            Io::Server { fd, .. } => {
-                let fd = *fd;
+            Io::Server { sock, .. } => {
+                let fd = sock.raw();
                 let r = inp.fill(min, max, |buf| loop {
                     // SAFETY: `buf` is writable memory of `buf.len()` bytes lent by the buffer.
                     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -285,6 +325,13 @@ impl ConnInner {
         }
     }
 
+    /// Room left under the input cap: the cap counts unconsumed bytes and consumed bytes not
+    /// released yet (invariant 2).
+    fn input_room(&self) -> usize {
+        let inp = self.input();
+        self.input_cap.saturating_sub(inp.len() + inp.held())
+    }
+
     /// Waits until the input holds at least `n` bytes (the handler's `next(n)` wait).
     fn wait_len(&self, n: usize, op: &str) -> io::Result<()> {
         if n > self.input_cap {
@@ -315,6 +362,19 @@ impl ConnInner {
                     ),
                 ));
             }
+            if self.input_room() == 0 {
+                // Only consumed bytes not yet released can fill the cap here (n <= cap).
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "gonet reactor: {op}({n}) on {}: the input cap of {} bytes is full with {} \
+                         consumed bytes not released; call `release()` before reading more",
+                        self.peer(),
+                        self.input_cap,
+                        self.input().held()
+                    ),
+                ));
+            }
             match &self.io {
                 Io::Client(_) => {
                     self.fill_once()?;
@@ -330,6 +390,18 @@ impl ConnInner {
 
     /// Parks the handler until readiness in direction `want`, a close, or `deadline`.
     fn wait(&self, want: Want, deadline: Option<Instant>, op: &str) -> io::Result<()> {
+        if self.trig.state() != State::Running {
+            // `on_prepare` runs on the accept goroutine before the connection is registered:
+            // no poller would ever wake a handler parked on it.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "gonet reactor: {op} on {}: cannot wait in on_prepare (the connection is not \
+                     registered yet); read and flush in on_connect or on_request",
+                    self.peer()
+                ),
+            ));
+        }
         let cancel = deadline.map(|at| {
             let seq = self.trig.next_seq();
             let me = self.self_arc();
@@ -390,14 +462,14 @@ impl ConnInner {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let cnt = out.io_slices(&mut iov);
             let sent = match &self.io {
-                Io::Server { fd, .. } => {
+                Io::Server { sock, .. } => {
                     // SAFETY: zeroed msghdr is a valid "empty" header; we fill the iovecs.
                     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
                     msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
                     msg.msg_iovlen = cnt;
                     // SAFETY: `msg` points to `cnt` valid iovecs (IoSlice is ABI-compatible).
                     let n = unsafe {
-                        libc::sendmsg(*fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+                        libc::sendmsg(sock.raw(), &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
                     };
                     if n < 0 {
                         let e = io::Error::last_os_error();
@@ -419,15 +491,68 @@ impl ConnInner {
         Ok(())
     }
 
-    /// After an append: sends if the unsent output passed the cap (and no `malloc`'d region
-    /// may still be written).
-    fn check_output(&self) -> io::Result<()> {
+    /// Output bytes held: unsent (readable or unflushed) and sent but not released.
+    fn output_held(&self) -> usize {
         let out = self.output();
-        if out.len() + out.malloc_len() > self.output_cap && !self.malloc_out.get() {
-            self.send_all()?;
+        out.len() + out.malloc_len() + out.held()
+    }
+
+    /// Before appending `n` bytes: while a `malloc`'d region may still be written nothing can
+    /// be sent, so an append past the output cap fails instead of growing the buffer.
+    fn reserve_output(&self, n: usize, op: &str) -> io::Result<()> {
+        if self.malloc_out.get() && self.output_held().saturating_add(n) > self.output_cap {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "gonet reactor: {op}({n}) on {}: the output cap of {} bytes would be passed \
+                     while a malloc'd region is outstanding; call `flush()` first",
+                    self.peer(),
+                    self.output_cap
+                ),
+            ));
         }
         Ok(())
     }
+
+    /// After an append: past the output cap, sends everything and frees what was sent (no
+    /// `malloc`'d region is outstanding, `reserve_output` saw to that). Runs in the handler's
+    /// call, so a panic in dropping `write_direct` data is the handler's.
+    fn check_output(&self) -> io::Result<()> {
+        if self.output_held() > self.output_cap && !self.malloc_out.get() {
+            self.send_all()?;
+            self.release_sent();
+        }
+        Ok(())
+    }
+
+    /// Frees the output that was sent, unless a `malloc`'d region may still be written.
+    fn release_sent(&self) {
+        if !self.malloc_out.get() {
+            // SAFETY: the output buffer hands out slices only through `malloc` (`malloc_out`
+            // is false, so none is alive) and `io_slices` (internal, dead after `send_all`).
+            unsafe { self.release_output() }
+        }
+    }
+
+    /// Releases both buffers for the handler loop (no slice is alive between handler calls):
+    /// a panic in dropping user data (`write_direct`) is contained and closes the connection.
+    fn release_contained(&self) {
+        let ok = contain::catch(gid(), &format!("releasing the buffers of connection {}", self.peer()), || {
+            // SAFETY: the handler loop calls this between handler calls, on the owner thread.
+            unsafe {
+                self.release_input();
+                self.release_output();
+            }
+        });
+        if ok.is_none() {
+            self.closing.set();
+        }
+    }
+}
+
+/// The current goroutine's id, for reports (0 on a plain thread).
+fn gid() -> u64 {
+    crate::runtime::worker::current_goroutine_id().unwrap_or(0)
 }
 
 /// A connection: the nocopy Reader and Writer of netpoll over a socket.
@@ -439,10 +564,87 @@ impl ConnInner {
 /// worker; a dialed one by the goroutine or thread that dialed it. [`handle`] gives a
 /// `Send + Sync` handle for closing it from elsewhere.
 ///
+/// `Connection` is unsized: hooks and handlers get `&mut Connection`, and [`dial`] returns a
+/// `Box<Connection>`. So a server connection can never be moved out of its handler, which is
+/// what keeps slices from outliving the release the event loop does after each call:
+///
+/// ```compile_fail,E0277
+/// fn hijack(c: &mut gonet::reactor::Connection, other: &mut gonet::reactor::Connection) {
+///     std::mem::swap(c, other); // error: the size of `Connection` is not known
+/// }
+/// ```
+///
+/// ```compile_fail,E0161
+/// fn hijack(c: &mut gonet::reactor::Connection) -> Box<gonet::reactor::Connection> {
+///     let d = gonet::reactor::dial("127.0.0.1:1", std::time::Duration::from_secs(1)).unwrap();
+///     Box::new(std::mem::replace(c, *d)) // error: cannot move an unsized value
+/// }
+/// ```
+///
+/// # Memory
+///
+/// A connection buffers at most `input_cap` bytes of input — unconsumed bytes plus bytes
+/// consumed but not yet released — and `output_cap` bytes of output. The event loop releases
+/// after every handler call, so a handler that reads one request per call never sees the
+/// difference; a handler that loops over many requests in one call calls
+/// [`release`](Connection::release) between them (or reads through `Read for Connection`,
+/// which releases at once), else reading fails with `InvalidInput` at the cap. Output past
+/// the cap is sent (and freed) before the write returns; while a [`malloc`](Connection::malloc)'d
+/// region is outstanding nothing can be sent, and a write past the cap fails with
+/// `InvalidInput` until [`flush`](Connection::flush).
+///
 /// [`handle`]: Connection::handle
+/// [`dial`]: crate::reactor::dial
+#[repr(C)]
 pub struct Connection {
     pub(crate) inner: Arc<ConnInner>,
     _not_send: PhantomData<*const ()>,
+    /// Makes the type unsized (invariant 1 at the top of this file); always empty.
+    _unsized: [()],
+}
+
+/// The sized owner of a [`Connection`]: the same fields with an empty array for the tail, so
+/// a `ConnBox` has exactly the layout of a `Connection` whose tail is `[(); 0]`.
+#[repr(C)]
+pub(crate) struct ConnBox {
+    inner: Arc<ConnInner>,
+    _not_send: PhantomData<*const ()>,
+    _unsized: [(); 0],
+}
+
+impl ConnBox {
+    pub(crate) fn new(inner: Arc<ConnInner>) -> ConnBox {
+        ConnBox { inner, _not_send: PhantomData, _unsized: [] }
+    }
+
+    /// The connection, borrowed for a hook or handler call.
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        let p = std::ptr::slice_from_raw_parts_mut(self as *mut ConnBox as *mut (), 0);
+        // SAFETY: both types are `repr(C)` with the same sized fields in the same order;
+        // `Connection`'s tail `[()]` with length 0 (the slice metadata given here) takes the
+        // place of `ConnBox`'s `[(); 0]`: same size, alignment and field offsets. The borrow
+        // of `self` is exclusive and lasts as long as the result.
+        unsafe { &mut *(p as *mut Connection) }
+    }
+
+    /// Moves it to the heap as a `Box<Connection>` (a dialed connection).
+    pub(crate) fn boxed(self) -> Box<Connection> {
+        let raw = Box::into_raw(Box::new(self));
+        let p = std::ptr::slice_from_raw_parts_mut(raw as *mut (), 0) as *mut Connection;
+        // SAFETY: same layout as in `conn` (so `Layout::for_value` of the result equals the
+        // layout `Box::new` allocated with); ownership moves from the box just made.
+        unsafe { Box::from_raw(p) }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Dropping a dialed connection closes it (its close callbacks run); a server
+        // connection's handler-loop owner drops after every turn and closes nothing.
+        if let Io::Client(_) = self.inner.io {
+            self.inner.close();
+        }
+    }
 }
 
 /// A thread-safe handle to a [`Connection`]: close it, ask whether it is active, add close
@@ -454,7 +656,8 @@ pub struct ConnHandle {
 
 impl std::fmt::Debug for ConnHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnHandle").field("fd", &self.inner.fd()).finish()
+        let fd = if self.inner.fd_closed() { -1 } else { self.inner.fd() };
+        f.debug_struct("ConnHandle").field("fd", &fd).finish()
     }
 }
 
@@ -476,8 +679,9 @@ impl ConnHandle {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fd = if self.inner.fd_closed() { -1 } else { self.inner.fd() };
         f.debug_struct("Connection")
-            .field("fd", &self.inner.fd())
+            .field("fd", &fd)
             .field("input", &self.inner.input().len())
             .field("active", &self.inner.is_active())
             .finish()
@@ -485,10 +689,6 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(crate) fn from_inner(inner: Arc<ConnInner>) -> Connection {
-        Connection { inner, _not_send: PhantomData }
-    }
-
     /// Bytes readable now without waiting.
     pub fn len(&self) -> usize {
         self.inner.input().len()
@@ -527,10 +727,9 @@ impl Connection {
         loop {
             let have = inp.len();
             if have > scanned {
-                let s = inp.peek(have)?;
-                if let Some(i) = s[scanned..].iter().position(|&b| b == delim) {
-                    let _ = s;
-                    return inp.next(scanned + i + 1);
+                // Scan only the new bytes, in place: no copy per wake-up (invariant 2).
+                if let Some(i) = inp.find_from(delim, scanned) {
+                    return inp.next(i + 1);
                 }
                 scanned = have;
             }
@@ -587,6 +786,13 @@ impl Connection {
     /// cap (or the buffer's `MAX_MALLOC`) → `InvalidInput`.
     #[allow(clippy::mut_from_ref)]
     pub fn malloc(&self, n: usize) -> io::Result<&mut [u8]> {
+        let c = &self.inner;
+        c.reserve_output(n, "malloc")?;
+        if !c.malloc_out.get() && c.output_held() + n > c.output_cap {
+            // Make room first: nothing handed out can be alive (`malloc_out` is false).
+            c.send_all()?;
+            c.release_sent();
+        }
         if n > self.inner.output_cap {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -614,6 +820,7 @@ impl Connection {
 
     /// Appends a copy of `b`.
     pub fn write_binary(&self, b: &[u8]) -> io::Result<()> {
+        self.inner.reserve_output(b.len(), "write_binary")?;
         self.inner.output().write_binary(b)?;
         self.inner.check_output()
     }
@@ -625,18 +832,21 @@ impl Connection {
 
     /// Appends one byte.
     pub fn write_byte(&self, b: u8) -> io::Result<()> {
+        self.inner.reserve_output(1, "write_byte")?;
         self.inner.output().write_byte(b)?;
         self.inner.check_output()
     }
 
     /// Appends `data` as its own block, without copying.
     pub fn write_direct<B: AsRef<[u8]> + Send + 'static>(&self, data: B) -> io::Result<()> {
+        self.inner.reserve_output(data.as_ref().len(), "write_direct")?;
         self.inner.output().write_direct(data)?;
         self.inner.check_output()
     }
 
     /// Appends the bytes of `buf` (e.g. from [`slice`](Connection::slice)), without copying.
     pub fn append(&self, buf: LinkBuffer) -> io::Result<()> {
+        self.inner.reserve_output(buf.len() + buf.malloc_len(), "append")?;
         self.inner.output().append(buf)?;
         self.inner.check_output()
     }
@@ -700,23 +910,30 @@ impl Connection {
         ConnHandle { inner: self.inner.clone() }
     }
 
-    /// The peer's address.
+    /// The peer's address (known from accept or dial; still answered after close, as Go's
+    /// `RemoteAddr`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        let s = self.sock();
-        s.peer_addr()?.as_socket().ok_or_else(|| io::Error::other("not an internet socket"))
+        self.inner.peer.ok_or_else(|| io::Error::other("the peer's address is unknown"))
     }
 
-    /// The local address.
+    /// The local address; fails once the connection is closed (its descriptor number may
+    /// name another socket by then).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        let s = self.sock();
-        s.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an internet socket"))
-    }
-
-    fn sock(&self) -> std::mem::ManuallyDrop<socket2::Socket> {
-        // SAFETY: the descriptor stays open while `self` lives; ManuallyDrop never closes it.
-        std::mem::ManuallyDrop::new(unsafe {
-            <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(self.inner.fd())
-        })
+        let c = &self.inner;
+        let addr = match &c.io {
+            Io::Client(s) => return s.local_addr(),
+            Io::Server { sock, .. } => sock.with(|fd| {
+                // SAFETY: `with` keeps the descriptor open for the call; `ManuallyDrop`
+                // keeps the borrowed socket from closing it.
+                let s = std::mem::ManuallyDrop::new(unsafe {
+                    <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd)
+                });
+                s.local_addr()
+            }),
+        };
+        addr.ok_or_else(|| c.closed_err())??
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an internet socket"))
     }
 
     /// Copies up to `buf.len()` readable bytes, waiting for at least one (0: end of stream).
@@ -776,16 +993,14 @@ impl io::Write for Connection {
 
 // ---- the handler loop ----
 
-/// Runs one handler call, catching a panic. `Err` closes the connection.
-fn call(c: &mut Connection, h: &Handler, what: &str) -> io::Result<()> {
+/// Runs one hook or handler call, catching a panic (reported by the panic hook; its payload
+/// dropped under containment). `Err` closes the connection.
+pub(crate) fn call(c: &mut Connection, h: &Handler, what: &str) -> io::Result<()> {
     match panic::catch_unwind(AssertUnwindSafe(|| h(c))) {
         Ok(r) => r,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".into());
+            let msg = contain::message(&p).to_string();
+            contain::drop_payload(gid(), p);
             Err(io::Error::other(format!("{what} panicked: {msg}")))
         }
     }
@@ -793,14 +1008,22 @@ fn call(c: &mut Connection, h: &Handler, what: &str) -> io::Result<()> {
 
 /// Calls the connection's own handler, else the loop's. The own one is taken out of its
 /// cell for the call (no reference count traffic) and put back unless the handler set a new
-/// one meanwhile.
+/// one meanwhile; the one replaced is dropped under containment (invariant 3).
 fn call_handler(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<()> {
     match c.on_request.take() {
         None => call(conn, &lp.on_request, "on_request"),
         Some(h) => {
             let r = call(conn, &h, "on_request");
-            let new = c.on_request.take();
-            c.on_request.set(Some(new.unwrap_or(h)));
+            match c.on_request.take() {
+                None => c.on_request.set(Some(h)),
+                Some(new) => {
+                    c.on_request.set(Some(new));
+                    let what = format!("dropping the replaced handler of connection {}", c.peer());
+                    if contain::catch(gid(), &what, move || drop(h)).is_none() {
+                        c.closing.set();
+                    }
+                }
+            }
             r
         }
     }
@@ -815,24 +1038,20 @@ pub(crate) fn process(c: &Arc<ConnInner>) -> bool {
     c.trig.start();
     c.idle_since.set(None);
     c.busy.store(true, Ordering::Relaxed);
-    let mut conn = Connection::from_inner(c.clone());
-    let r = run(c, lp, &mut conn);
-    // SAFETY: between handler calls no slice is alive; owner thread.
-    unsafe {
-        c.release_input();
-        c.release_output();
-    }
+    let mut owner = ConnBox::new(c.clone());
+    let r = run(c, lp, owner.conn());
+    c.release_contained();
     match r {
-        Ok(Done::Again) => {
+        Ok(Done::Again) if c.is_active() => {
             c.trig.requeue();
             super::sched::enqueue(c.clone());
             return true;
         }
-        Ok(Done::Idle) => {
+        Ok(Done::Idle) if c.is_active() => {
             c.busy.store(false, Ordering::Relaxed);
             arm_idle(c);
         }
-        Ok(Done::Closed) => finalize(c, lp, &mut conn),
+        Ok(_) => finalize(c, lp, owner.conn()),
         Err(e) => {
             if !matches!(
                 e.kind(),
@@ -840,16 +1059,34 @@ pub(crate) fn process(c: &Arc<ConnInner>) -> bool {
                     | io::ErrorKind::BrokenPipe
                     | io::ErrorKind::NotConnected
             ) {
-                log::warn!(
-                    "gonet reactor: connection {} (goroutine {}): {e}; closing it",
+                report(&format!(
+                    "gonet reactor: connection {} (fd {}, worker {}): {e}; closing it",
                     c.peer(),
-                    crate::runtime::worker::current_goroutine_id().unwrap_or(0)
-                );
+                    c.fd(),
+                    owner_of(c)
+                ));
             }
-            finalize(c, lp, &mut conn)
+            finalize(c, lp, owner.conn())
         }
     }
     false
+}
+
+/// The owner worker's index, for reports.
+fn owner_of(c: &ConnInner) -> usize {
+    match &c.io {
+        Io::Server { owner, .. } => *owner,
+        Io::Client(_) => usize::MAX,
+    }
+}
+
+/// A warning about a connection: through the runtime's reports (stderr when no logger is
+/// installed, `GONET_REPORTS`), so a failure is visible without setup.
+pub(crate) fn report(msg: &str) {
+    match crate::runtime::worker::current() {
+        Some(w) => w.rt.reports.warn(msg),
+        None => crate::runtime::Reports::default().warn(msg),
+    }
 }
 
 /// How a turn of the handler loop ended.
@@ -862,7 +1099,7 @@ enum Done {
     Again,
 }
 
-/// One turn of the handler loop; `Err`: close with a log.
+/// One turn of the handler loop; `Err`: close with a report.
 fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<Done> {
     if !c.connected.replace(true) {
         if let Some(h) = &lp.on_connect {
@@ -888,7 +1125,7 @@ fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<Done
                 break;
             }
             call_handler(c, lp, conn)?;
-            conn.release();
+            c.release_contained();
             let after = c.input().len();
             if after >= before && after > 0 {
                 if after >= c.input_cap {
@@ -907,6 +1144,7 @@ fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<Done
         if !out.is_empty() || out.malloc_len() > 0 {
             c.malloc_out.set(false); // the handler returned: its malloc'd slices are dead
             c.send_all()?;
+            c.release_contained();
         }
         if !c.is_active() || c.eof.get() {
             return Ok(Done::Closed);
@@ -920,18 +1158,21 @@ fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<Done
 /// Notes that the connection went idle and makes sure one idle timer is pending. A
 /// connection has at most one idle timer in its worker's heap, however fast it turns over:
 /// the timer re-arms itself for the latest idle period instead of one timer per request.
+/// The timer holds the connection weakly, so a connection finalized meanwhile is freed at
+/// once, not when its timer comes due.
 fn arm_idle(c: &Arc<ConnInner>) {
     let Some(t) = c.idle_timeout.get() else { return };
     c.idle_since.set(Some(Instant::now()));
     if !c.idle_armed.replace(true) {
-        idle_timer(c.clone(), Instant::now() + t);
+        idle_timer(Arc::downgrade(c), Instant::now() + t);
     }
 }
 
-fn idle_timer(c: Arc<ConnInner>, at: Instant) {
+fn idle_timer(weak: std::sync::Weak<ConnInner>, at: Instant) {
     timer::call_at(
         at,
         Box::new(move || {
+            let Some(c) = weak.upgrade() else { return };
             c.idle_armed.set(false);
             let (Some(t), Some(since)) = (c.idle_timeout.get(), c.idle_since.get()) else {
                 return;
@@ -942,7 +1183,7 @@ fn idle_timer(c: Arc<ConnInner>, at: Instant) {
             let due = since + t;
             if Instant::now() < due {
                 c.idle_armed.set(true);
-                idle_timer(c, due);
+                idle_timer(weak, due);
                 return;
             }
             c.closing.set();
@@ -954,19 +1195,20 @@ fn idle_timer(c: Arc<ConnInner>, at: Instant) {
 }
 
 /// Closes for good, on the owner worker: deregisters, runs `on_disconnect` and the close
-/// callbacks exactly once, frees the buffers and drops the registration's reference.
+/// callbacks exactly once, frees the buffers, closes the descriptor (the peer sees it at
+/// once, invariant 4) and drops the registration's reference.
 fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
     c.busy.store(false, Ordering::Relaxed);
     if c.trig.state() == State::Closed {
         return;
     }
     c.closing.set();
-    let Io::Server { fd, owner, epfd, .. } = &c.io else { unreachable!() };
-    crate::netpoll::deregister(*epfd, *fd);
+    let Io::Server { sock, owner, epfd, .. } = &c.io else { unreachable!() };
+    crate::netpoll::deregister(*epfd, sock.raw());
     c.trig.close();
     if let Some(h) = &lp.on_disconnect {
         if let Err(e) = call(conn, h, "on_disconnect") {
-            log::warn!("gonet reactor: connection {}: {e}", c.peer());
+            report(&format!("gonet reactor: connection {}: {e}", c.peer()));
         }
     }
     c.run_close_callbacks();
@@ -977,11 +1219,10 @@ fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
     unsafe { (*c.output.get()).flush() };
     let out = c.output();
     let _ = out.skip(out.len());
-    // SAFETY: owner thread, no handler runs: no slice is alive.
-    unsafe {
-        c.release_input();
-        c.release_output();
-    }
+    c.release_contained();
+    // No handler runs and none will (the trigger is closed): nothing on this thread names
+    // the number any more; other threads go through `Sock::with`, which now fails.
+    sock.close();
     lp.remove(c, *owner);
     if c.registered.swap(false, Ordering::AcqRel) {
         // SAFETY: the epoll registration held one reference made by `Arc::into_raw` in

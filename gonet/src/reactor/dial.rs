@@ -7,13 +7,14 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::{ConnInner, Connection, Io, DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP};
+use super::conn::{ConnBox, ConnInner, Connection, Io, DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP};
 use crate::net::TcpStream;
 
 /// Connects to `addr` within `timeout` (the whole dial, each resolved address in turn) and
 /// returns a client [`Connection`], usable on goroutines and plain threads. A timeout fails
-/// with `TimedOut` naming the address.
-pub fn dial<A: ToSocketAddrs>(addr: A, timeout: Duration) -> io::Result<Connection> {
+/// with `TimedOut` naming the address. Dropping the box closes the connection (its close
+/// callbacks run then, or at [`Connection::close`]).
+pub fn dial<A: ToSocketAddrs>(addr: A, timeout: Duration) -> io::Result<Box<Connection>> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     if addrs.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "dial: no address to connect to"));
@@ -28,8 +29,9 @@ pub fn dial<A: ToSocketAddrs>(addr: A, timeout: Duration) -> io::Result<Connecti
         match TcpStream::connect_timeout(a, left) {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
-                let inner = ConnInner::new(Io::Client(s), DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP);
-                return Ok(Connection::from_inner(Arc::new(inner)));
+                let inner =
+                    ConnInner::new(Io::Client(s), Some(a), DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP);
+                return Ok(ConnBox::new(Arc::new(inner)).boxed());
             }
             Err(e) => {
                 last = Some(io::Error::new(e.kind(), format!("dial {a}: {e}")));

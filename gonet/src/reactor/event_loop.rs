@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::conn::{ConnInner, Connection, Io, DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP};
+use super::conn::{call, ConnBox, ConnInner, Connection, Io, DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP};
+use super::sock::Sock;
 use super::EVENT_TAG;
 use crate::net::{is_closed, TcpListener};
 use crate::runtime::worker;
@@ -65,7 +66,11 @@ impl std::fmt::Debug for Builder {
 type Hook = dyn Fn(&mut Connection) -> io::Result<()> + Send + Sync + 'static;
 
 impl Builder {
-    /// Called before the connection is registered (set per-connection options here).
+    /// Called on the accept goroutine before the connection is registered: set
+    /// per-connection options, timeouts, a handler, close callbacks here. It cannot wait for
+    /// input or writability (nothing polls the connection yet): a read that finds too few
+    /// bytes, or a flush that would block, fails with `InvalidInput`. An `Err` or a panic
+    /// closes the connection (reported).
     pub fn on_prepare(
         mut self,
         f: impl Fn(&mut Connection) -> io::Result<()> + Send + Sync + 'static,
@@ -322,7 +327,10 @@ impl EventLoop {
                 Ok((s, peer)) => {
                     backoff = Duration::from_millis(5);
                     if let Err(e) = self.register(s, peer) {
-                        log::warn!("gonet reactor: cannot register connection from {peer}: {e}");
+                        super::conn::report(&format!(
+                            "gonet reactor: connection from {peer} to {addr:?} closed before \
+                             it was served: {e}"
+                        ));
                     }
                 }
                 Err(e) if is_closed(&e) || self.shared.stopping.load(Ordering::Acquire) => {
@@ -353,7 +361,7 @@ impl EventLoop {
         }
     }
 
-    fn register(&self, s: crate::net::TcpStream, _peer: SocketAddr) -> io::Result<()> {
+    fn register(&self, s: crate::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
         let w = worker::current().expect("serve runs on a goroutine");
         let workers = &w.rt.workers;
         let sh = &self.shared;
@@ -361,21 +369,28 @@ impl EventLoop {
         let fd = s.into_raw_fd();
         let owner = sh.pick(workers.len());
         let wk = &workers[owner];
+        let sock = Sock::new(fd);
         let inner = Arc::new(ConnInner::new(
-            Io::Server { fd, owner, epfd: wk.poller.raw(), rt_id: wk.rt_id, lp: sh.clone() },
+            Io::Server { sock, owner, epfd: wk.poller.raw(), rt_id: wk.rt_id, lp: sh.clone() },
+            Some(peer),
             sh.input_cap,
             sh.output_cap,
         ));
-        let mut conn = Connection::from_inner(inner.clone());
+        let mut owner_box = ConnBox::new(inner.clone());
+        let conn: &mut Connection = owner_box.conn();
         conn.set_read_timeout(sh.read_timeout);
         conn.set_write_timeout(sh.write_timeout);
         conn.set_idle_timeout(sh.idle_timeout);
         if let Some(p) = &sh.on_prepare {
-            if let Err(e) = p(&mut conn) {
+            // A panic is caught like any hook's (the connection is then dropped: closed).
+            if let Err(e) = call(conn, p, "on_prepare") {
                 return Err(io::Error::new(e.kind(), format!("on_prepare: {e}")));
             }
         }
-        drop(conn);
+        if !inner.is_active() {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed in on_prepare"));
+        }
+        drop(owner_box);
         {
             let mut r = sh.registry.lock().unwrap_or_else(|e| e.into_inner());
             let slot = match r.free.pop() {

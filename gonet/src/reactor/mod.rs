@@ -31,6 +31,7 @@ mod conn;
 mod dial;
 mod event_loop;
 mod sched;
+mod sock;
 mod trigger;
 
 pub use buffer::*;

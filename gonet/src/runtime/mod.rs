@@ -7,7 +7,7 @@
 //! reports), `contain` (panics from user code the runtime runs itself) and `stats`.
 
 mod blocking;
-mod contain;
+pub(crate) mod contain;
 mod dump;
 pub(crate) mod goroutine;
 mod join;

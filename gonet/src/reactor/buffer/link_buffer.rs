@@ -82,6 +82,10 @@ pub(super) struct State {
     pub(super) res: usize,
     pub(super) booking: Option<Booking>,
     pub(super) scratch: Vec<Block>,
+    /// Bytes consumed and scratch bytes copied since the last `release`: memory this buffer
+    /// still holds for slices that may be alive (`held`). A `u32` (saturating) packs beside
+    /// `tail`, so an idle buffer stays at 128 bytes.
+    pub(super) held: u32,
 }
 
 /// A byte queue made of a linked list of reference-counted blocks from per-thread pools, the
@@ -194,6 +198,14 @@ impl LinkBuffer {
         self.st_ref().mlen
     }
 
+    /// Bytes the buffer keeps only for slices that may still be alive: consumed bytes and
+    /// scratch copies since the last [`release`](LinkBuffer::release), which frees them.
+    /// A reader bounding its memory counts these beside [`len`](LinkBuffer::len).
+    #[inline]
+    pub fn held(&self) -> usize {
+        self.st_ref().held as usize
+    }
+
     /// Frees what was consumed: fully consumed blocks go back to the pool (when this was their
     /// last holder), scratch copies are dropped, an outstanding `book` is cancelled, and an
     /// empty buffer gives up every block.
@@ -214,6 +226,7 @@ impl State {
     /// `release` (`&mut self`: no slice, scratch or handed-out range is alive).
     pub(super) fn release(&mut self) {
         self.scratch.clear();
+        self.held = 0;
         self.booking = None;
         if self.len == 0 && self.mlen == 0 {
             self.nodes.clear();

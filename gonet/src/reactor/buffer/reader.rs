@@ -62,11 +62,19 @@ impl State {
         Some(unsafe { node.block.bytes(node.start, n) })
     }
 
+    /// Counts `n` more bytes kept until `release` (saturating: a count that large is far past
+    /// any cap).
+    #[inline]
+    fn add_held(&mut self, n: usize) {
+        self.held = self.held.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+
     /// Consumes `n <= len` bytes.
     #[inline]
     pub(super) fn consume(&mut self, mut n: usize) {
         debug_assert!(n <= self.len);
         self.len -= n;
+        self.add_held(n);
         while n > 0 {
             self.front();
             let node = &mut self.nodes[self.head];
@@ -103,23 +111,28 @@ impl State {
         // (invariant 5); the caller ties 'a to its `&self`.
         let s = unsafe { block.bytes(0, n) };
         self.scratch.push(block);
+        self.add_held(n);
         s
     }
 
-    /// Offset of the first `delim` among the readable bytes.
-    fn find(&self, delim: u8) -> Option<usize> {
+    /// Offset of the first `delim` among the readable bytes at or after offset `from`,
+    /// scanned in place.
+    fn find(&self, delim: u8, from: usize) -> Option<usize> {
         let mut base = 0;
         for node in self.nodes.range(self.head..) {
-            let k = node.len().min(self.len - base);
-            // SAFETY: readable bytes (invariant 1).
-            let bytes = unsafe { node.block.bytes(node.start, k) };
-            if let Some(i) = memchr(delim, bytes) {
-                return Some(base + i);
-            }
-            base += k;
-            if base == self.len {
+            if base >= self.len {
                 break;
             }
+            let k = node.len().min(self.len - base);
+            if base + k > from {
+                let skip = from.saturating_sub(base);
+                // SAFETY: readable bytes (invariant 1).
+                let bytes = unsafe { node.block.bytes(node.start + skip, k - skip) };
+                if let Some(i) = memchr(delim, bytes) {
+                    return Some(base + skip + i);
+                }
+            }
+            base += k;
         }
         None
     }
@@ -169,7 +182,7 @@ impl LinkBuffer {
     /// Without a `delim` among the readable bytes: `UnexpectedEof`, nothing consumed.
     pub fn until(&self, delim: u8) -> io::Result<&[u8]> {
         // SAFETY: the borrow ends before `next` takes its own.
-        let i = unsafe { self.st() }.find(delim);
+        let i = unsafe { self.st() }.find(delim, 0);
         match i {
             Some(i) => self.next(i + 1),
             None => Err(io::Error::new(
@@ -177,6 +190,14 @@ impl LinkBuffer {
                 format!("LinkBuffer::until({delim:#04x}): not among {} readable bytes", self.len()),
             )),
         }
+    }
+
+    /// Offset of the first `delim` among the readable bytes at or after offset `from`, found
+    /// in place (no copy, nothing consumed): a reader waiting for a delimiter scans only
+    /// what arrived since its last look.
+    pub fn find_from(&self, delim: u8, from: usize) -> Option<usize> {
+        // SAFETY: the borrow ends with this body; no caller code runs meanwhile.
+        unsafe { self.st() }.find(delim, from)
     }
 
     /// Consumes `n` bytes and returns a copy.
