@@ -262,7 +262,11 @@ impl ConnInner {
     fn run_close_callbacks(&self) {
         let cbs = self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).take();
         for f in cbs.into_iter().flatten() {
-            contain::catch(gid(), &format!("running a close callback of connection {}", self.peer()), f);
+            contain::catch(
+                gid(),
+                &format!("running a close callback of connection {}", self.peer()),
+                f,
+            );
         }
     }
 
@@ -537,13 +541,17 @@ impl ConnInner {
     /// Releases both buffers for the handler loop (no slice is alive between handler calls):
     /// a panic in dropping user data (`write_direct`) is contained and closes the connection.
     fn release_contained(&self) {
-        let ok = contain::catch(gid(), &format!("releasing the buffers of connection {}", self.peer()), || {
-            // SAFETY: the handler loop calls this between handler calls, on the owner thread.
-            unsafe {
-                self.release_input();
-                self.release_output();
-            }
-        });
+        let ok = contain::catch(
+            gid(),
+            &format!("releasing the buffers of connection {}", self.peer()),
+            || {
+                // SAFETY: the handler loop calls this between handler calls, on the owner thread.
+                unsafe {
+                    self.release_input();
+                    self.release_output();
+                }
+            },
+        );
         if ok.is_none() {
             self.closing.set();
         }
@@ -579,6 +587,10 @@ fn gid() -> u64 {
 ///     let d = gonet::reactor::dial("127.0.0.1:1", std::time::Duration::from_secs(1)).unwrap();
 ///     Box::new(std::mem::replace(c, *d)) // error: cannot move an unsized value
 /// }
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn keep(slot: &mut Option<gonet::reactor::Connection>) {} // error: not `Sized`
 /// ```
 ///
 /// # Memory
@@ -782,8 +794,11 @@ impl Connection {
         }
     }
 
-    /// `n` writable bytes at the end of the output, sent at the next flush; above the output
-    /// cap (or the buffer's `MAX_MALLOC`) → `InvalidInput`.
+    /// `n` writable bytes at the end of the output. Like everything written, they are sent
+    /// when the handler returns (one `sendmsg` for all the call wrote — so a handler that
+    /// answers several pipelined requests should not `flush` after each), at an explicit
+    /// [`flush`](Connection::flush), or when the output passes the cap. Above the output cap
+    /// (or the buffer's `MAX_MALLOC`) → `InvalidInput`.
     #[allow(clippy::mut_from_ref)]
     pub fn malloc(&self, n: usize) -> io::Result<&mut [u8]> {
         let c = &self.inner;
@@ -852,7 +867,8 @@ impl Connection {
     }
 
     /// Sends everything written so far: one `sendmsg` of all blocks, waiting for
-    /// writability on `EAGAIN` (up to the write timeout).
+    /// writability on `EAGAIN` (up to the write timeout). A handler need not call it: what it
+    /// wrote is sent when it returns; flushing per message costs a system call each.
     pub fn flush(&mut self) -> io::Result<()> {
         self.inner.malloc_out.set(false); // `&mut self`: the malloc'd slices are dead
         self.inner.send_all()?;
