@@ -970,6 +970,18 @@ impl Connection {
     }
 }
 
+/// The socket's descriptor (for socket options); -1 once the connection is closed, so a
+/// closed connection never names a number the kernel may have given to another file.
+impl AsRawFd for Connection {
+    fn as_raw_fd(&self) -> RawFd {
+        if self.inner.fd_closed() {
+            -1
+        } else {
+            self.inner.fd()
+        }
+    }
+}
+
 impl io::Read for &Connection {
     /// Copies what is there (waiting for at least one byte). The consumed bytes are freed
     /// at the next `release` (or when the handler returns).
@@ -1011,8 +1023,18 @@ impl io::Write for Connection {
 
 /// Runs one hook or handler call, catching a panic (reported by the panic hook; its payload
 /// dropped under containment). `Err` closes the connection.
-pub(crate) fn call(c: &mut Connection, h: &Handler, what: &str) -> io::Result<()> {
-    match panic::catch_unwind(AssertUnwindSafe(|| h(c))) {
+pub(crate) fn call(c: &mut Connection, h: &Handler, what: &'static str) -> io::Result<()> {
+    let inner: &ConnInner = &c.inner;
+    let arg = inner as *const ConnInner as *const ();
+    crate::runtime::worker::unit_begin(inner.fd());
+    let r = contain::with_context(describe_call, arg, || {
+        panic::catch_unwind(AssertUnwindSafe(|| {
+            CALL_WHAT.with(|w| w.set(what));
+            h(c)
+        }))
+    });
+    crate::runtime::worker::unit_end();
+    match r {
         Ok(r) => r,
         Err(p) => {
             let msg = contain::message(&p).to_string();
@@ -1020,6 +1042,27 @@ pub(crate) fn call(c: &mut Connection, h: &Handler, what: &str) -> io::Result<()
             Err(io::Error::other(format!("{what} panicked: {msg}")))
         }
     }
+}
+
+thread_local! {
+    /// Which hook the running call is, for `describe_call`.
+    static CALL_WHAT: Cell<&'static str> = const { Cell::new("") };
+}
+
+/// The panic hook's line for a handler call (`contain::with_context`).
+fn describe_call(arg: *const ()) -> String {
+    // SAFETY: `call` passes its `&ConnInner`, alive for the whole call during which the panic
+    // hook (the only caller) runs.
+    let c = unsafe { &*(arg as *const ConnInner) };
+    let what = CALL_WHAT.with(|w| w.get());
+    format!(
+        "reactor {what} handler for connection {} (fd {}, worker {}, goroutine {}) panicked; \
+         the connection is closed and the loop goes on",
+        c.peer(),
+        c.fd(),
+        owner_of(c),
+        gid()
+    )
 }
 
 /// Calls the connection's own handler, else the loop's. The own one is taken out of its

@@ -351,12 +351,14 @@ impl EventLoop {
                         Some(libc::EMFILE | libc::ENFILE)
                     ) =>
                 {
-                    log::warn!("gonet reactor: accept on {addr:?}: {e}; retrying in {backoff:?}");
+                    super::conn::report(&format!(
+                        "gonet reactor: accept on {addr:?}: {e}; retrying in {backoff:?}"
+                    ));
                     crate::time::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 Err(e) => {
-                    log::warn!("gonet reactor: accept on {addr:?}: {e}");
+                    super::conn::report(&format!("gonet reactor: accept on {addr:?}: {e}"));
                     crate::time::sleep(Duration::from_millis(1));
                 }
             }

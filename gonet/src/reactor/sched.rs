@@ -69,7 +69,9 @@ fn ensure_drainer(s: &Sched) {
             Err(e) => {
                 // No stack for a new runner: the queue waits for a busy runner to come back
                 // (each one drains the queue before returning to the pool).
-                log::error!("gonet reactor: cannot start a handler goroutine: {e}");
+                super::conn::report(&format!(
+                    "gonet reactor: cannot start a handler goroutine: {e}"
+                ));
             }
         },
     }

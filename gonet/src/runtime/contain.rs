@@ -100,6 +100,35 @@ pub(crate) fn abort(what: &str, p: &Payload) -> ! {
 thread_local! {
     /// The goroutine whose stack this thread is force-unwinding at shutdown (0: none).
     static UNWINDING: Cell<u64> = const { Cell::new(0) };
+    /// What the code running now is, for the panic hook, when it is not a plain goroutine
+    /// body: a describing function and its argument (see [`with_context`]).
+    static CONTEXT: Cell<Option<(Describe, *const ())>> = const { Cell::new(None) };
+}
+
+/// Describes the code running under [`with_context`]: `(arg) -> "what panicked; what now"`.
+pub(crate) type Describe = fn(*const ()) -> String;
+
+/// Runs `f` (which catches its own panics) with a context the panic hook prints instead of
+/// the goroutine's `JoinHandle` line — e.g. a reactor handler call naming its connection.
+/// `arg` must stay valid while `f` runs; `describe` is called only from the hook, on this
+/// thread, during `f`. Costs two thread-local stores; nothing is formatted unless a panic
+/// happens.
+pub(crate) fn with_context<R>(describe: Describe, arg: *const (), f: impl FnOnce() -> R) -> R {
+    let prev = CONTEXT.with(|c| c.replace(Some((describe, arg))));
+    struct Restore(Option<(Describe, *const ())>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = CONTEXT.try_with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(prev);
+    f()
+}
+
+/// For the panic hook: the description of the running context, if one is set.
+pub(crate) fn context() -> Option<String> {
+    let (describe, arg) = CONTEXT.try_with(|c| c.get()).ok().flatten()?;
+    Some(describe(arg))
 }
 
 /// Runs `f`, which force-unwinds goroutine `gid`'s stack, marking the thread so that the

@@ -104,7 +104,9 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         let prev = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if let Some(g) = worker::current_g() {
+            if let Some(ctx) = super::contain::context() {
+                eprintln!("gonet: {ctx}");
+            } else if let Some(g) = worker::current_g() {
                 if !worker::shutting_down() {
                     eprintln!(
                         "gonet: {} panicked; its JoinHandle::join returns the payload",

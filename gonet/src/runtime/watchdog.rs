@@ -41,7 +41,7 @@ pub(crate) fn start(rt: Arc<RtShared>) -> Watchdog {
 fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
     // Per worker: the run last sampled — (goroutine, switch count) — when it was first seen,
     // and whether it was reported. A run is the same run while both stay unchanged.
-    let mut seen = vec![((0u64, 0u64), Instant::now(), false); rt.workers.len()];
+    let mut seen = vec![((0u64, 0u64, 0u64), Instant::now(), false); rt.workers.len()];
     let mut quits = SIGQUITS.load(Ordering::Relaxed);
     // The switch counts when the runtime was last seen making progress, and since when.
     let mut progress = (Vec::new(), Instant::now(), false);
@@ -80,7 +80,11 @@ fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
             }
         }
         for (w, (run, since, reported)) in rt.workers.iter().zip(seen.iter_mut()) {
-            let cur = (w.running.load(Ordering::Relaxed), w.stats.switches.get());
+            let cur = (
+                w.running.load(Ordering::Relaxed),
+                w.stats.switches.get(),
+                w.units.load(Ordering::Relaxed),
+            );
             if cur != *run {
                 (*run, *since, *reported) = (cur, now, false);
                 continue;
@@ -91,10 +95,12 @@ fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
                 let site = w.running_site.load(Ordering::Relaxed);
                 // SAFETY: a non-null `running_site` is a `&'static Location` (worker.rs).
                 let site = unsafe { site.as_ref() };
+                let fd = w.unit_fd.load(Ordering::Relaxed);
+                let who = super::report::who(cur.0, site);
+                let who = if fd >= 0 { format!("a handler call on fd {fd} ({who})") } else { who };
                 rt.reports.warn(&format!(
-                    "gonet: {} has held worker {} for {held:?} without parking or yielding; \
+                    "gonet: {who} has held worker {} for {held:?} without parking or yielding; \
                      move blocking work to gonet::blocking or call gonet::yield_now",
-                    super::report::who(cur.0, site),
                     w.index
                 ));
             }

@@ -93,6 +93,12 @@ pub(crate) struct WorkerShared {
     /// The spawn site of the goroutine running now (null: none), for the stall report: a
     /// `&'static Location`, valid whenever read.
     pub(crate) running_site: std::sync::atomic::AtomicPtr<std::panic::Location<'static>>,
+    /// Units of work begun inside the running goroutine (a reactor handler call each, see
+    /// [`unit_begin`]): the watchdog times each unit on its own, so a goroutine that runs many
+    /// short calls back to back is not reported as one long stall.
+    pub(crate) units: AtomicU64,
+    /// The descriptor the running unit serves (-1: no unit), for the stall report.
+    pub(crate) unit_fd: std::sync::atomic::AtomicI32,
 }
 
 impl WorkerShared {
@@ -114,6 +120,8 @@ impl WorkerShared {
             stats: WorkerStats::default(),
             running: AtomicU64::new(0),
             running_site: Default::default(),
+            units: AtomicU64::new(0),
+            unit_fd: std::sync::atomic::AtomicI32::new(-1),
         })
     }
 
@@ -221,6 +229,28 @@ pub(crate) fn current_g() -> Option<&'static G> {
     // SAFETY: a non-null `current` points to the G held alive by the worker's run loop while
     // it runs, which outlasts any borrow the running goroutine can keep.
     unsafe { w.current.get().as_ref() }
+}
+
+/// A unit of work on descriptor `fd` (a handler call of a higher layer) begins in the running
+/// goroutine: the stall watchdog starts timing afresh and names the unit if it stalls. Two
+/// relaxed stores on the worker's own line; nothing off a worker.
+#[inline]
+pub(crate) fn unit_begin(fd: i32) {
+    if let Some(w) = current() {
+        let s = &w.shared;
+        s.units.store(s.units.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        s.unit_fd.store(fd, Ordering::Relaxed);
+    }
+}
+
+/// The unit begun by [`unit_begin`] has ended.
+#[inline]
+pub(crate) fn unit_end() {
+    if let Some(w) = current() {
+        let s = &w.shared;
+        s.units.store(s.units.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        s.unit_fd.store(-1, Ordering::Relaxed);
+    }
 }
 
 /// The running goroutine's `G` pointer (null off a goroutine), for identity checks.
