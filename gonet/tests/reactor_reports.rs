@@ -136,3 +136,44 @@ fn stall_reports_name_the_call_that_held_the_worker() {
     });
     println!("CHILD-OK");
 }
+
+/// A handler waiting in `next` for the rest of a request shows in a goroutine dump as Go
+/// shows a goroutine in `IO wait`: the state, the descriptor and the peer's address.
+#[test]
+fn a_waiting_handler_shows_its_connection_in_the_dump() {
+    net_util::within(LIMIT, || {
+        let lp = EventLoop::builder(|c: &mut Connection| {
+            let d = c.next(100)?.to_vec();
+            c.write_binary(&d)
+        })
+        .build();
+        let ln = gonet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        let lp2 = lp.clone();
+        gonet::Builder::new().procs(1).build().unwrap().run(move || {
+            let server = gonet::go(move || lp2.serve(ln));
+            let client = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.write_all(b"12345").unwrap();
+                let port = s.local_addr().unwrap().port();
+                (s, port)
+            });
+            let (s, port) = gonet::blocking(move || client.join().unwrap());
+            let peer = format!("127.0.0.1:{port}");
+            let mut shown = String::new();
+            for _ in 0..100 {
+                gonet::time::sleep(Duration::from_millis(10));
+                shown = gonet::runtime::dump().to_string();
+                if shown.contains(&peer) {
+                    break;
+                }
+            }
+            let line =
+                shown.lines().find(|l| l.contains(&peer)).unwrap_or_else(|| panic!("{shown}"));
+            assert!(line.contains("IO wait"), "{line}");
+            drop(s);
+            lp.shutdown(Instant::now() + Duration::from_secs(5)).unwrap();
+            server.join().unwrap().unwrap();
+        });
+    });
+}

@@ -418,6 +418,11 @@ impl ConnInner {
                 }),
             )
         });
+        // The dump shows the handler as Go shows a goroutine in `IO wait`: fd and addresses.
+        crate::runtime::wait::reason(crate::runtime::wait::Wait::Io {
+            fd: self.fd(),
+            write: want == Want::Write,
+        });
         park_g(|g| {
             self.trig.park(want, g);
             Ok(())
