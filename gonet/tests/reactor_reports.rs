@@ -177,3 +177,47 @@ fn a_waiting_handler_shows_its_connection_in_the_dump() {
         });
     });
 }
+
+/// The handler-call description belongs to the goroutine making the call: while one handler
+/// is parked mid-call, a plain goroutine panicking on the same worker is reported as itself.
+#[test]
+fn a_parked_handler_call_does_not_describe_other_panics() {
+    if !in_child() {
+        let out = child("a_parked_handler_call_does_not_describe_other_panics");
+        assert!(out.contains("plain goroutine panicked"), "{out}");
+        let line = out
+            .lines()
+            .find(|l| l.contains("\"plain\"") && l.contains("panicked"))
+            .unwrap_or_else(|| panic!("no report for the plain goroutine:\n{out}"));
+        assert!(line.contains("JoinHandle"), "{line}");
+        assert!(!out.contains("reactor on_request handler"), "{out}");
+        return;
+    }
+    net_util::within(LIMIT, || {
+        let lp = EventLoop::builder(|c: &mut Connection| match c.peek(1)?[0] {
+            b'w' => {
+                let d = c.next(100)?.to_vec(); // parks mid-call
+                c.write_binary(&d)
+            }
+            _ => {
+                let n = c.len();
+                c.skip(n)?;
+                let h = gonet::go_named("plain", || panic!("plain goroutine panicked"));
+                assert!(h.join().is_err());
+                c.write_binary(b"k")
+            }
+        })
+        .build();
+        let srv = Server::start(lp, 1);
+        let mut a = srv.connect();
+        a.write_all(b"w").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut b = srv.connect();
+        b.write_all(b"g").unwrap();
+        let mut k = [0u8; 1];
+        b.read_exact(&mut k).unwrap();
+        drop((a, b));
+        srv.stop().unwrap();
+    });
+    println!("CHILD-OK");
+}

@@ -1029,14 +1029,11 @@ impl io::Write for Connection {
 /// Runs one hook or handler call, catching a panic (reported by the panic hook; its payload
 /// dropped under containment). `Err` closes the connection.
 pub(crate) fn call(c: &mut Connection, h: &Handler, what: &'static str) -> io::Result<()> {
-    let inner: &ConnInner = &c.inner;
-    let arg = inner as *const ConnInner as *const ();
-    crate::runtime::worker::unit_begin(inner.fd());
+    let site = CallSite { conn: Arc::as_ptr(&c.inner), what };
+    let arg = &site as *const CallSite as *const ();
+    crate::runtime::worker::unit_begin(c.inner.fd());
     let r = contain::with_context(describe_call, arg, || {
-        panic::catch_unwind(AssertUnwindSafe(|| {
-            CALL_WHAT.with(|w| w.set(what));
-            h(c)
-        }))
+        panic::catch_unwind(AssertUnwindSafe(|| h(c)))
     });
     crate::runtime::worker::unit_end();
     match r {
@@ -1049,17 +1046,22 @@ pub(crate) fn call(c: &mut Connection, h: &Handler, what: &'static str) -> io::R
     }
 }
 
-thread_local! {
-    /// Which hook the running call is, for `describe_call`.
-    static CALL_WHAT: Cell<&'static str> = const { Cell::new("") };
+/// A hook or handler call in progress, for the panic hook.
+struct CallSite {
+    /// The connection, alive for the call (its `Connection` holds it).
+    conn: *const ConnInner,
+    what: &'static str,
 }
 
 /// The panic hook's line for a handler call (`contain::with_context`).
 fn describe_call(arg: *const ()) -> String {
-    // SAFETY: `call` passes its `&ConnInner`, alive for the whole call during which the panic
-    // hook (the only caller) runs.
-    let c = unsafe { &*(arg as *const ConnInner) };
-    let what = CALL_WHAT.with(|w| w.get());
+    // SAFETY: `call` passes a pointer to its `CallSite`, which lives on its frame for the
+    // whole call, during which the panic hook (the only caller) runs; the site's connection
+    // is held by the `Connection` the call borrows.
+    let (c, what) = unsafe {
+        let site = &*(arg as *const CallSite);
+        (&*site.conn, site.what)
+    };
     format!(
         "reactor {what} handler for connection {} (fd {}, worker {}, goroutine {}) panicked; \
          the connection is closed and the loop goes on",

@@ -100,34 +100,37 @@ pub(crate) fn abort(what: &str, p: &Payload) -> ! {
 thread_local! {
     /// The goroutine whose stack this thread is force-unwinding at shutdown (0: none).
     static UNWINDING: Cell<u64> = const { Cell::new(0) };
-    /// What the code running now is, for the panic hook, when it is not a plain goroutine
-    /// body: a describing function and its argument (see [`with_context`]).
-    static CONTEXT: Cell<Option<(Describe, *const ())>> = const { Cell::new(None) };
 }
 
 /// Describes the code running under [`with_context`]: `(arg) -> "what panicked; what now"`.
 pub(crate) type Describe = fn(*const ()) -> String;
 
-/// Runs `f` (which catches its own panics) with a context the panic hook prints instead of
-/// the goroutine's `JoinHandle` line — e.g. a reactor handler call naming its connection.
-/// `arg` must stay valid while `f` runs; `describe` is called only from the hook, on this
-/// thread, during `f`. Costs two thread-local stores; nothing is formatted unless a panic
-/// happens.
+/// Runs `f` (which catches its own panics) on the running goroutine with a context the panic
+/// hook prints instead of the goroutine's `JoinHandle` line — e.g. a reactor handler call
+/// naming its connection. The context is the goroutine's (kept in its `G`, not the thread's:
+/// `f` may park while other goroutines run on the thread), set for `f` and restored after
+/// it, so a goroutine's contexts nest like its calls. `arg` must stay valid while `f` runs;
+/// `describe` is called only from the hook, on the goroutine, during `f`. Costs two stores;
+/// nothing is formatted unless a panic happens. Off a goroutine it just runs `f`.
 pub(crate) fn with_context<R>(describe: Describe, arg: *const (), f: impl FnOnce() -> R) -> R {
-    let prev = CONTEXT.with(|c| c.replace(Some((describe, arg))));
-    struct Restore(Option<(Describe, *const ())>);
-    impl Drop for Restore {
+    let Some(g) = super::worker::current_g() else { return f() };
+    let prev = g.panic_ctx.replace(Some((describe, arg)));
+    struct Restore<'a>(
+        &'a std::cell::Cell<Option<(Describe, *const ())>>,
+        Option<(Describe, *const ())>,
+    );
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            let _ = CONTEXT.try_with(|c| c.set(self.0));
+            self.0.set(self.1);
         }
     }
-    let _restore = Restore(prev);
+    let _restore = Restore(&g.panic_ctx, prev);
     f()
 }
 
-/// For the panic hook: the description of the running context, if one is set.
+/// For the panic hook: the description of the running goroutine's context, if one is set.
 pub(crate) fn context() -> Option<String> {
-    let (describe, arg) = CONTEXT.try_with(|c| c.get()).ok().flatten()?;
+    let (describe, arg) = super::worker::current_g()?.panic_ctx.get()?;
     Some(describe(arg))
 }
 

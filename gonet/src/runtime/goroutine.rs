@@ -77,6 +77,9 @@ pub(crate) struct G {
     pub(crate) wait: Cell<Wait>,
     /// When it last parked, on the coarse clock (`wait.rs`); owner thread only.
     pub(crate) parked_ms: Cell<u64>,
+    /// What it runs for a higher layer, for the panic hook (`contain::with_context`); owner
+    /// thread only.
+    pub(crate) panic_ctx: Cell<Option<(super::contain::Describe, *const ())>>,
     pub(crate) meta: Meta,
     cell: UnsafeCell<Exec>,
 }
@@ -139,6 +142,7 @@ impl G {
             parked: Cell::new(false),
             sp: Cell::new(0),
             wait: Cell::new(Wait::Unknown),
+            panic_ctx: Cell::new(None),
             parked_ms: Cell::new(0),
             meta,
             cell: UnsafeCell::new(Exec { start: Some(start), stack, coro: None }),
