@@ -154,8 +154,16 @@ conns_for() {
     done | sort -n -u | tr '\n' ' '
 }
 
+# Microseconds so far in which some runnable task waited for a CPU (/proc/pressure/cpu), or
+# nothing without PSI: how much else the machine ran meanwhile.
+cpu_pressure_us() {
+    awk '$1 == "some" { sub("total=", "", $5); print $5 }' /proc/pressure/cpu 2>/dev/null || true
+}
+
 mkdir -p "$RESULTS"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+PSI_START=$(cpu_pressure_us)
+T_START=$(date +%s.%N)
 # Lines "N C server round metric value".
 samples=$TMP/samples
 : >"$samples"
@@ -197,6 +205,8 @@ for n in $NS; do
     done
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+PSI_END=$(cpu_pressure_us)
+T_END=$(date +%s.%N)
 
 # Medians over the rounds: "N/C/server metric median".
 med=$TMP/med
@@ -251,6 +261,9 @@ checks() {
 {
     results_header "scaling benchmark (bench/scale.sh): server on CPUs 0..N-1 with N workers, load generators on the other CPUs, ${SIZE}-byte echo, medians of $ROUNDS alternating rounds of ${DURATION} s (+${WARMUP} s warm-up)" "$LOAD_START"
     echo "# load average at end: $LOAD_END"
+    if [ -n "$PSI_START" ] && [ -n "$PSI_END" ]; then
+        echo "# CPU pressure over the run: some task waited for a CPU $(awk -v a="$PSI_START" -v b="$PSI_END" -v t0="$T_START" -v t1="$T_END" 'BEGIN { printf "%.0f", (b - a) / 1e4 / (t1 - t0) }') % of the time (/proc/pressure/cpu; near 0 on a quiet machine)"
+    fi
     [ "$PACKED" = no ] || echo "# packed binaries ($(awk '$1 == "built" { print "built", $2; exit }' "$HERE/PACKED")), static"
     [ -z "${NICE:-}" ] || echo "# servers and load generators ran at niceness $NICE"
     echo "# netpoll: ${NETPOLL_VERSION:-n/a}"
