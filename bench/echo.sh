@@ -23,22 +23,7 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 PORT_BASE=${PORT_BASE:-19000}
 METRICS="rps p50_us p99_us server_cpu_us_per_req server_cpu_util"
 
-SERVER_PID=
-SERVER_PIDS=()
-TMP=$(mktemp -d)
-
-cleanup() {
-    local pid
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${SERVER_PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+fresh_server_per_run
 
 build_rust
 # The README's echo server as shipped (examples/echo.rs: system allocator).
@@ -69,14 +54,6 @@ enabled() {
 }
 
 
-next_port=$PORT_BASE
-free_port() {
-    while [ -n "$(ss -Htan "sport = :$next_port" 2>/dev/null)" ]; do
-        next_port=$((next_port + 1))
-    done
-    PORT=$next_port
-    next_port=$((next_port + 1))
-}
 
 # Starts server $1 pinned to CPU 0 on a free port; sets SERVER_PID and PORT.
 start_server() {

@@ -92,7 +92,7 @@ fmt() {
 results_header() {
     echo "# $1"
     echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "# commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
+    echo "# commit: ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')}"
     echo "# machine: $(nproc) cpus, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
     echo "# load average at start: ${2:-$(cut -d' ' -f1-3 /proc/loadavg)}"
 }
@@ -103,12 +103,29 @@ spin_us() {
     case $1 in gonet0 | reactor0) echo 0 ;; *) echo 20 ;; esac
 }
 
+# The /proc/net files of TCP sockets that exist here.
+tcp_tables() {
+    local f
+    for f in /proc/net/tcp /proc/net/tcp6; do
+        [ ! -r "$f" ] || echo "$f"
+    done
+}
+
+# Whether a TCP socket on this host uses local port $1: any state, or with $2 = 0A, listening
+# (read from /proc/net/tcp*, so no `ss` is needed).
+port_used() {
+    # shellcheck disable=SC2046 # one file name per word
+    awk -v p=":$(printf '%04X' "$1")" -v st="${2:-}" '
+        FNR > 1 && substr($2, length($2) - 4) == p && (st == "" || $4 == st) { found = 1; exit }
+        END { exit !found }' $(tcp_tables)
+}
+
 # Waits (5 s at most) until server $1, started as SERVER_PID with its output in
 # $TMP/server.log, listens on port $2; on failure says so, shows the log and returns 1.
 await_listening() {
     local i
     for i in $(seq 1 100); do
-        if [ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]; then
+        if port_used "$2" 0A; then
             return 0
         fi
         kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -135,4 +152,50 @@ one_server_at_a_time() {
     TMP=$(mktemp -d)
     trap 'stop_server; rm -rf "$TMP"' EXIT
     trap 'exit 130' INT TERM
+}
+
+# For scripts that start a fresh server for each run (echo.sh, reactor.sh, scale.sh): sets
+# SERVER_PID (none yet), SERVER_PIDS (every server started; all are stopped on exit), TMP (a
+# fresh directory, removed on exit), SKIP (server -> why it is skipped) and next_port (from
+# PORT_BASE, for free_port).
+fresh_server_per_run() {
+    SERVER_PID=
+    SERVER_PIDS=()
+    TMP=$(mktemp -d)
+    declare -gA SKIP=()
+    next_port=$PORT_BASE
+    trap stop_every_server EXIT
+    trap 'exit 130' INT TERM
+}
+
+# Stops every server in SERVER_PIDS and removes TMP (the exit trap of fresh_server_per_run).
+stop_every_server() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${SERVER_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+
+# Marks server $1 as skipped for reason $2 and says so.
+skip() {
+    SKIP[$1]=$2
+    log "SKIPPING $1: $2"
+}
+
+# Whether server $1 is in SERVERS.
+wanted() {
+    case " $SERVERS " in *" $1 "*) true ;; *) false ;; esac
+}
+
+# Sets PORT to the next local port from next_port that no TCP socket uses.
+free_port() {
+    while port_used "$next_port"; do
+        next_port=$((next_port + 1))
+    done
+    PORT=$next_port
+    next_port=$((next_port + 1))
 }

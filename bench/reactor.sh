@@ -41,33 +41,7 @@ PEERS="netpoll epoll gonet tokio"
 PRIO=()
 [ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
 
-SERVER_PID=
-SERVER_PIDS=()
-TMP=$(mktemp -d)
-declare -A SKIP=()
-
-cleanup() {
-    local pid
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${SERVER_PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Marks server $1 as skipped for reason $2 and says so.
-skip() {
-    SKIP[$1]=$2
-    log "SKIPPING $1: $2"
-}
-
-wanted() {
-    case " $SERVERS " in *" $1 "*) true ;; *) false ;; esac
-}
+fresh_server_per_run
 
 # --- build -----------------------------------------------------------------------------------
 log "building loadgen, idleconns, echo_epoll, echo_tokio (release)"
@@ -127,14 +101,6 @@ enabled() {
     [ -z "${SKIP[$1]:-}" ]
 }
 
-next_port=$PORT_BASE
-free_port() {
-    while [ -n "$(ss -Htan "sport = :$next_port" 2>/dev/null)" ]; do
-        next_port=$((next_port + 1))
-    done
-    PORT=$next_port
-    next_port=$((next_port + 1))
-}
 
 # Starts server $1 pinned to CPU 0 on a free port, one worker/loop/thread; sets SERVER_PID
 # and PORT. gonet's servers run with their default idle spin, as shipped.

@@ -47,22 +47,69 @@ fn rss_bytes_of(who: &str) -> io::Result<u64> {
 /// User + system CPU time of process `pid` (all its threads), in clock ticks
 /// (fields 14 and 15 of `/proc/PID/stat`).
 pub fn pid_cpu_ticks(pid: u32) -> io::Result<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may itself hold spaces or ')':
-    // the fields we want are counted from after the last ')'.
-    let after = stat
-        .rfind(')')
-        .map(|i| &stat[i + 1..])
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // `after` starts at field 3 (state), so field N is at index N - 3.
+    Ok(parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat"))?)?.1)
+}
+
+/// The command name (field 2) and user + system CPU ticks (fields 14 and 15) of a
+/// `/proc/.../stat` line.
+fn parse_stat(stat: &str) -> io::Result<(String, u64)> {
+    // The command name is in parentheses and may itself hold spaces or ')': the fields we
+    // want are counted from after the last ')'.
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed stat");
+    let open = stat.find('(').ok_or_else(bad)?;
+    let close = stat.rfind(')').ok_or_else(bad)?;
+    let name = stat.get(open + 1..close).ok_or_else(bad)?.to_string();
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // The fields after ')' start at field 3 (state), so field N is at index N - 3.
     let parse = |i: usize| -> io::Result<u64> {
         fields
             .get(i)
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat field"))
     };
-    Ok(parse(14 - 3)? + parse(15 - 3)?)
+    Ok((name, parse(14 - 3)? + parse(15 - 3)?))
+}
+
+/// One thread of a process and the CPU time it has used.
+#[derive(Clone, Debug)]
+pub struct TaskTicks {
+    /// Thread id.
+    pub tid: u32,
+    /// Thread name (`comm`), spaces replaced by `_`.
+    pub name: String,
+    /// User + system CPU time, in clock ticks.
+    pub ticks: u64,
+}
+
+/// User + system CPU time of every live thread of process `pid` (`/proc/PID/task/*/stat`),
+/// in clock ticks. A thread that exits while the directory is read is left out.
+pub fn task_cpu_ticks(pid: u32) -> io::Result<Vec<TaskTicks>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue; // exited meanwhile
+        };
+        let (name, ticks) = parse_stat(&stat)?;
+        out.push(TaskTicks { tid, name: name.replace(' ', "_"), ticks });
+    }
+    Ok(out)
+}
+
+/// `write`-family system calls made so far by process `pid`, all threads (`syscw` of
+/// `/proc/PID/io`: write(2), writev(2), pwrite(2)…, not send(2)/sendmsg(2)): a server that
+/// answers each request with one `write` makes one per request.
+pub fn pid_write_calls(pid: u32) -> io::Result<u64> {
+    let io = fs::read_to_string(format!("/proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscw:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("no syscw in /proc/{pid}/io"))
+        })
 }
 
 /// Clock ticks per second, the unit of [`pid_cpu_ticks`].
@@ -294,10 +341,22 @@ mod tests {
     }
 
     #[test]
+    fn stat_name_may_hold_parentheses_and_spaces() {
+        let line = "42 (a) b (c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16";
+        // After the last ')' the fields are state=S (3), then 4.. : utime is field 14, stime 15.
+        let (name, ticks) = parse_stat(line).unwrap();
+        assert_eq!(name, "a) b (c");
+        assert_eq!(ticks, 11 + 12);
+    }
+
+    #[test]
     fn proc_readers_work_on_self() {
         let pid = std::process::id();
         assert!(pid_rss_bytes(pid).unwrap() > 0);
         pid_cpu_ticks(pid).unwrap();
+        let tasks = task_cpu_ticks(pid).unwrap();
+        assert!(tasks.iter().any(|t| t.tid == pid), "the main thread is a task: {tasks:?}");
+        pid_write_calls(pid).unwrap();
         assert!(pid_fd_count(pid).unwrap() >= 3);
         assert!(clk_tck() > 0);
     }

@@ -1,15 +1,23 @@
-//! Echo server on raw edge-triggered epoll (libc), single thread, non-blocking sockets: the
-//! physical limit the other servers are measured against — one `read` and one `write` per
-//! request, nothing else. Listens on the address given as
-//! argv[1]. One shared 64 KiB read buffer; a connection owns a buffer only while the kernel
-//! refuses part of a write (then reading pauses until the rest is flushed on EPOLLOUT).
-//! TCP_NODELAY is set on every connection, as Go does by default.
+//! Echo server on raw edge-triggered epoll (libc), non-blocking sockets: the physical limit
+//! the other servers are measured against — one `read` and one `write` per request, nothing
+//! else. Listens on the address given as the first argument. One shared 64 KiB read buffer
+//! per loop; a connection owns a buffer only while the kernel refuses part of a write (then
+//! reading pauses until the rest is flushed on EPOLLOUT). TCP_NODELAY is set on every
+//! connection, as Go does by default.
+//!
+//! By default one thread. `--threads N` runs N loops that share nothing: each thread has its
+//! own `SO_REUSEPORT` listener on the address (the kernel spreads new connections over them
+//! by a hash of the 4-tuple), its own epoll, its own connections and buffer — the floor of
+//! `bench/scale.sh` at N cores. The threads are named `epoll-0` … `epoll-N-1`; the main thread
+//! runs the last loop, so the process has exactly N threads.
+//!
+//! Run: `echo_epoll 127.0.0.1:9000` or `echo_epoll --threads 4 127.0.0.1:9000`.
 
 use std::io;
-use std::net::TcpListener;
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
-use gonet_bench::{echo_server_init, listen_addr, ECHO_BUF};
+use gonet_bench::{echo_server_init, Flags, ECHO_BUF};
 
 /// Per-connection state, indexed by descriptor.
 #[derive(Default)]
@@ -118,10 +126,93 @@ fn set_nodelay(fd: RawFd) {
     };
 }
 
+/// A listening socket on `addr` with `SO_REUSEPORT` set, so several can share the address.
+fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket has no memory-safety preconditions.
+    let fd = cvt(unsafe {
+        libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: `fd` is a socket just created and owned by nothing else; the listener now owns
+    // it and closes it on every path below.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: the option value points at a live c_int of the size passed.
+        cvt(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    // SAFETY: both sockaddr types are plain data for which all-zero is valid; the pointer and
+    // length passed to bind describe the one initialised for the address's family.
+    unsafe {
+        let mut v4: libc::sockaddr_in = std::mem::zeroed();
+        let mut v6: libc::sockaddr_in6 = std::mem::zeroed();
+        let (ptr, len): (*const libc::sockaddr, usize) = match addr {
+            SocketAddr::V4(a) => {
+                v4.sin_family = libc::AF_INET as libc::sa_family_t;
+                v4.sin_port = a.port().to_be();
+                v4.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+                ((&v4 as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&v4))
+            }
+            SocketAddr::V6(a) => {
+                v6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                v6.sin6_port = a.port().to_be();
+                v6.sin6_addr.s6_addr = a.ip().octets();
+                ((&v6 as *const libc::sockaddr_in6).cast(), std::mem::size_of_val(&v6))
+            }
+        };
+        cvt(libc::bind(fd, ptr, len as libc::socklen_t))?;
+        cvt(libc::listen(fd, libc::SOMAXCONN))?;
+    }
+    Ok(listener)
+}
+
 fn main() -> io::Result<()> {
     echo_server_init();
-    let listener = TcpListener::bind(listen_addr())?;
-    listener.set_nonblocking(true)?;
+    let flags = Flags::parse(&["threads"]);
+    let addr = flags.positional().first().cloned().unwrap_or_else(|| "127.0.0.1:9000".into());
+    let Some(threads) = flags.get_opt::<usize>("threads") else {
+        // One loop on a plain listener, as the single-core benchmarks have always run it.
+        let listener = TcpListener::bind(&addr)?;
+        listener.set_nonblocking(true)?;
+        return serve(&listener);
+    };
+    if threads == 0 {
+        eprintln!("echo_epoll: --threads must be at least 1");
+        std::process::exit(2);
+    }
+    let sa: SocketAddr = addr.parse().map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("address {addr:?}: {e}"))
+    })?;
+    // Every listener is bound before any loop runs, so no connection waits for a late one.
+    let first = reuseport_listener(sa)?;
+    // Port 0 picks a port for the first listener; the others join it.
+    let sa = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        listeners.push(reuseport_listener(sa)?);
+    }
+    let last = listeners.pop().expect("threads >= 1");
+    for (i, l) in listeners.into_iter().enumerate() {
+        std::thread::Builder::new().name(format!("epoll-{i}")).spawn(move || {
+            if let Err(e) = serve(&l) {
+                eprintln!("echo_epoll: loop {i}: {e}");
+                std::process::exit(1);
+            }
+        })?;
+    }
+    serve(&last)
+}
+
+/// Runs one event loop: accepts from `listener` and serves every connection it accepted.
+fn serve(listener: &TcpListener) -> io::Result<()> {
     let lfd = listener.as_raw_fd();
     // SAFETY: epoll_create1 has no memory-safety preconditions.
     let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
