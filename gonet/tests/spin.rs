@@ -115,3 +115,53 @@ fn bad_spin_env_is_an_error() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("GONET_SPIN_US"), "{err}");
 }
+
+/// The spin budget (Go's `nmspinning` rule): a worker starts a spin only while twice the
+/// spinning workers are fewer than the workers awake, so at most half of them ever spin.
+/// Eight connections, one request every 2 ms each, a 50 ms window: every worker's gaps are
+/// within the window, so without the budget all eight would spin nearly all the time.
+#[test]
+fn at_most_half_the_workers_spin() {
+    const PROCS: usize = 8;
+    within(Duration::from_secs(120), || {
+        let rt = gonet::Builder::new().procs(PROCS).spin(Duration::from_millis(50)).build();
+        rt.unwrap().run(|| {
+            let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = ln.local_addr().unwrap();
+            let clients: Vec<_> = (0..PROCS)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut c = StdStream::connect(addr).unwrap();
+                        let mut b = [0u8; 8];
+                        for i in 0..150u64 {
+                            std::thread::sleep(Duration::from_millis(2));
+                            c.write_all(&i.to_le_bytes()).unwrap();
+                            c.read_exact(&mut b).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for _ in 0..PROCS {
+                let (mut conn, _) = ln.accept().unwrap();
+                gonet::go(move || {
+                    let mut b = [0u8; 8];
+                    while conn.read_exact(&mut b).is_ok() && conn.write_all(&b).is_ok() {}
+                });
+            }
+            let mut most = 0;
+            let mut seen = 0;
+            for _ in 0..300 {
+                let now = gonet::runtime::stats().unwrap().spinning;
+                most = most.max(now);
+                seen += now;
+                gonet::time::sleep(Duration::from_millis(1));
+            }
+            for c in clients {
+                gonet::blocking(move || c.join()).unwrap();
+            }
+            let (spins, hits, _) = spin_totals();
+            assert!(most <= (PROCS / 2) as u64, "{most} of {PROCS} workers spun at once");
+            assert!(seen > 0 && hits > 0, "no spin seen ({spins} spins, {hits} hits)");
+        });
+    });
+}

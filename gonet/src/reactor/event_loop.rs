@@ -29,12 +29,13 @@ pub(crate) type Handler = Arc<dyn Fn(&mut Connection) -> io::Result<()> + Send +
 /// How the poll manager assigns a new connection to a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Balance {
-    /// Each worker in turn.
-    #[default]
+    /// Each worker in turn, whatever connections have closed since.
     RoundRobin,
     /// A random worker.
     Random,
-    /// The worker with the fewest connections of this loop.
+    /// The worker with the fewest open connections of this loop, ties taken in turn (the
+    /// default): connections stay even as they come and go.
+    #[default]
     LeastConnections,
 }
 
@@ -198,26 +199,60 @@ impl LoopShared {
                 (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
             }
             Balance::LeastConnections => {
+                // Ties go round-robin (the scan starts one further each time), so connections
+                // that come and go at an even rate also spread in turn.
+                let start = self.rr.fetch_add(1, Ordering::Relaxed);
                 let c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-                (0..n).min_by_key(|&i| c.get(i).copied().unwrap_or(0)).unwrap_or(0)
+                (0..n)
+                    .map(|k| (start + k) % n)
+                    .min_by_key(|&i| c.get(i).copied().unwrap_or(0))
+                    .unwrap_or(0)
             }
         }
     }
 
-    /// Forgets a finalized connection.
+    /// Counts a connection registered on worker `owner` (undone by `remove`).
+    fn add(&self, owner: usize, workers: &[Arc<worker::WorkerShared>]) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() < workers.len() {
+            c.resize(workers.len(), 0);
+        }
+        c[owner] += 1;
+        drop(c);
+        workers[owner].stats.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets a finalized connection: every path that closes a registered connection ends
+    /// here (`finalize` on its worker, a failed registration, `reap` after the runtime ended),
+    /// and only the first call for a connection uncounts it.
     pub(crate) fn remove(&self, c: &ConnInner, owner: usize) {
         let slot = c.slot.get();
         let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = r.conns.get_mut(slot) {
-            if e.take().is_some() {
+        let counted = match r.conns.get_mut(slot) {
+            Some(e) if e.as_ref().is_some_and(|x| std::ptr::eq(&**x, c)) => {
+                *e = None;
                 r.free.push(slot);
                 r.live -= 1;
+                true
             }
-        }
+            _ => false,
+        };
         drop(r);
+        if !counted {
+            return;
+        }
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = counts.get_mut(owner) {
             *n = n.saturating_sub(1);
+        }
+        drop(counts);
+        // The worker's count, while its runtime runs (`reap` comes after it ended).
+        if let (Some(w), Io::Server { rt_id, .. }) = (worker::current(), &c.io) {
+            if w.shared.rt_id == *rt_id {
+                if let Some(ws) = w.rt.workers.get(owner) {
+                    ws.stats.connections.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -286,7 +321,7 @@ impl EventLoop {
             idle_timeout: None,
             input_cap: DEFAULT_INPUT_CAP,
             output_cap: DEFAULT_OUTPUT_CAP,
-            balance: Balance::RoundRobin,
+            balance: Balance::default(),
         }
     }
 
@@ -308,6 +343,7 @@ impl EventLoop {
                 Err(p) => std::panic::resume_unwind(p),
             };
         }
+        super::install_hooks();
         let ln = Arc::new(ln);
         let rt_id = worker::current().map_or(0, |w| w.shared.rt_id);
         *self.shared.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some((rt_id, ln.clone()));
@@ -410,13 +446,7 @@ impl EventLoop {
             r.live += 1;
             inner.slot.set(slot);
         }
-        {
-            let mut c = sh.counts.lock().unwrap_or_else(|e| e.into_inner());
-            if c.len() < workers.len() {
-                c.resize(workers.len(), 0);
-            }
-            c[owner] += 1;
-        }
+        sh.add(owner, workers);
         let p = Arc::into_raw(inner.clone()) as u64;
         debug_assert!(p & EVENT_TAG == 0);
         inner.registered.store(true, Ordering::Release);

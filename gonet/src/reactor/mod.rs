@@ -23,7 +23,9 @@
 //!
 //! The sub-reactors are the runtime's workers: a connection is registered on one worker's
 //! epoll with `EVENT_TAG` set in the event data, and the worker's poll loop calls
-//! `on_event` for it instead of waking a `PollDesc` waiter. Its handler goroutines run on
+//! `on_event` for it instead of waking a `PollDesc` waiter, through the hooks the reactor
+//! registers with the runtime when an `EventLoop` first serves (`install_hooks`): the
+//! runtime does not name the reactor. Its handler goroutines run on
 //! that same worker, so a connection's state needs no lock and no atomics (trigger.rs).
 
 mod buffer;
@@ -41,12 +43,18 @@ pub use event_loop::{Balance, Builder, EventLoop};
 
 use conn::ConnInner;
 
-/// Set in the epoll data of a reactor connection (`PollDesc` pointers are 8-aligned and the
-/// wake token is 0, so bit 0 is free); the rest is the `ConnInner` pointer.
-pub(crate) const EVENT_TAG: u64 = 1;
+/// Set in the epoll data of a reactor connection (the runtime's hook tag); the rest is the
+/// `ConnInner` pointer.
+pub(crate) const EVENT_TAG: u64 = crate::runtime::worker::HOOK_TAG;
+
+/// Registers `on_event` and `parked` as the runtime poll loop's hooks (idempotent). Called
+/// before the first connection is registered, so no tagged event precedes it.
+pub(crate) fn install_hooks() {
+    crate::runtime::worker::set_hooks(crate::runtime::worker::PollHooks { on_event, parked });
+}
 
 /// The worker's poll loop saw an event for a reactor connection (on its owner worker).
-pub(crate) fn on_event(data: u64, events: u32) {
+fn on_event(data: u64, events: u32) {
     let p = (data & !EVENT_TAG) as *const ConnInner;
     // SAFETY: the registration holds a strong reference until `finalize` deregisters the
     // descriptor on this same thread, between polls; so an event that carries the pointer
@@ -70,7 +78,6 @@ pub(crate) fn on_event(data: u64, events: u32) {
 }
 
 /// The worker's park hook (see sched.rs).
-#[inline]
-pub(crate) fn parked(g: *const crate::runtime::goroutine::G) {
+fn parked(g: *const crate::runtime::goroutine::G) {
     sched::parked(g)
 }

@@ -90,6 +90,15 @@ impl GoroutineDump {
     pub fn spawn_site(&self) -> &'static Location<'static> {
         self.site
     }
+    /// The worker that runs it (`0..procs`): the one it first ran on, which it never leaves.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+    /// How long it has been waiting, for a parked goroutine (`None` while running or
+    /// runnable); Go's `[chan receive, 2 minutes]`.
+    pub fn waited(&self) -> Option<Duration> {
+        self.waited
+    }
 }
 
 /// A snapshot of every live goroutine of a runtime; `Display` prints it in the layout of

@@ -95,6 +95,12 @@ pub(crate) struct Exec {
     pub(crate) stack: Option<Stack>,
     /// The coroutine, from the first run until the goroutine ends.
     pub(crate) coro: Option<Coro>,
+    /// Before the first run: the goroutine was placed on a worker (`worker.rs`, invariant 5),
+    /// which counts it in its `incoming` and starts it without placing it again.
+    pub(crate) placed: bool,
+    /// Before the first run: the worker whose spawn queue it was pushed on (`usize::MAX`:
+    /// none), which placement favours (`worker.rs`, invariant 5).
+    pub(crate) origin: usize,
 }
 
 // SAFETY: the only non-thread-safe parts are the `UnsafeCell`s and `Cell`s, whose access is
@@ -145,7 +151,13 @@ impl G {
             panic_ctx: Cell::new(None),
             parked_ms: Cell::new(0),
             meta,
-            cell: UnsafeCell::new(Exec { start: Some(start), stack, coro: None }),
+            cell: UnsafeCell::new(Exec {
+                start: Some(start),
+                stack,
+                coro: None,
+                placed: false,
+                origin: usize::MAX,
+            }),
         })
     }
 

@@ -236,6 +236,7 @@ impl Runtime {
             injector: Injector::new(),
             shutdown: AtomicBool::new(false),
             idle: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
             stack_size: self.stack_size,
             spin: self.spin,
             reports: self.reports,

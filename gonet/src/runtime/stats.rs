@@ -40,6 +40,12 @@ pub(crate) struct WorkerStats {
     /// Entries in the worker's timer heap (dead ones not yet swept included), as of the
     /// worker's last scheduling round.
     pub(crate) timers: Counter,
+    /// Started, unfinished goroutines owned by this worker.
+    pub(crate) live: Counter,
+    /// Unstarted goroutines this worker placed on a less loaded one (`worker.rs` invariant 5).
+    pub(crate) placed: Counter,
+    /// Reactor connections owned by this worker (written by the reactor from any thread).
+    pub(crate) connections: AtomicU64,
 }
 
 /// A snapshot of one worker's counters.
@@ -70,6 +76,14 @@ pub struct WorkerSnapshot {
     /// Entries in the worker's timer heap at its last scheduling round, cancelled ones not
     /// yet swept included: what the timers cost in memory.
     pub timers: u64,
+    /// Goroutines that have started on this worker and not finished: the goroutines it owns
+    /// (a started goroutine never changes worker), e.g. one per connection it serves.
+    pub live: u64,
+    /// Goroutines this worker was about to start but handed, unstarted, to a less loaded
+    /// worker (placement, see `docs/ARCHITECTURE.md`).
+    pub placed: u64,
+    /// Open reactor connections (`reactor::EventLoop`) owned by this worker.
+    pub connections: u64,
 }
 
 /// A snapshot of a runtime's statistics, from [`stats`].
@@ -81,6 +95,9 @@ pub struct Stats {
     pub spawned: u64,
     /// Goroutines parked right now.
     pub parked: u64,
+    /// Workers spinning right now (polling for work before they sleep; see
+    /// [`Builder::spin`](crate::Builder::spin)): at most half the workers.
+    pub spinning: u64,
     /// Per worker, in worker order.
     pub workers: Vec<WorkerSnapshot>,
 }
@@ -107,6 +124,9 @@ pub fn stats() -> Option<Stats> {
             spins: st.spins.get(),
             spin_hits: st.spin_hits.get(),
             timers: st.timers.get(),
+            live: st.live.get(),
+            placed: st.placed.get(),
+            connections: st.connections.load(Ordering::Relaxed),
         };
         s.spawned += snap.spawned;
         finished += snap.finished;
@@ -116,5 +136,6 @@ pub fn stats() -> Option<Stats> {
     }
     s.alive = s.spawned.saturating_sub(finished);
     s.parked = parks.saturating_sub(wakeups);
+    s.spinning = w.rt.spinning.load(Ordering::Relaxed) as u64;
     Some(s)
 }

@@ -3,8 +3,9 @@
 //! Each worker owns, shared-nothing:
 //! * `runq` — started goroutines made runnable on this thread (FIFO; thread-local, no lock);
 //! * `spawnq` — goroutines spawned here that have not started yet; idle workers steal from it
-//!   (a crossbeam work-stealing deque), which is what spreads new goroutines over the workers;
-//! * `inbox` — run tokens of *its* goroutines made runnable by other threads;
+//!   (a crossbeam work-stealing deque);
+//! * `inbox` — run tokens of *its* goroutines made runnable by other threads, and unstarted
+//!   goroutines placed on it by other workers (invariant 5);
 //! * a timer heap, a stack pool, a list of its live goroutines and its epoll `Poller`.
 //!
 //! Invariants:
@@ -13,7 +14,10 @@
 //! 2. Running dry: a worker with nothing to run first spins — polls epoll without blocking,
 //!    its inbox and the steal sources — for up to the spin window and never past its next
 //!    timer, while the previous spin found work or the previous sleep was shorter than the
-//!    window. It is not `sleeping` meanwhile, so wakers skip the eventfd. Then it sleeps: it
+//!    window. It is not `sleeping` meanwhile, so wakers skip the eventfd. Spinning is
+//!    budgeted (Go's `nmspinning` rule): a worker starts a spin only while twice the number of
+//!    spinning workers is below the number of workers not asleep (`RtShared::spinning`,
+//!    raised by compare-and-swap, so at most half the workers ever spin). Then it sleeps: it
 //!    sets `sleeping` (SeqCst), re-checks its inbox and every steal source, and only then
 //!    blocks in `epoll_wait` until its next timer. Anyone who makes work for it publishes the
 //!    work first, then swaps `sleeping` to false and, if it was set, writes the eventfd. One
@@ -35,6 +39,20 @@
 //!    and `current`, so from then on `ready` reaches neither `runq` (found only through
 //!    `WORKER`) nor the inbox, and no goroutine can be woken into a queue being freed, in
 //!    whatever order the fields then drop.
+//! 5. Placement: a started goroutine never migrates, so where it first runs is where it
+//!    stays. A worker's `load` is its live started goroutines plus the unstarted ones placed
+//!    on it (`incoming`); for a given goroutine the worker that spawned it (its `origin`)
+//!    counts one less, for the spawner itself (an accept loop, a parent about to join).
+//!    Before a worker starts a goroutine taken from a spawn queue or the injector, it
+//!    compares that load with the others': if some worker's is lower than its own, the
+//!    goroutine goes, unstarted, to the lowest one's inbox (the origin first among equals;
+//!    marked `placed`, counted in that worker's `incoming`) and starts there; otherwise it
+//!    starts here. A placed goroutine, or one spawned with `spawn_local`, starts where it is.
+//!    So ties stay where they are (spawn + join and ping-pong stay on the parent's worker),
+//!    and long-lived goroutines (connections) spread over all workers whatever their arrival.
+//! 6. The poll loop knows nothing of the layers above it: event data tagged with `HOOK_TAG`
+//!    and every committed park go to the `PollHooks` a higher layer registered (the
+//!    reactor), through one indirect call; with none registered they cost a load and a branch.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -62,6 +80,8 @@ pub(crate) struct RtShared {
     pub(crate) shutdown: AtomicBool,
     /// Number of workers that are (about to be) asleep.
     pub(crate) idle: AtomicUsize,
+    /// Number of workers spinning (invariant 2's budget).
+    pub(crate) spinning: AtomicUsize,
     pub(crate) stack_size: usize,
     /// How long a worker that ran dry polls before sleeping (`Builder::spin`).
     pub(crate) spin: Duration,
@@ -85,6 +105,8 @@ pub(crate) struct WorkerShared {
     pub(crate) dumps: super::dump::Requests,
     pub(crate) poller: Poller,
     stealer: Stealer<GRef>,
+    /// Unstarted goroutines placed on this worker by others, not started yet (invariant 5).
+    incoming: AtomicUsize,
     pub(crate) stats: WorkerStats,
     /// For the stall watchdog: the goroutine running now (0: none). Together with the switch
     /// counter it tells the watchdog whether the same run has lasted between two samples,
@@ -117,6 +139,7 @@ impl WorkerShared {
             dumps: Default::default(),
             poller: Poller::new()?,
             stealer,
+            incoming: AtomicUsize::new(0),
             stats: WorkerStats::default(),
             running: AtomicU64::new(0),
             running_site: Default::default(),
@@ -146,6 +169,26 @@ impl WorkerShared {
         self.inbox_nonempty.store(true, Ordering::SeqCst);
         self.stats.remote_wakeups.fetch_add(1, Ordering::Relaxed);
         self.unsleep();
+    }
+
+    /// Hands an unstarted goroutine placed on this worker to its inbox (invariant 5); gives
+    /// it back if the worker has shut down.
+    fn place(&self, g: GRef) -> Result<(), GRef> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        if self.closed.load(Ordering::Acquire) {
+            return Err(g);
+        }
+        inbox.push(g);
+        drop(inbox);
+        self.inbox_nonempty.store(true, Ordering::SeqCst);
+        self.unsleep();
+        Ok(())
+    }
+
+    /// Live started goroutines plus those placed here and not started yet (invariant 5).
+    #[inline]
+    fn load(&self) -> usize {
+        self.stats.live.get() as usize + self.incoming.load(Ordering::Relaxed)
     }
 
     /// The goroutines waiting in the inbox (runnable), for a dump.
@@ -198,6 +241,26 @@ pub(crate) struct Worker {
 
 thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Set in the epoll data of a descriptor whose events go to `PollHooks::on_event` instead of
+/// a `PollDesc` waiter (`PollDesc` pointers are 8-aligned and the wake token is 0, so bit 0
+/// is free).
+pub(crate) const HOOK_TAG: u64 = 1;
+
+/// What a higher layer (the reactor) asks the poll loop to call (invariant 6).
+pub(crate) struct PollHooks {
+    /// An epoll event whose data has `HOOK_TAG` set, on the worker whose epoll reported it.
+    pub(crate) on_event: fn(data: u64, events: u32),
+    /// A goroutine of this worker has just parked (its commit published the token).
+    pub(crate) parked: fn(g: *const G),
+}
+
+static HOOKS: std::sync::OnceLock<PollHooks> = std::sync::OnceLock::new();
+
+/// Registers the poll loop's hooks; the first registration wins (there is one reactor).
+pub(crate) fn set_hooks(h: PollHooks) {
+    let _ = HOOKS.set(h);
 }
 
 /// The current thread's worker, if it is one.
@@ -339,6 +402,9 @@ impl Worker {
 
     /// Queues a new goroutine on this worker and, if a worker sleeps, wakes one to steal it.
     pub(crate) fn spawn(&self, g: GRef) {
+        // SAFETY: `g` was just built and we hold its only run token, so this thread may touch
+        // its execution state (goroutine.rs).
+        unsafe { g.exec().origin = self.shared.index };
         self.spawnq.push(g);
         self.shared.stats.spawned.set_local(self.shared.stats.spawned.get() + 1);
         if self.rt.workers.len() > 1 {
@@ -356,6 +422,10 @@ impl Worker {
     /// Queues a new goroutine on this worker's own run queue: it starts here and, never
     /// having been stealable, stays here (the reactor's handler goroutines, `reactor/sched.rs`).
     pub(crate) fn spawn_local(&self, g: GRef) {
+        // SAFETY: `g` was just built and we hold its only run token, so this thread may touch
+        // its execution state (goroutine.rs).
+        unsafe { g.exec().placed = true };
+        self.shared.incoming.fetch_add(1, Ordering::Relaxed);
         self.runq.borrow_mut().push_back(g);
         self.shared.stats.spawned.set_local(self.shared.stats.spawned.get() + 1);
     }
@@ -550,9 +620,40 @@ impl Worker {
     /// gaps between requests are longer than the window, thus sleeps at once and burns
     /// nothing; a busy one spins through its short gaps.
     fn spin_for_work(&self) -> bool {
-        if self.rt.spin.is_zero() || !self.spin_worth.get() {
+        if self.rt.spin.is_zero() || !self.spin_worth.get() || !self.start_spinning() {
             return false;
         }
+        let found = self.spin();
+        self.rt.spinning.fetch_sub(1, Ordering::SeqCst);
+        found
+    }
+
+    /// Invariant 2's budget: becomes a spinner only while twice the spinners are fewer than
+    /// the workers not asleep (this one included), so at most half the workers spin at once
+    /// and a lightly loaded runtime has few. The count is raised by compare-and-swap, so
+    /// racing workers cannot overshoot it.
+    fn start_spinning(&self) -> bool {
+        let n = self.rt.workers.len();
+        let mut s = self.rt.spinning.load(Ordering::SeqCst);
+        loop {
+            let awake = n.saturating_sub(self.rt.idle.load(Ordering::SeqCst));
+            if 2 * s >= awake {
+                return false;
+            }
+            match self.rt.spinning.compare_exchange_weak(
+                s,
+                s + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// The spin itself (see `spin_for_work`), by a worker counted in `spinning`.
+    fn spin(&self) -> bool {
         let st = &self.shared.stats;
         st.spins.set_local(st.spins.get() + 1);
         let window_end = Instant::now() + self.rt.spin;
@@ -586,9 +687,12 @@ impl Worker {
                 self.shared.poller.drain_wake();
                 continue;
             }
-            if data & crate::reactor::EVENT_TAG != 0 {
-                // A reactor connection: its code runs here, on the worker that owns it.
-                crate::reactor::on_event(data, ev.events);
+            if data & HOOK_TAG != 0 {
+                // A higher layer's descriptor (a reactor connection): its code runs here, on
+                // the worker that owns it (invariant 6).
+                if let Some(h) = HOOKS.get() {
+                    (h.on_event)(data, ev.events);
+                }
                 continue;
             }
             netpoll::on_event(data, ev.events, &mut |g| ready(g));
@@ -600,6 +704,19 @@ impl Worker {
     fn execute(&self, g: GRef) {
         // SAFETY: we hold g's run token on the thread allowed to touch its execution state
         // (goroutine.rs): either its owner, or the first runner of an unstarted goroutine.
+        let unplaced = unsafe {
+            let ex = g.exec();
+            ex.coro.is_none() && !ex.placed
+        };
+        let g = if unplaced {
+            match self.place_elsewhere(g) {
+                Some(g) => g,
+                None => return,
+            }
+        } else {
+            g
+        };
+        // SAFETY: as above.
         let coro: *mut Coro = unsafe {
             let ex = g.exec();
             if ex.coro.is_none() && !self.start(&g, ex) {
@@ -653,8 +770,12 @@ impl Worker {
                         self.runq.borrow_mut().push_front(g);
                     }
                     // The reactor hands its queue to another handler goroutine when the one
-                    // draining it parks (reactor/sched.rs).
-                    Ok(()) => crate::reactor::parked(gp),
+                    // draining it parks (reactor/sched.rs; invariant 6).
+                    Ok(()) => {
+                        if let Some(h) = HOOKS.get() {
+                            (h.parked)(gp);
+                        }
+                    }
                 }
             }
             CoroutineResult::Return(()) => self.finish(g),
@@ -662,15 +783,77 @@ impl Worker {
         }
     }
 
+    /// Invariant 5: an unstarted, unplaced goroutine about to start here goes to the least
+    /// loaded worker instead when that one's load (for this goroutine) is below ours.
+    /// Returns the goroutine if it is to start here.
+    fn place_elsewhere(&self, g: GRef) -> Option<GRef> {
+        let ws = &self.rt.workers;
+        let n = ws.len();
+        if n == 1 {
+            return Some(g);
+        }
+        // SAFETY: we hold the run token of this unstarted goroutine (goroutine.rs).
+        let origin = unsafe { g.exec().origin };
+        let load = |w: &WorkerShared| w.load().saturating_sub(usize::from(w.index == origin));
+        // Starting here: count it at once (it is added to the live list only once it has a
+        // stack, which may take a page fault or a preemption), so that workers placing
+        // goroutines meanwhile see this one.
+        let here = |g| {
+            let st = &self.shared.stats;
+            st.live.set_local(st.live.get() + 1);
+            Some(g)
+        };
+        let mine = load(&self.shared);
+        if mine == 0 {
+            return here(g);
+        }
+        let me = self.shared.index;
+        let mut best: Option<&Arc<WorkerShared>> = None;
+        let mut best_load = mine;
+        for k in 1..n {
+            let w = &ws[(me + k) % n];
+            let l = load(w);
+            if l < best_load || (l == best_load && best.is_some() && w.index == origin) {
+                best = Some(w);
+                best_load = l;
+            }
+        }
+        let Some(target) = best else { return here(g) };
+        // SAFETY: we hold the run token of this unstarted goroutine (goroutine.rs); the flag
+        // is set before the token is handed over, and cleared only if it comes back.
+        unsafe { g.exec().placed = true };
+        target.incoming.fetch_add(1, Ordering::Relaxed);
+        match target.place(g) {
+            Ok(()) => {
+                let st = &self.shared.stats;
+                st.placed.set_local(st.placed.get() + 1);
+                None
+            }
+            Err(g) => {
+                // The target has shut down: start it here after all.
+                target.incoming.fetch_sub(1, Ordering::Relaxed);
+                // SAFETY: the token came back to us.
+                unsafe { g.exec().placed = false };
+                here(g)
+            }
+        }
+    }
+
     /// First run of `g` on this worker: it becomes the owner, and the coroutine is built on the
     /// stack allocated at spawn or, for most, on one from this worker's pool. Returns false
     /// when no stack can be had: the goroutine is then dropped unrun (`cannot_start`).
     fn start(&self, g: &GRef, ex: &mut super::goroutine::Exec) -> bool {
+        let placed = std::mem::take(&mut ex.placed);
         let stack = match ex.stack.take() {
             Some(s) => s,
             None => match self.stacks.borrow_mut().get() {
                 Ok(s) => s,
                 Err(e) => {
+                    if placed {
+                        self.shared.incoming.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    let st = &self.shared.stats;
+                    st.live.set_local(self.live.borrow().len() as u64);
                     self.cannot_start(g, ex, &e);
                     return false;
                 }
@@ -689,6 +872,12 @@ impl Worker {
         // SAFETY: live_index is touched only by the owner thread, which we now are.
         unsafe { *g.live_index.get() = live.len() };
         live.push(g.clone());
+        // Counted in `live` before `incoming` lets go of it (or, unplaced, already counted by
+        // `place_elsewhere`): placement never sees it missing.
+        self.shared.stats.live.set_local(live.len() as u64);
+        if placed {
+            self.shared.incoming.fetch_sub(1, Ordering::Relaxed);
+        }
         true
     }
 
@@ -722,6 +911,7 @@ impl Worker {
             // SAFETY: `moved` is owned by this worker too.
             unsafe { *moved.live_index.get() = i };
         }
+        self.shared.stats.live.set_local(live.len() as u64);
         let st = &self.shared.stats;
         st.finished.set_local(st.finished.get() + 1);
     }
