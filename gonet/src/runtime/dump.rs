@@ -152,11 +152,14 @@ impl fmt::Debug for Dump {
     }
 }
 
+/// A wait time as a dump shows it: `250 ms`, `1 second`, `59 seconds`, `2 minutes` (minutes
+/// from two on, as Go does).
 fn human(d: Duration) -> String {
-    if d >= Duration::from_secs(120) {
-        format!("{} minutes", d.as_secs() / 60)
-    } else if d >= Duration::from_secs(1) {
-        format!("{} seconds", d.as_secs())
+    let s = d.as_secs();
+    if s >= 120 {
+        format!("{} minutes", s / 60)
+    } else if s >= 1 {
+        format!("{s} second{}", if s == 1 { "" } else { "s" })
     } else {
         format!("{} ms", d.as_millis())
     }
@@ -407,4 +410,21 @@ pub(crate) fn dump_all() -> Dump {
         out.timers += d.timers;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+    use std::time::Duration;
+
+    #[test]
+    fn wait_times_are_in_words() {
+        let ms = Duration::from_millis;
+        assert_eq!(human(ms(250)), "250 ms");
+        assert_eq!(human(ms(1000)), "1 second");
+        assert_eq!(human(ms(1999)), "1 second");
+        assert_eq!(human(ms(2000)), "2 seconds");
+        assert_eq!(human(ms(119_999)), "119 seconds");
+        assert_eq!(human(ms(120_000)), "2 minutes");
+    }
 }
