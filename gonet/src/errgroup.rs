@@ -94,14 +94,39 @@ impl<E: From<Panicked> + Send + 'static> Group<E> {
     }
 
     /// Runs at most `n` members at once: [`go`](Group::go) then parks until a member
-    /// finishes. Must be called before any member is started.
+    /// finishes, and [`try_go`](Group::try_go) declines. As in Go, a limit of 0 admits no
+    /// member: `go` parks for good (the runtime's deadlock report names it if nothing else
+    /// runs) and `try_go` returns false. [`remove_limit`](Group::remove_limit) (Go's
+    /// `SetLimit(-1)`) lifts the limit, as does `usize::MAX`. Must be called while no member
+    /// runs.
     ///
     /// # Panics
-    /// If `n` is zero, or members were already started.
+    /// If members are running (Go panics too: the limit cannot change under them).
     pub fn set_limit(&mut self, n: usize) {
-        assert!(n > 0, "gonet: errgroup: a limit of 0 would never start a member");
-        assert_eq!(self.wg.count(), 0, "gonet: errgroup: set_limit while members run");
-        self.limit = Some(Arc::new(Semaphore::new(n as u64)));
+        self.assert_idle("set_limit");
+        self.limit = (n != usize::MAX).then(|| {
+            // A limit of 0 is a semaphore of one unit that is never free: `go` parks in
+            // its acquire (a dump shows it waiting there) and `try_go` declines.
+            let sem = Semaphore::new(n.max(1) as u64);
+            if n == 0 {
+                assert!(sem.try_acquire(1), "a fresh semaphore has its unit");
+            }
+            Arc::new(sem)
+        });
+    }
+
+    /// No limit on how many members run at once (the default).
+    ///
+    /// # Panics
+    /// If members are running.
+    pub fn remove_limit(&mut self) {
+        self.assert_idle("remove_limit");
+        self.limit = None;
+    }
+
+    fn assert_idle(&self, what: &str) {
+        let n = self.wg.count();
+        assert_eq!(n, 0, "gonet: errgroup: {what} while {n} members of the group are running");
     }
 
     /// Starts `f` in a member goroutine (parking first while the limit is reached). If it
@@ -115,7 +140,7 @@ impl<E: From<Panicked> + Send + 'static> Group<E> {
         F: FnOnce() -> Result<(), E> + Send + 'static,
     {
         if let Some(l) = &self.limit {
-            l.acquire(1).expect("a limit of at least 1 admits one member");
+            l.acquire(1).expect("a limit's semaphore has at least one unit");
         }
         self.spawn(f);
     }

@@ -22,8 +22,10 @@
 //!
 //! The layers, bottom up: [`runtime`] (goroutines, stacks, scheduler, timers), the netpoller
 //! (`netpoll`, crate-private), [`net`] (std-shaped sockets with Go's deadlines and close),
-//! the goroutine-aware primitives [`chan`], [`sync`] and [`time`], and Go's cancellation
-//! toolbox: [`context`] and [`errgroup`].
+//! the goroutine-aware primitives [`chan`], [`sync`] and [`time`], Go's cancellation
+//! toolbox: [`context`] and [`errgroup`], and, beside `net` on the same workers and
+//! netpollers, [`reactor`] (CloudWeGo netpoll's event-loop model: `EventLoop`, nocopy
+//! `Connection` over `LinkBuffer`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -316,6 +316,23 @@ fn child_entry() {
                 println!("joined the payload");
             });
         }
+        "dump-in-goroutine" => {
+            gonet::Builder::new().procs(1).build().unwrap().run(|| {
+                let (_tx, rx) = chan::bounded::<()>(0);
+                let _waiters: Vec<_> = (0..20)
+                    .map(|_| {
+                        let rx = rx.clone();
+                        gonet::go_named("waiter", move || waits_on_channel(rx))
+                    })
+                    .collect();
+                gonet::yield_now();
+                let text = gonet::go_named("dumper", || gonet::runtime::dump().to_string())
+                    .join()
+                    .unwrap();
+                assert!(text.contains("waits_on_channel"), "symbolised:\n{text}");
+                println!("dump of {} bytes", text.len());
+            });
+        }
         s => panic!("unknown scenario {s}"),
     }
 }
@@ -401,6 +418,13 @@ fn deadlock_is_reported_on_stderr_without_a_logger() {
     assert!(err.contains("possible deadlock"), "stderr:\n{err}");
     assert!(err.contains("\"forgotten\" [chan receive"), "stderr:\n{err}");
     assert!(err.contains("\"main\" [join"), "stderr:\n{err}");
+}
+
+#[test]
+fn a_goroutine_formatting_a_dump_is_not_reported_as_a_stall() {
+    let (st, err) = finish(child("dump-in-goroutine", &[]), Duration::from_secs(60));
+    assert!(st.success(), "stderr:\n{err}");
+    assert!(!err.contains("without parking"), "the symbol lookup is not a stall:\n{err}");
 }
 
 #[test]

@@ -102,20 +102,27 @@ impl_listener_deadlines!(TcpListener, UnixListener);
 /// read, write or accept fail at once. A call that fails because of the context returns the
 /// context's error. Afterwards both deadlines are cleared (the helper owns them meanwhile).
 ///
+/// `f` receives `&mut &S`: gonet's sockets implement `Read` and `Write` for `&S` (as std's
+/// do), whose methods take `&mut self`, so `|c| c.write_all(..)` and `|c| c.read(..)` work
+/// as written, and `&S`'s own methods are reached through auto-deref.
+///
 /// ```no_run
-/// use std::io::Read;
+/// use std::io::{Read, Write};
 /// use gonet::context::{self, Context};
 /// # gonet::run(|| -> std::io::Result<()> {
 /// let (ctx, _cancel) = context::with_timeout(&Context::background(), std::time::Duration::from_secs(5));
-/// let mut conn = gonet::net::dial_context(&ctx, "127.0.0.1:8080")?;
+/// let conn = gonet::net::dial_context(&ctx, "127.0.0.1:8080")?;
 /// let mut buf = [0u8; 512];
-/// let n = gonet::net::with_context(&ctx, &conn, |mut c| c.read(&mut buf))?;
+/// let n = gonet::net::with_context(&ctx, &conn, |c| {
+///     c.write_all(b"PING\r\n")?;
+///     c.read(&mut buf)
+/// })?;
 /// # Ok(()) });
 /// ```
 pub fn with_context<S, R>(
     ctx: &Context,
     sock: &S,
-    f: impl FnOnce(&S) -> io::Result<R>,
+    f: impl FnOnce(&mut &S) -> io::Result<R>,
 ) -> io::Result<R>
 where
     S: Deadlines + Sync + ?Sized,
@@ -129,7 +136,7 @@ where
         let _ = sock.set_read_deadline(now);
         let _ = sock.set_write_deadline(now);
     });
-    let r = ctx.with_watch(kick, || f(sock));
+    let r = ctx.with_watch(kick, || f(&mut { sock }));
     let _ = sock.set_read_deadline(None);
     let _ = sock.set_write_deadline(None);
     match r {

@@ -13,8 +13,10 @@
 //!    by a goroutine that never yields cannot answer, and the dump says so instead of hanging.
 //!
 //! Backtraces are unwound with std's `Backtrace` (DWARF call-frame information, which
-//! corosensei provides across its stack switch) and symbolised by the requester when the
-//! dump is displayed, so a worker spends microseconds per goroutine, not the symbol lookup.
+//! corosensei provides across its stack switch) and symbolised by the requester while it
+//! collects the dump — on the blocking pool when the requester is a goroutine — so a worker
+//! spends microseconds per goroutine, not the symbol lookup, and a goroutine that dumps is
+//! not reported as a stall (formatting a `Dump` only copies text).
 
 use std::backtrace::Backtrace;
 use std::collections::HashSet;
@@ -56,6 +58,8 @@ pub(crate) struct Part {
     unstarted: usize,
     /// Timers in its heap (sleeps, deadlines, timeouts).
     pub(crate) timers: usize,
+    /// The goroutines' backtraces, unsymbolised, in the order of `goroutines`.
+    traces: Vec<Option<Backtrace>>,
 }
 
 /// One goroutine in a [`Dump`].
@@ -69,7 +73,8 @@ pub struct GoroutineDump {
     worker: usize,
     site: &'static Location<'static>,
     parent: u64,
-    trace: Option<Backtrace>,
+    /// The backtrace in Go's layout, symbolised when the dump was collected.
+    frames: Option<String>,
 }
 
 impl GoroutineDump {
@@ -140,8 +145,8 @@ impl fmt::Display for Dump {
                 write!(f, ", {}", human(d))?;
             }
             writeln!(f, ", worker {}]:", g.worker)?;
-            if let Some(t) = &g.trace {
-                write_frames(f, &t.to_string())?;
+            if let Some(t) = &g.frames {
+                f.write_str(t)?;
             }
             if g.parent != 0 {
                 writeln!(f, "created by goroutine {} at", g.parent)?;
@@ -161,11 +166,14 @@ impl fmt::Debug for Dump {
     }
 }
 
+/// A wait time as a dump shows it: `250 ms`, `1 second`, `59 seconds`, `2 minutes` (minutes
+/// from two on, as Go does).
 fn human(d: Duration) -> String {
-    if d >= Duration::from_secs(120) {
-        format!("{} minutes", d.as_secs() / 60)
-    } else if d >= Duration::from_secs(1) {
-        format!("{} seconds", d.as_secs())
+    let s = d.as_secs();
+    if s >= 120 {
+        format!("{} minutes", s / 60)
+    } else if s >= 1 {
+        format!("{s} second{}", if s == 1 { "" } else { "s" })
     } else {
         format!("{} ms", d.as_millis())
     }
@@ -174,7 +182,13 @@ fn human(d: Duration) -> String {
 /// Rewrites std's backtrace text (`  N: function\n      at file:line:col`) in Go's layout
 /// (`function\n\tfile:line`), keeping only the goroutine's own frames: those below the
 /// runtime's suspend and above the goroutine's entry.
-fn write_frames(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+fn go_frames(text: &str) -> String {
+    let mut f = String::new();
+    let _ = write_frames(&mut f, text);
+    f
+}
+
+fn write_frames(f: &mut impl fmt::Write, text: &str) -> fmt::Result {
     let mut started = false;
     let mut keep = false;
     for line in text.lines() {
@@ -222,9 +236,10 @@ impl Worker {
         }
         let mut runnable: HashSet<*const G> = self.runq.borrow().iter().map(Arc::as_ptr).collect();
         runnable.extend(self.shared.inbox_ptrs());
-        let traces = reqs.iter().any(|r| r.1);
+        let want_traces = reqs.iter().any(|r| r.1);
         let live: Vec<_> = self.live.borrow().clone();
         let mut goroutines = Vec::with_capacity(live.len());
+        let mut traces = Vec::with_capacity(live.len());
         for g in &live {
             let parked = g.parked.get() && !runnable.contains(&Arc::as_ptr(g));
             let w = if parked { g.wait.get() } else { Wait::Unknown };
@@ -238,8 +253,9 @@ impl Worker {
                 worker: self.shared.index,
                 site: g.meta.site,
                 parent: g.meta.parent,
-                trace: if traces { self.trace_of(g) } else { None },
+                frames: None,
             });
+            traces.push(if want_traces { self.trace_of(g) } else { None });
         }
         let (first, rest) = reqs.split_first().expect("checked non-empty above");
         for (tx, _) in rest {
@@ -248,6 +264,7 @@ impl Worker {
                 goroutines: goroutines.iter().map(GoroutineDump::copy).collect(),
                 unstarted: self.spawnq.len(),
                 timers: self.timers.borrow().len(),
+                traces: Vec::new(),
             });
         }
         let _ = first.0.send(Part {
@@ -255,6 +272,7 @@ impl Worker {
             goroutines,
             unstarted: self.spawnq.len(),
             timers: self.timers.borrow().len(),
+            traces,
         });
     }
 
@@ -287,7 +305,7 @@ impl GoroutineDump {
             worker: self.worker,
             site: self.site,
             parent: self.parent,
-            trace: None,
+            frames: None,
         }
     }
 }
@@ -358,6 +376,14 @@ pub(crate) fn collect(rt: &RtShared, traces: bool) -> Dump {
                 Err(_) => break,
             }
         }
+        // Symbolise here, off the workers: the first lookup of a process reads its debug
+        // information (hundreds of milliseconds), which on a goroutine would hold its worker
+        // and be reported as a stall against the caller.
+        for p in &mut parts {
+            for (g, t) in p.goroutines.iter_mut().zip(std::mem::take(&mut p.traces)) {
+                g.frames = t.map(|t| go_frames(&t.to_string()));
+            }
+        }
         parts
     };
     let parts = if caller.is_some() { super::blocking(gather) } else { gather() };
@@ -416,4 +442,21 @@ pub(crate) fn dump_all() -> Dump {
         out.timers += d.timers;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+    use std::time::Duration;
+
+    #[test]
+    fn wait_times_are_in_words() {
+        let ms = Duration::from_millis;
+        assert_eq!(human(ms(250)), "250 ms");
+        assert_eq!(human(ms(1000)), "1 second");
+        assert_eq!(human(ms(1999)), "1 second");
+        assert_eq!(human(ms(2000)), "2 seconds");
+        assert_eq!(human(ms(119_999)), "119 seconds");
+        assert_eq!(human(ms(120_000)), "2 minutes");
+    }
 }
