@@ -39,5 +39,6 @@ pub mod sync;
 pub mod time;
 
 pub use runtime::{
-    blocking, go, go_named, run, try_go, try_go_named, yield_now, Builder, JoinHandle, Runtime,
+    block_on, blocking, go, go_named, run, try_go, try_go_named, yield_now, Builder, JoinHandle,
+    Runtime,
 };
