@@ -31,6 +31,8 @@
 pub mod chan;
 pub mod context;
 pub mod errgroup;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod net;
 mod netpoll;
 pub mod reactor;

@@ -20,6 +20,7 @@
 //! (the waker slot keeps the last waker); reads and writes may be polled by two tasks.
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::task::{Context, Poll};
 
 use super::{Dir, NetFd};
@@ -74,10 +75,20 @@ impl NetFd {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        self.poll_read_uninit(cx, super::as_uninit(buf))
+    }
+
+    /// Reads into possibly uninitialised memory (the kernel only writes bytes to it).
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        // SAFETY: `buf` is writable for `buf.len()` bytes during the call.
+        // SAFETY: `buf` is writable for `buf.len()` bytes during the call; `recv` writes at
+        // most that many and never reads them.
         self.poll_io(Dir::Read, cx, || unsafe {
             libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0)
         })
@@ -121,6 +132,16 @@ macro_rules! impl_poll_io {
                 self.fd.poll_read(cx, buf)
             }
 
+            /// [`poll_read`](Self::poll_read) into uninitialised memory (what `ReadBuf`-style
+            /// buffers hand out); returns how many bytes are now initialised and filled.
+            pub fn poll_read_uninit(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.fd.poll_read_uninit(cx, buf)
+            }
+
             /// Writes some of `buf`, or registers the task's waker and returns `Pending` until
             /// the socket is writable. Honours the write deadline, as [`poll_read`](Self::poll_read).
             pub fn poll_write(
@@ -160,10 +181,12 @@ macro_rules! impl_poll_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut tokio::io::ReadBuf<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                // Reads into the unfilled part, zeroing it first only where it is uninit.
-                let dst = buf.initialize_unfilled();
-                match self.fd.poll_read(cx, dst) {
+                // SAFETY: `poll_read_uninit` only writes bytes into the unfilled part, and
+                // the `n` it returns were written, so they may be marked initialised.
+                match self.fd.poll_read_uninit(cx, unsafe { buf.unfilled_mut() }) {
                     std::task::Poll::Ready(Ok(n)) => {
+                        // SAFETY: as above, `n` bytes of the unfilled part were written.
+                        unsafe { buf.assume_init(n) };
                         buf.advance(n);
                         std::task::Poll::Ready(Ok(()))
                     }
