@@ -8,7 +8,7 @@
 //!   gonet's timer heaps ([`crate::time::Delay`]).
 //! * [`Server`] is Go's `http.Serve(listener, handler)`: one goroutine per connection,
 //!   HTTP/1.1 and prior-knowledge HTTP/2 (h2c) through hyper-util's auto builder, graceful
-//!   [`Server::shutdown`].
+//!   [`ServerHandle::shutdown`].
 //! * [`Client`] sends requests over pooled keep-alive connections, with timeouts.
 //!
 //! Because each connection runs on its own goroutine, a service may block goroutine-style —
