@@ -33,6 +33,8 @@
 pub mod chan;
 pub mod context;
 pub mod errgroup;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod net;
 mod netpoll;
 pub mod reactor;
@@ -41,5 +43,6 @@ pub mod sync;
 pub mod time;
 
 pub use runtime::{
-    blocking, go, go_named, run, try_go, try_go_named, yield_now, Builder, JoinHandle, Runtime,
+    block_on, blocking, go, go_named, run, try_go, try_go_named, yield_now, Builder, JoinHandle,
+    Runtime,
 };

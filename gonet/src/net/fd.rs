@@ -489,3 +489,8 @@ fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
     // SAFETY: initialised bytes are valid `MaybeUninit<u8>`, and the callee only writes bytes.
     unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
+
+// Poll-based I/O for futures: `NetFd::poll_io` and the async I/O traits (a child module, for
+// the descriptor's private state).
+#[path = "poll_io.rs"]
+pub(crate) mod poll_io;

@@ -9,6 +9,7 @@ use socket2::SockAddr;
 use super::addr::{unmap, ToSocketAddrs};
 use super::dialer::{set_keep_alive, Dialer, ListenConfig};
 use super::error::Syscall;
+use super::fd::poll_io::impl_poll_io;
 use super::fd::NetFd;
 use super::macros::{
     impl_accept_deadline, impl_buffer_sizes, impl_close, impl_common, impl_deadlines,
@@ -35,6 +36,7 @@ impl_close!(TcpStream);
 impl_deadlines!(TcpStream);
 impl_buffer_sizes!(TcpStream);
 impl_read_write!(TcpStream);
+impl_poll_io!(TcpStream);
 
 /// An internet socket address, IPv4-mapped IPv6 shown as IPv4 (as Go does).
 pub(crate) fn sockaddr_to_inet(a: SockAddr) -> io::Result<SocketAddr> {

@@ -10,6 +10,7 @@ use socket2::{Domain, SockAddr, Type};
 
 use super::dialer::{Dialer, ListenConfig};
 use super::error::Syscall;
+use super::fd::poll_io::impl_poll_io;
 use super::fd::NetFd;
 use super::macros::{
     impl_accept_deadline, impl_buffer_sizes, impl_close, impl_common, impl_deadlines,
@@ -67,6 +68,7 @@ impl_close!(UnixDatagram);
 impl_deadlines!(UnixDatagram);
 impl_buffer_sizes!(UnixDatagram);
 impl_read_write!(UnixStream);
+impl_poll_io!(UnixStream);
 impl_from_std!(UnixListener, std::os::unix::net::UnixListener);
 impl_from_std!(UnixStream, std::os::unix::net::UnixStream);
 impl_from_std!(UnixDatagram, std::os::unix::net::UnixDatagram);

@@ -1,5 +1,6 @@
 //! The netpoller: a per-worker epoll instance (`epoll`) and the per-descriptor wait state that
-//! goroutines park on (`poll_desc`, Go's `pollDesc`).
+//! goroutines park on (`poll_desc`, Go's `pollDesc`), with the wakers of futures that wait on
+//! the same descriptor (`waker_slot`).
 
 mod epoll;
 #[cfg(loom)]
@@ -8,6 +9,7 @@ mod loom_rt;
 mod models;
 mod poll_desc;
 mod state;
+mod waker_slot;
 
 pub(crate) use epoll::{deregister, Poller, WAKE_TOKEN};
 #[cfg(not(loom))]

@@ -34,6 +34,12 @@
 //!    deadline timers capture `seq`, so an event or timer for a closed descriptor whose number
 //!    (or whose `PollDesc`) was reused is recognised as stale and ignored.
 //!
+//! 5. Beside each state word, a waker slot (`waker_slot.rs`) holds the waker of a future that
+//!    polls the direction (`net/poll_io.rs`). Every notification that touches the state word —
+//!    readiness, close, deadline kick — then wakes the slot; the state word's transitions are
+//!    unchanged (a future never parks, so it never holds the word), and a freed `PollDesc`
+//!    drops its wakers.
+//!
 //! # Deadlines
 //!
 //! A deadline is stored per direction as nanoseconds since `time`'s origin (0: none). A waiter
@@ -72,6 +78,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use super::epoll;
 use super::state::{fence, Prepared, StateWord};
+use super::waker_slot::WakerSlot;
 use crate::runtime::worker;
 
 /// Low bits of the epoll data that hold the pointer; the top 16 hold the incarnation tag.
@@ -108,6 +115,8 @@ pub(crate) struct PollDesc {
     epfd: AtomicI32,
     /// Eventfds that wake plain threads blocked in `poll(2)`, per direction.
     thread_kick: [OnceLock<OwnedFd>; 2],
+    /// The futures waiting per direction (`waker_slot.rs`): woken with the goroutine waiter.
+    wakers: [WakerSlot; 2],
 }
 
 /// Free `PollDesc`s for reuse.
@@ -148,6 +157,7 @@ impl PollDesc {
                 rt: AtomicU64::new(0),
                 epfd: AtomicI32::new(-1),
                 thread_kick: [OnceLock::new(), OnceLock::new()],
+                wakers: [WakerSlot::new(), WakerSlot::new()],
             }))
         });
         pd.seq.fetch_add(1, Ordering::AcqRel);
@@ -175,6 +185,8 @@ impl PollDesc {
         // A new incarnation makes in-flight events and timers for the old one stale.
         self.seq.fetch_add(1, Ordering::AcqRel);
         self.fd.store(-1, Ordering::Relaxed);
+        // A future that registered and was dropped leaves its waker: release it with the fd.
+        drop(self.wakers.each_ref().map(WakerSlot::take));
         POOL.lock().unwrap_or_else(|e| e.into_inner()).push(self);
     }
 
@@ -320,11 +332,35 @@ impl PollDesc {
         if let Some(g) = self.unblock(d, false) {
             ready(g);
         }
+        self.wakers[d as usize].wake();
         if let Some(efd) = self.thread_kick[d as usize].get() {
             let one: u64 = 1;
             // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
             unsafe { libc::write(efd.as_raw_fd(), (&one as *const u64).cast(), 8) };
         }
+    }
+
+    /// A future's wait (`net/poll_io.rs`): stores `w` to be woken by the next notification of
+    /// direction `d` — readiness, close or deadline — and arms the deadline timer. The caller
+    /// then retries its syscall: an edge that came before the store is seen by that retry
+    /// (`waker_slot.rs`). Fails on close or an expired deadline (checked after the store, so
+    /// a kick racing with it is not missed), and when the descriptor is not registered with
+    /// any poller (a plain thread using a socket no goroutine has waited on).
+    pub(crate) fn register_waker(&'static self, d: Dir, w: &std::task::Waker) -> io::Result<()> {
+        if worker::in_goroutine() {
+            self.ensure_registered()?;
+        } else if self.rt.load(Ordering::Acquire) == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "gonet: poll-based I/O needs the socket to be polled on a goroutine first \
+                 (its readiness comes from a runtime's netpoller); use gonet::block_on on a \
+                 goroutine",
+            ));
+        }
+        self.wakers[d as usize].register(w);
+        self.check(d)?;
+        self.arm_deadline(d);
+        Ok(())
     }
 
     /// Arms a deadline timer for a waiter about to park, unless one at or before it is armed.
@@ -439,10 +475,12 @@ pub(crate) fn on_event(data: u64, events: u32, wake: &mut dyn FnMut(GRef)) {
         if let Some(g) = pd.unblock(Dir::Read, true) {
             wake(g);
         }
+        pd.wakers[0].wake();
     }
     if ev & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
         if let Some(g) = pd.unblock(Dir::Write, true) {
             wake(g);
         }
+        pd.wakers[1].wake();
     }
 }

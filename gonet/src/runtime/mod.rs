@@ -6,6 +6,7 @@
 //! `blocking` (the blocking pool), `watchdog` (stall reports), `overflow` (stack overflow
 //! reports), `contain` (panics from user code the runtime runs itself) and `stats`.
 
+mod block_on;
 mod blocking;
 pub(crate) mod contain;
 mod dump;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use crossbeam_deque::{Injector, Worker as Deque};
 
+pub use block_on::block_on;
 pub use blocking::blocking;
 pub(crate) use blocking::blocking_scoped;
 pub use dump::{Dump, GoroutineDump};

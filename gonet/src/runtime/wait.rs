@@ -36,6 +36,8 @@ pub(crate) enum Wait {
     Blocking,
     /// A dump: the goroutine that asked for it.
     Dump,
+    /// A future's waker, in `block_on`.
+    Future,
 }
 
 impl Wait {
@@ -54,6 +56,7 @@ impl Wait {
             Wait::Join => "join",
             Wait::Blocking => "blocking",
             Wait::Dump => "running",
+            Wait::Future => "future (block_on)",
         }
     }
 

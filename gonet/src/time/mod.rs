@@ -12,9 +12,11 @@
 //! so a loop of `select!`s with a `recv(after(60s))` arm keeps the heap bounded instead of
 //! holding every timer until it fires.
 
+mod delay;
 mod ticker;
 mod timer;
 
+pub use delay::{delay, delay_until, Delay};
 pub use ticker::Ticker;
 pub(crate) use timer::spawn_func;
 pub use timer::{after_func, Timer};
