@@ -203,7 +203,10 @@ impl WorkerShared {
         self.closed.store(true, Ordering::Release);
         let queued = std::mem::take(&mut *inbox);
         drop(inbox);
-        drop(queued);
+        // Unstarted goroutines placed here hold user closures, whose `Drop` may panic.
+        for g in queued {
+            contain::drop_contained(g.id, "dropping a goroutine that never ran", g);
+        }
         self.poller.wake();
     }
 }
@@ -917,7 +920,10 @@ impl Worker {
         let mut timers = std::mem::take(&mut *self.timers.borrow_mut());
         contain::catch(0, "dropping timers at shutdown", || timers.clear());
         let runq = std::mem::take(&mut *self.runq.borrow_mut());
-        drop(runq);
+        // Unstarted goroutines placed here or spawned with `spawn_local` hold user closures.
+        for g in runq {
+            contain::drop_contained(g.id, "dropping a goroutine that never ran", g);
+        }
         SHUTTING_DOWN.with(|s| s.set(false));
     }
 }
