@@ -17,7 +17,7 @@
 //!    window. It is not `sleeping` meanwhile, so wakers skip the eventfd. Spinning is
 //!    budgeted (Go's `nmspinning` rule): a worker starts a spin only while twice the number of
 //!    spinning workers is below the number of workers not asleep (`RtShared::spinning`,
-//!    raised by compare-and-swap, so at most half the workers ever spin). Then it sleeps: it
+//!    raised by compare-and-swap, so at most half the workers, rounded up, ever spin). Then it sleeps: it
 //!    sets `sleeping` (SeqCst), re-checks its inbox and every steal source, and only then
 //!    blocks in `epoll_wait` until its next timer. Anyone who makes work for it publishes the
 //!    work first, then swaps `sleeping` to false and, if it was set, writes the eventfd. One
@@ -602,9 +602,9 @@ impl Worker {
     }
 
     /// Invariant 2's budget: becomes a spinner only while twice the spinners are fewer than
-    /// the workers not asleep (this one included), so at most half the workers spin at once
-    /// and a lightly loaded runtime has few. The count is raised by compare-and-swap, so
-    /// racing workers cannot overshoot it.
+    /// the workers not asleep (this one included), so at most half the workers (rounded up)
+    /// spin at once and a lightly loaded runtime has few. The count is raised by
+    /// compare-and-swap, so racing workers cannot overshoot it.
     fn start_spinning(&self) -> bool {
         let n = self.rt.workers.len();
         let mut s = self.rt.spinning.load(Ordering::SeqCst);
