@@ -17,8 +17,8 @@
 //!    window. It is not `sleeping` meanwhile, so wakers skip the eventfd. Spinning is
 //!    budgeted (Go's `nmspinning` rule): a worker starts a spin only while twice the number of
 //!    spinning workers is below the number of workers not asleep (`RtShared::spinning`,
-//!    raised by compare-and-swap, so at most half the workers, rounded up, ever spin). Then it sleeps: it
-//!    sets `sleeping` (SeqCst), re-checks its inbox and every steal source, and only then
+//!    raised by compare-and-swap, so at most half the workers, rounded up, ever spin).
+//!    Then it sleeps: it sets `sleeping` (SeqCst), re-checks its inbox and every steal source, and only then
 //!    blocks in `epoll_wait` until its next timer. Anyone who makes work for it publishes the
 //!    work first, then swaps `sleeping` to false and, if it was set, writes the eventfd. One
 //!    of the two always sees the other, so no wake-up is lost, and an idle worker, whose
