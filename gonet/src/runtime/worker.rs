@@ -18,11 +18,11 @@
 //!    budgeted (Go's `nmspinning` rule): a worker starts a spin only while twice the number of
 //!    spinning workers is below the number of workers not asleep (`RtShared::spinning`,
 //!    raised by compare-and-swap, so at most half the workers, rounded up, ever spin).
-//!    Then it sleeps: it sets `sleeping` (SeqCst), re-checks its inbox and every steal source, and only then
-//!    blocks in `epoll_wait` until its next timer. Anyone who makes work for it publishes the
-//!    work first, then swaps `sleeping` to false and, if it was set, writes the eventfd. One
-//!    of the two always sees the other, so no wake-up is lost, and an idle worker, whose
-//!    sleeps are longer than the window, does not spin.
+//!    Then it sleeps: it sets `sleeping` (SeqCst), re-checks its inbox and every steal
+//!    source, and only then blocks in `epoll_wait` until its next timer. Anyone who makes
+//!    work for it publishes the work first, then swaps `sleeping` to false and, if it was
+//!    set, writes the eventfd. One of the two always sees the other, so no wake-up is lost,
+//!    and an idle worker, whose sleeps are longer than the window, does not spin.
 //! 3. Fairness: timers are checked every round; every 61 rounds the worker polls epoll without
 //!    blocking and drains its inbox, and every 31 rounds it prefers unstarted goroutines, so
 //!    neither a `yield_now` loop nor a busy run queue starves I/O, timers or new goroutines; a
