@@ -439,3 +439,28 @@ fn panic_message_names_its_goroutine() {
     assert!(err.contains("dump.rs:"), "names the spawn site:\n{err}");
     assert!(err.contains("boom"), "stderr:\n{err}");
 }
+
+/// `GoroutineDump::worker` and `waited`: a goroutine parked on a channel reports the worker
+/// it runs on (where the statistics count it live) and how long it has waited (at least the
+/// caller's sleep since it parked); the caller, running, has no wait.
+#[test]
+fn dump_gives_each_goroutines_worker_and_wait() {
+    common::run(2, || {
+        let (tx, rx) = chan::bounded::<()>(0);
+        let h = gonet::go_named("waiter", move || {
+            let _ = rx.recv();
+        });
+        gonet::time::sleep(Duration::from_millis(50));
+        let d = gonet::runtime::dump();
+        let w = d.goroutines().iter().find(|g| g.name() == Some("waiter")).expect("listed");
+        assert!(w.worker() < 2, "{d}");
+        let waited = w.waited().expect("a parked goroutine has a wait");
+        assert!(waited >= Duration::from_millis(10), "waited {waited:?} after a 50 ms sleep");
+        let live = gonet::runtime::stats().unwrap().workers[w.worker()].live;
+        assert!(live >= 1, "worker {} counts {live} live goroutines", w.worker());
+        let me = d.goroutines().iter().find(|g| g.name() == Some("main")).expect("listed");
+        assert_eq!(me.waited(), None, "{d}");
+        drop(tx);
+        h.join().unwrap();
+    });
+}

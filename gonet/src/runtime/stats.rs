@@ -96,7 +96,7 @@ pub struct Stats {
     /// Goroutines parked right now.
     pub parked: u64,
     /// Workers spinning right now (polling for work before they sleep; see
-    /// [`Builder::spin`](crate::Builder::spin)): at most half the workers.
+    /// [`Builder::spin`](crate::Builder::spin)): at most half the workers, rounded up.
     pub spinning: u64,
     /// Per worker, in worker order.
     pub workers: Vec<WorkerSnapshot>,

@@ -17,12 +17,12 @@
 //!    window. It is not `sleeping` meanwhile, so wakers skip the eventfd. Spinning is
 //!    budgeted (Go's `nmspinning` rule): a worker starts a spin only while twice the number of
 //!    spinning workers is below the number of workers not asleep (`RtShared::spinning`,
-//!    raised by compare-and-swap, so at most half the workers ever spin). Then it sleeps: it
-//!    sets `sleeping` (SeqCst), re-checks its inbox and every steal source, and only then
-//!    blocks in `epoll_wait` until its next timer. Anyone who makes work for it publishes the
-//!    work first, then swaps `sleeping` to false and, if it was set, writes the eventfd. One
-//!    of the two always sees the other, so no wake-up is lost, and an idle worker, whose
-//!    sleeps are longer than the window, does not spin.
+//!    raised by compare-and-swap, so at most half the workers, rounded up, ever spin).
+//!    Then it sleeps: it sets `sleeping` (SeqCst), re-checks its inbox and every steal
+//!    source, and only then blocks in `epoll_wait` until its next timer. Anyone who makes
+//!    work for it publishes the work first, then swaps `sleeping` to false and, if it was
+//!    set, writes the eventfd. One of the two always sees the other, so no wake-up is lost,
+//!    and an idle worker, whose sleeps are longer than the window, does not spin.
 //! 3. Fairness: timers are checked every round; every 61 rounds the worker polls epoll without
 //!    blocking and drains its inbox, and every 31 rounds it prefers unstarted goroutines, so
 //!    neither a `yield_now` loop nor a busy run queue starves I/O, timers or new goroutines; a
@@ -211,7 +211,10 @@ impl WorkerShared {
         self.closed.store(true, Ordering::Release);
         let queued = std::mem::take(&mut *inbox);
         drop(inbox);
-        drop(queued);
+        // Unstarted goroutines placed here hold user closures, whose `Drop` may panic.
+        for g in queued {
+            contain::drop_contained(g.id, "dropping a goroutine that never ran", g);
+        }
         self.poller.wake();
     }
 }
@@ -629,9 +632,9 @@ impl Worker {
     }
 
     /// Invariant 2's budget: becomes a spinner only while twice the spinners are fewer than
-    /// the workers not asleep (this one included), so at most half the workers spin at once
-    /// and a lightly loaded runtime has few. The count is raised by compare-and-swap, so
-    /// racing workers cannot overshoot it.
+    /// the workers not asleep (this one included), so at most half the workers (rounded up)
+    /// spin at once and a lightly loaded runtime has few. The count is raised by
+    /// compare-and-swap, so racing workers cannot overshoot it.
     fn start_spinning(&self) -> bool {
         let n = self.rt.workers.len();
         let mut s = self.rt.spinning.load(Ordering::SeqCst);
@@ -947,7 +950,10 @@ impl Worker {
         let mut timers = std::mem::take(&mut *self.timers.borrow_mut());
         contain::catch(0, "dropping timers at shutdown", || timers.clear());
         let runq = std::mem::take(&mut *self.runq.borrow_mut());
-        drop(runq);
+        // Unstarted goroutines placed here or spawned with `spawn_local` hold user closures.
+        for g in runq {
+            contain::drop_contained(g.id, "dropping a goroutine that never ran", g);
+        }
         SHUTTING_DOWN.with(|s| s.set(false));
     }
 }
