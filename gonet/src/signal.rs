@@ -321,6 +321,9 @@ static PREV_FLAGS: [AtomicI32; NSIG] = [ZERO_I32; NSIG];
 static QUIT_WATCH: AtomicUsize = AtomicUsize::new(0);
 /// SIGQUITs received while a runtime watches; each watchdog acts when it sees it change.
 pub(crate) static SIGQUITS: AtomicU64 = AtomicU64::new(0);
+/// Registrations alive: while there is one, a goroutine waiting on a signal's channel or
+/// context is not deadlocked (the watchdog asks [`may_deliver`]).
+static REGISTRATIONS: AtomicUsize = AtomicUsize::new(0);
 /// The pipe's write end, or -1 (invariant 3).
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
 
@@ -339,6 +342,7 @@ impl Drop for Registration {
         let mut g = registry();
         let r = g.as_mut().expect("a registration implies the registry");
         r.regs.remove(&self.id);
+        REGISTRATIONS.fetch_sub(1, Ordering::SeqCst);
         for s in &self.signals {
             WANTED[s.0 as usize].fetch_sub(1, Ordering::SeqCst);
             settle(r, s.0);
@@ -370,6 +374,7 @@ fn register(signals: &[Signal], sink: Sink) -> io::Result<Registration> {
     let id = r.next;
     r.next += 1;
     r.regs.insert(id, (signals.clone(), sink));
+    REGISTRATIONS.fetch_add(1, Ordering::SeqCst);
     for s in &signals {
         WANTED[s.0 as usize].fetch_add(1, Ordering::SeqCst);
         settle(r, s.0);
@@ -408,6 +413,12 @@ fn settle(r: &mut Registry, sig: libc::c_int) {
         // SAFETY: restores a disposition the kernel gave us.
         unsafe { libc::sigaction(sig, &old, std::ptr::null_mut()) };
     }
+}
+
+/// Whether a signal may still be delivered to a channel or context: then goroutines that all
+/// wait on channels are not known to be deadlocked (one may wait for the signal).
+pub(crate) fn may_deliver() -> bool {
+    REGISTRATIONS.load(Ordering::SeqCst) > 0
 }
 
 /// A runtime that prints a dump on SIGQUIT holds one while it runs (`runtime/mod.rs`).

@@ -147,6 +147,11 @@ fn child_entry() {
             }
             println!("cancelled: {:?} by {}", ctx.err().unwrap(), stop.signal().unwrap());
         }),
+        "notify-only" => gonet::Builder::new().procs(1).build().unwrap().run(|| {
+            let sigs = signal::notify(&[Signal::INTERRUPT]).unwrap();
+            println!("ready");
+            println!("got {}", sigs.recv().unwrap());
+        }),
         "notify-quit" => gonet::Builder::new().procs(1).build().unwrap().run(|| {
             let sigs = signal::notify(&[Signal::QUIT]).unwrap();
             println!("ready");
@@ -177,6 +182,20 @@ fn notify_delivers_on_a_channel_and_stop_restores_the_default() {
     let (st, err) = k.finish();
     assert_eq!(st.signal(), Some(libc::SIGINT), "the default action is back: {st:?}\n{err}");
     assert!(!k.rest().iter().any(|l| l == "survived"));
+}
+
+#[test]
+fn waiting_only_for_a_signal_is_not_a_deadlock() {
+    let mut k = spawn("notify-only", &[]);
+    k.expect("ready");
+    // Past the deadlock check's quiet second: the child must still be waiting.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(k.child.try_wait().unwrap(), None, "it waits for the signal");
+    k.kill(libc::SIGINT);
+    k.expect("got interrupt");
+    let (st, err) = k.finish();
+    assert!(st.success(), "{st:?}\n{err}");
+    assert!(!err.contains("deadlock"), "stderr:\n{err}");
 }
 
 #[test]

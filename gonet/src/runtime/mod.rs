@@ -269,6 +269,8 @@ impl Runtime {
         dump::register(&rt);
         report::install_panic_hook();
         let _quit = (self.traceback != Traceback::Off).then(crate::signal::watch_quit);
+        // Before any goroutine runs: a SIGQUIT from now on is this runtime's to print.
+        let quits = crate::signal::SIGQUITS.load(Ordering::SeqCst);
         let meta = Meta { name: Some("main".into()), site: Location::caller(), parent: 0 };
         let (handle, main) = spawn_g(f, Some(Stack::new(self.stack_size)?), meta);
         rt.injector.push(main);
@@ -291,7 +293,7 @@ impl Runtime {
                 }
             }
         }
-        let dog = watchdog::start(rt.clone(), self.traceback, self.deadlock);
+        let dog = watchdog::start(rt.clone(), self.traceback, self.deadlock, quits);
         let r = handle.join();
         drop(dog);
         stop(&rt, threads);

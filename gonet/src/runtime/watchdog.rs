@@ -33,21 +33,33 @@ pub(crate) struct Watchdog {
     thread: Option<thread::JoinHandle<()>>,
 }
 
-pub(crate) fn start(rt: Arc<RtShared>, quit: Traceback, deadlock: Deadlock) -> Watchdog {
+/// `quits` is [`SIGQUITS`] as it was before the runtime's first goroutine ran, so a SIGQUIT
+/// that arrives before this thread starts is still acted on.
+pub(crate) fn start(
+    rt: Arc<RtShared>,
+    quit: Traceback,
+    deadlock: Deadlock,
+    quits: u64,
+) -> Watchdog {
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let s = stop.clone();
     let thread = thread::Builder::new()
         .name("gonet-watchdog".into())
-        .spawn(move || watch(&rt, &s, quit, deadlock))
+        .spawn(move || watch(&rt, &s, quit, deadlock, quits))
         .ok();
     Watchdog { stop, thread }
 }
 
-fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar), quit: Traceback, deadlock: Deadlock) {
+fn watch(
+    rt: &RtShared,
+    stop: &(Mutex<bool>, Condvar),
+    quit: Traceback,
+    deadlock: Deadlock,
+    mut quits: u64,
+) {
     // Per worker: the run last sampled — (goroutine, switch count) — when it was first seen,
     // and whether it was reported. A run is the same run while both stay unchanged.
     let mut seen = vec![((0u64, 0u64), Instant::now(), false); rt.workers.len()];
-    let mut quits = SIGQUITS.load(Ordering::Relaxed);
     // The switch counts when the runtime was last seen making progress, and since when.
     let mut progress = (Vec::new(), Instant::now(), false);
     let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -78,7 +90,8 @@ fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar), quit: Traceback, deadlock
             let idle = rt.workers.iter().all(|w| w.running.load(Ordering::Relaxed) == 0);
             if idle {
                 let d = dump::collect(rt, false);
-                if d.looks_deadlocked() {
+                // A goroutine may wait for a signal (`signal::notify`): not a deadlock.
+                if d.looks_deadlocked() && !crate::signal::may_deliver() {
                     let d = dump::collect(rt, true);
                     let quiet = now - progress.1;
                     if deadlock == Deadlock::Exit {
