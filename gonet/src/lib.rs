@@ -25,7 +25,8 @@
 //! the goroutine-aware primitives [`chan`], [`sync`] and [`time`], Go's cancellation
 //! toolbox: [`context`] and [`errgroup`], and, beside `net` on the same workers and
 //! netpollers, [`reactor`] (CloudWeGo netpoll's event-loop model: `EventLoop`, nocopy
-//! `Connection` over `LinkBuffer`).
+//! `Connection` over `LinkBuffer`). [`signal`] delivers signals on channels and contexts
+//! (Go's `os/signal`), with a graceful-shutdown recipe.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -39,6 +40,7 @@ pub mod net;
 mod netpoll;
 pub mod reactor;
 pub mod runtime;
+pub mod signal;
 pub mod sync;
 pub mod time;
 

@@ -38,7 +38,7 @@ pub use blocking::blocking;
 pub(crate) use blocking::blocking_scoped;
 pub use dump::{Dump, GoroutineDump};
 pub use join::JoinHandle;
-pub use report::Reports;
+pub use report::{Deadlock, Reports, Traceback};
 pub use stats::{stats, Stats, WorkerSnapshot};
 pub use watchdog::STALL;
 
@@ -59,7 +59,8 @@ pub struct Builder {
     procs: Option<usize>,
     stack_size: usize,
     spin: Option<Duration>,
-    traceback: Option<bool>,
+    traceback: Option<Traceback>,
+    deadlock: Option<Deadlock>,
     reports: Option<Reports>,
 }
 
@@ -79,6 +80,7 @@ impl Builder {
             stack_size: DEFAULT_STACK_SIZE,
             spin: None,
             traceback: None,
+            deadlock: None,
             reports: None,
         }
     }
@@ -112,10 +114,27 @@ impl Builder {
         self
     }
 
-    /// Whether `SIGQUIT` (`kill -QUIT`, Ctrl-\\) prints a goroutine dump ([`dump`]) to stderr
-    /// and lets the program run on, instead of killing it. Default: `GONET_TRACEBACK=1`.
-    pub fn traceback(mut self, on: bool) -> Builder {
-        self.traceback = Some(on);
+    /// `true`: `SIGQUIT` (`kill -QUIT`, Ctrl-\\) prints a goroutine dump ([`dump`]) to
+    /// stderr and the program runs on ([`Traceback::Continue`]); `false`: `SIGQUIT` keeps its
+    /// default action ([`Traceback::Off`]). Without either, as Go: the dump, then exit status
+    /// 2 ([`Traceback::Exit`]); see [`traceback_mode`](Builder::traceback_mode).
+    pub fn traceback(self, on: bool) -> Builder {
+        self.traceback_mode(if on { Traceback::Continue } else { Traceback::Off })
+    }
+
+    /// What `SIGQUIT` does (see [`Traceback`]). Default: `GONET_TRACEBACK` (`exit`, `1` or
+    /// `continue`, `0` or `off`), else [`Traceback::Exit`], Go's behaviour. A
+    /// [`signal::notify`](crate::signal::notify) registration for `SIGQUIT` takes it instead.
+    pub fn traceback_mode(mut self, mode: Traceback) -> Builder {
+        self.traceback = Some(mode);
+        self
+    }
+
+    /// What the runtime does when all goroutines are asleep (see [`Deadlock`]). Default:
+    /// `GONET_DEADLOCK` (`exit`, `warn`), else [`Deadlock::Exit`], Go's behaviour: print the
+    /// dump and exit with status 2.
+    pub fn deadlock(mut self, on_deadlock: Deadlock) -> Builder {
+        self.deadlock = Some(on_deadlock);
         self
     }
 
@@ -143,14 +162,19 @@ impl Builder {
             Some(d) => d,
             None => default_spin()?,
         };
-        let traceback = self
-            .traceback
-            .unwrap_or_else(|| std::env::var("GONET_TRACEBACK").is_ok_and(|v| v.trim() == "1"));
+        let traceback = match self.traceback {
+            Some(t) => t,
+            None => Traceback::from_env()?,
+        };
+        let deadlock = match self.deadlock {
+            Some(d) => d,
+            None => Deadlock::from_env()?,
+        };
         let reports = match self.reports {
             Some(r) => r,
             None => Reports::from_env()?,
         };
-        Ok(Runtime { procs, stack_size: self.stack_size, spin, traceback, reports })
+        Ok(Runtime { procs, stack_size: self.stack_size, spin, traceback, deadlock, reports })
     }
 }
 
@@ -186,7 +210,8 @@ pub struct Runtime {
     procs: usize,
     stack_size: usize,
     spin: Duration,
-    traceback: bool,
+    traceback: Traceback,
+    deadlock: Deadlock,
     reports: Reports,
 }
 
@@ -246,9 +271,9 @@ impl Runtime {
         });
         dump::register(&rt);
         report::install_panic_hook();
-        if self.traceback {
-            report::install_sigquit();
-        }
+        let _quit = (self.traceback != Traceback::Off).then(crate::signal::watch_quit);
+        // Before any goroutine runs: a SIGQUIT from now on is this runtime's to print.
+        let quits = crate::signal::SIGQUITS.load(Ordering::SeqCst);
         let meta = Meta { name: Some("main".into()), site: Location::caller(), parent: 0 };
         let (handle, main) = spawn_g(f, Some(Stack::new(self.stack_size)?), meta);
         rt.injector.push(main);
@@ -271,7 +296,7 @@ impl Runtime {
                 }
             }
         }
-        let dog = watchdog::start(rt.clone());
+        let dog = watchdog::start(rt.clone(), self.traceback, self.deadlock, quits);
         let r = handle.join();
         drop(dog);
         stop(&rt, threads);
@@ -468,7 +493,7 @@ pub fn yield_now() {
 /// called outside one): id, name, state in Go's words (`chan receive`, `IO wait` with the
 /// descriptor and its addresses, `sync.Mutex.Lock`, ...), how long it has waited, its worker,
 /// spawn site and the backtrace of where it waits. `Display` prints it in the layout of Go's
-/// goroutine dump (`SIGQUIT`); [`Builder::traceback`] makes `SIGQUIT` print it.
+/// goroutine dump, which `SIGQUIT` prints (then exits 2, or runs on: [`Builder::traceback`]).
 ///
 /// Each worker describes its own goroutines between two runs, so the dump waits for every
 /// worker to reach its scheduler (up to 2 s each; a worker held by a goroutine that never

@@ -1,6 +1,7 @@
 //! Reports that reach the user without setup: where stall and deadlock warnings go, the names
 //! of named goroutines (for reports made on other threads), the panic hook that names the
-//! goroutine, and SIGQUIT (Go's traceback on `kill -QUIT`).
+//! goroutine, what SIGQUIT and a deadlock do ([`Traceback`], [`Deadlock`]: by default print
+//! and exit 2, as Go does), and the fatal exit.
 //!
 //! Routing ([`Reports`]): by default a report goes to the `log` crate when a logger takes
 //! warnings, else to stderr, so a program without a logger still sees it; `Log` sends it to
@@ -8,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::panic::{self, Location};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 use super::worker;
@@ -30,19 +30,18 @@ pub enum Reports {
 impl Reports {
     /// From `GONET_REPORTS` (`off`, `log`, `stderr`); unset means [`Reports::Auto`].
     pub(crate) fn from_env() -> std::io::Result<Reports> {
-        match std::env::var("GONET_REPORTS") {
-            Err(_) => Ok(Reports::Auto),
-            Ok(v) => match v.trim() {
-                "" | "auto" => Ok(Reports::Auto),
-                "log" => Ok(Reports::Log),
-                "stderr" => Ok(Reports::Stderr),
-                "off" | "0" => Ok(Reports::Off),
-                _ => Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("gonet: GONET_REPORTS={v:?} is not one of off, log, stderr, auto"),
-                )),
-            },
-        }
+        env_choice(
+            "GONET_REPORTS",
+            &[
+                ("", Reports::Auto),
+                ("auto", Reports::Auto),
+                ("log", Reports::Log),
+                ("stderr", Reports::Stderr),
+                ("off", Reports::Off),
+                ("0", Reports::Off),
+            ],
+            "off, log, stderr, auto",
+        )
     }
 
     /// Emits one warning.
@@ -120,24 +119,88 @@ pub(crate) fn install_panic_hook() {
     });
 }
 
-/// Counts SIGQUITs; each watchdog prints a dump when it sees the count change.
-pub(crate) static SIGQUITS: AtomicU64 = AtomicU64::new(0);
+/// What `SIGQUIT` (`kill -QUIT`, Ctrl-\\) does to a process running a runtime
+/// (`Builder::traceback_mode`, `GONET_TRACEBACK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Traceback {
+    /// Go's behaviour: print every goroutine of every running runtime (the dump) to stderr
+    /// and exit with status 2. `GONET_TRACEBACK` unset, `exit` or `all`.
+    #[default]
+    Exit,
+    /// Print the dump and run on (a live look at a running service). `GONET_TRACEBACK=1` or
+    /// `continue`; `Builder::traceback(true)`.
+    Continue,
+    /// Leave `SIGQUIT` alone: its default action ends the process with a core dump (status
+    /// 131 from a shell). `GONET_TRACEBACK=0`, `off` or `none`; `Builder::traceback(false)`.
+    Off,
+}
 
-/// Makes SIGQUIT count in [`SIGQUITS`] instead of killing the process (once per process).
-pub(crate) fn install_sigquit() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        extern "C" fn on_quit(_: libc::c_int) {
-            // Async-signal-safe: one atomic add; the watchdog does the rest.
-            SIGQUITS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: installs a handler that only performs an atomic add.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_quit as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(libc::SIGQUIT, &sa, std::ptr::null_mut());
-        }
-    });
+impl Traceback {
+    /// From `GONET_TRACEBACK`.
+    pub(crate) fn from_env() -> std::io::Result<Traceback> {
+        env_choice(
+            "GONET_TRACEBACK",
+            &[
+                ("", Traceback::Exit),
+                ("exit", Traceback::Exit),
+                ("all", Traceback::Exit),
+                ("1", Traceback::Continue),
+                ("continue", Traceback::Continue),
+                ("0", Traceback::Off),
+                ("off", Traceback::Off),
+                ("none", Traceback::Off),
+            ],
+            "exit (the default: dump and exit 2), 1 or continue (dump and run on), \
+             0 or off (SIGQUIT's default action)",
+        )
+    }
+}
+
+/// What the runtime does once every goroutine waits on another with nothing pending that
+/// could wake one (`all goroutines are asleep - deadlock!`; `Builder::deadlock`,
+/// `GONET_DEADLOCK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deadlock {
+    /// Go's behaviour: print the message and the dump to stderr and exit with status 2.
+    /// `GONET_DEADLOCK` unset or `exit`.
+    #[default]
+    Exit,
+    /// Report it (through [`Reports`], once per quiet spell) and run on: for programs in
+    /// which a plain OS thread may still complete a goroutine's wait after a second of
+    /// quiet. `GONET_DEADLOCK=warn`.
+    Warn,
+}
+
+impl Deadlock {
+    /// From `GONET_DEADLOCK`.
+    pub(crate) fn from_env() -> std::io::Result<Deadlock> {
+        env_choice(
+            "GONET_DEADLOCK",
+            &[("", Deadlock::Exit), ("exit", Deadlock::Exit), ("warn", Deadlock::Warn)],
+            "exit, warn",
+        )
+    }
+}
+
+/// The value of the environment variable `var` looked up in `table` (the first entry is the
+/// default, for an unset variable); an unknown value is an `InvalidInput` error naming `help`.
+fn env_choice<T: Copy>(var: &str, table: &[(&str, T)], help: &str) -> std::io::Result<T> {
+    let Ok(v) = std::env::var(var) else { return Ok(table[0].1) };
+    match table.iter().find(|(k, _)| *k == v.trim()) {
+        Some((_, t)) => Ok(*t),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("gonet: {var}={v:?} is not one of {help}"),
+        )),
+    }
+}
+
+/// Prints a fatal report to stderr (whatever [`Reports`] says: the process is about to end
+/// and must say why) and exits with status 2, as Go's fatal errors do. One at a time: a
+/// second caller (another runtime's watchdog) waits for the process to end.
+pub(crate) fn fatal(msg: &str) -> ! {
+    static EXITING: Mutex<()> = Mutex::new(());
+    let _once = EXITING.lock().unwrap_or_else(|e| e.into_inner());
+    eprintln!("{msg}");
+    std::process::exit(2)
 }

@@ -2,10 +2,12 @@
 //! * reports a goroutine holding its worker for more than [`STALL`] without parking or
 //!   yielding — the goroutine-model equivalent of blocking the event loop — once per stall,
 //!   naming the goroutine, its name and spawn site (where it goes: `report.rs`);
-//! * warns once when the runtime looks deadlocked: no goroutine has run for [`DEADLOCK`] and a
-//!   dump shows every goroutine waiting on another (channels, locks, joins) with no timer
-//!   pending — a warning with the dump, not a crash, since a plain thread may still send;
-//! * prints a goroutine dump to stderr after each `SIGQUIT` when tracebacks are on;
+//! * acts when the runtime looks deadlocked: no goroutine has run for [`DEADLOCK`] and a dump
+//!   shows every goroutine waiting on another (channels, locks, joins) with no timer pending —
+//!   by default it prints the dump and exits 2 as Go does; with [`Deadlock::Warn`] it warns
+//!   once per quiet spell (a plain thread may still complete a wait);
+//! * prints a goroutine dump to stderr after each `SIGQUIT` (and then, by default, exits 2:
+//!   [`Traceback`]);
 //! * advances the coarse clock that parks are timed with (`wait.rs`).
 
 use std::sync::atomic::Ordering;
@@ -14,9 +16,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::dump;
-use super::report::SIGQUITS;
+use super::report::{self, Deadlock, Traceback};
 use super::wait;
 use super::worker::RtShared;
+use crate::signal::SIGQUITS;
 
 /// How long a goroutine may hold a worker before it is reported.
 pub const STALL: Duration = Duration::from_millis(100);
@@ -30,19 +33,33 @@ pub(crate) struct Watchdog {
     thread: Option<thread::JoinHandle<()>>,
 }
 
-pub(crate) fn start(rt: Arc<RtShared>) -> Watchdog {
+/// `quits` is [`SIGQUITS`] as it was before the runtime's first goroutine ran, so a SIGQUIT
+/// that arrives before this thread starts is still acted on.
+pub(crate) fn start(
+    rt: Arc<RtShared>,
+    quit: Traceback,
+    deadlock: Deadlock,
+    quits: u64,
+) -> Watchdog {
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let s = stop.clone();
-    let thread =
-        thread::Builder::new().name("gonet-watchdog".into()).spawn(move || watch(&rt, &s)).ok();
+    let thread = thread::Builder::new()
+        .name("gonet-watchdog".into())
+        .spawn(move || watch(&rt, &s, quit, deadlock, quits))
+        .ok();
     Watchdog { stop, thread }
 }
 
-fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
+fn watch(
+    rt: &RtShared,
+    stop: &(Mutex<bool>, Condvar),
+    quit: Traceback,
+    deadlock: Deadlock,
+    mut quits: u64,
+) {
     // Per worker: the run last sampled — (goroutine, switch count) — when it was first seen,
     // and whether it was reported. A run is the same run while both stay unchanged.
     let mut seen = vec![((0u64, 0u64, 0u64), Instant::now(), false); rt.workers.len()];
-    let mut quits = SIGQUITS.load(Ordering::Relaxed);
     // The switch counts when the runtime was last seen making progress, and since when.
     let mut progress = (Vec::new(), Instant::now(), false);
     let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -56,6 +73,11 @@ fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
         let q = SIGQUITS.load(Ordering::Relaxed);
         if q != quits {
             quits = q;
+            if quit == Traceback::Exit {
+                // Every runtime of the process, as Go prints every goroutine.
+                let d = dump::dump_all();
+                report::fatal(&format!("SIGQUIT: quit\n\n{d}exit status 2"));
+            }
             let d = dump::collect(rt, true);
             eprintln!("SIGQUIT: goroutine dump\n\n{d}");
         }
@@ -68,13 +90,23 @@ fn watch(rt: &RtShared, stop: &(Mutex<bool>, Condvar)) {
             let idle = rt.workers.iter().all(|w| w.running.load(Ordering::Relaxed) == 0);
             if idle {
                 let d = dump::collect(rt, false);
-                if d.looks_deadlocked() {
+                // A goroutine may wait for a signal (`signal::notify`): not a deadlock.
+                if d.looks_deadlocked() && !crate::signal::may_deliver() {
                     let d = dump::collect(rt, true);
+                    let quiet = now - progress.1;
+                    if deadlock == Deadlock::Exit {
+                        report::fatal(&format!(
+                            "fatal error: all goroutines are asleep - deadlock! (none has run \
+                             for {quiet:?}; each waits on a channel, lock or join that only \
+                             another goroutine can complete; if a plain OS thread may still \
+                             complete it, run with GONET_DEADLOCK=warn or \
+                             Builder::deadlock(Deadlock::Warn))\n\n{d}exit status 2"
+                        ));
+                    }
                     rt.reports.warn(&format!(
                         "gonet: all goroutines are asleep - possible deadlock! (none has run for \
-                         {:?}; each waits on a channel, lock or join that only another \
-                         goroutine or a plain thread can complete)\n\n{d}",
-                        now - progress.1
+                         {quiet:?}; each waits on a channel, lock or join that only another \
+                         goroutine or a plain thread can complete)\n\n{d}"
                     ));
                 }
             }
