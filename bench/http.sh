@@ -124,12 +124,12 @@ mkdir -p "$RESULTS"
             "$(ratio "$(lookup "$med" gonet p50_us)" "$(lookup "$med" "$p" p50_us)")" \
             "$(ratio "$(lookup "$med" gonet p99_us)" "$(lookup "$med" "$p" p99_us)")"
     done
-    case " $SERVERS " in *" hgonet "*" hyper "* | *" hyper "*" hgonet "*)
+    if [[ " $SERVERS " == *" hgonet "* && " $SERVERS " == *" hyper "* ]]; then
         printf "%-12s %12s %10s %10s\n" "hgonet/hyper" \
             "$(ratio "$(lookup "$med" hgonet rps)" "$(lookup "$med" hyper rps)")" \
             "$(ratio "$(lookup "$med" hgonet p50_us)" "$(lookup "$med" hyper p50_us)")" \
-            "$(ratio "$(lookup "$med" hgonet p99_us)" "$(lookup "$med" hyper p99_us)")" ;;
-    esac
+            "$(ratio "$(lookup "$med" hgonet p99_us)" "$(lookup "$med" hyper p99_us)")"
+    fi
     echo
     echo "# req/s: higher is better; latency: lower is better"
     echo "# gonet/X rows are ratios (req/s above 1.00, latency below 1.00 mean gonet is ahead)"
