@@ -8,7 +8,8 @@
 # bench/results/http-latest.txt.
 #
 # Environment: ROUNDS (3), DURATION (10 s), WARMUP (2 s), CONNS (100),
-# SERVERS ("gonet gonet0 go hyper"; gonet0 is gonet with its idle spin off, GONET_SPIN_US=0), PORT_BASE (19500), HYPER_BIN (a prebuilt http_hyper binary;
+# SERVERS ("gonet gonet0 hgonet go hyper"; gonet0 is gonet with its idle spin off,
+# GONET_SPIN_US=0; hgonet is hyper on gonet, the hyper_hello example, HTTP/1.1 here), PORT_BASE (19500), HYPER_BIN (a prebuilt http_hyper binary;
 # skips its cargo build), NICE (a niceness, e.g. -20, for servers and load generator: on a
 # machine shared with other jobs it keeps their CPU time out of the figures).
 set -euo pipefail
@@ -18,7 +19,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-100}
-SERVERS=${SERVERS:-"gonet gonet0 go hyper"}
+SERVERS=${SERVERS:-"gonet gonet0 hgonet go hyper"}
 PORT_BASE=${PORT_BASE:-19500}
 PRIO=()
 [ -z "${NICE:-}" ] || PRIO=(nice -n "$NICE")
@@ -35,6 +36,9 @@ log "building the http_hello example (release)"
 (cd "$ROOT" && cargo build --release -p gonet --example http_hello)
 BINS[gonet]=$BIN/examples/http_hello
 BINS[gonet0]=$BIN/examples/http_hello
+log "building the hyper_hello example (release, feature hyper)"
+(cd "$ROOT" && cargo build --release -p gonet --features hyper --example hyper_hello)
+BINS[hgonet]=$BIN/examples/hyper_hello
 build_go http http_go
 BINS[go]=$BIN/http_go
 if [ -n "${HYPER_BIN:-}" ]; then
@@ -114,11 +118,18 @@ mkdir -p "$RESULTS"
     done
     for p in $SERVERS; do
         [ "$p" != gonet ] || continue
+        [ "$p" != hgonet ] || continue
         printf "%-12s %12s %10s %10s\n" "gonet/$p" \
             "$(ratio "$(lookup "$med" gonet rps)" "$(lookup "$med" "$p" rps)")" \
             "$(ratio "$(lookup "$med" gonet p50_us)" "$(lookup "$med" "$p" p50_us)")" \
             "$(ratio "$(lookup "$med" gonet p99_us)" "$(lookup "$med" "$p" p99_us)")"
     done
+    if [[ " $SERVERS " == *" hgonet "* && " $SERVERS " == *" hyper "* ]]; then
+        printf "%-12s %12s %10s %10s\n" "hgonet/hyper" \
+            "$(ratio "$(lookup "$med" hgonet rps)" "$(lookup "$med" hyper rps)")" \
+            "$(ratio "$(lookup "$med" hgonet p50_us)" "$(lookup "$med" hyper p50_us)")" \
+            "$(ratio "$(lookup "$med" hgonet p99_us)" "$(lookup "$med" hyper p99_us)")"
+    fi
     echo
     echo "# req/s: higher is better; latency: lower is better"
     echo "# gonet/X rows are ratios (req/s above 1.00, latency below 1.00 mean gonet is ahead)"

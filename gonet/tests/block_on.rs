@@ -170,3 +170,47 @@ fn ten_thousand_goroutines_in_block_on() {
         assert_eq!(done.load(Ordering::SeqCst), N);
     });
 }
+
+#[test]
+fn delay_completes_at_its_deadline_and_reset_moves_it() {
+    run(1, || {
+        let t = std::time::Instant::now();
+        gonet::block_on(gonet::time::delay(Duration::from_millis(20)));
+        assert!(t.elapsed() >= Duration::from_millis(20));
+
+        // Armed for 10 ms, then moved to 60 ms after one pending poll: the early timer's wake
+        // finds the deadline not passed and the delay pending again.
+        let t = std::time::Instant::now();
+        let mut d = gonet::time::delay(Duration::from_millis(10));
+        let mut first = true;
+        gonet::block_on(std::future::poll_fn(|cx| {
+            let r = Pin::new(&mut d).poll(cx);
+            if first {
+                first = false;
+                assert!(r.is_pending());
+                d.reset(t + Duration::from_millis(60));
+            }
+            r
+        }));
+        assert!(t.elapsed() >= Duration::from_millis(60));
+        assert!(d.is_elapsed());
+    });
+}
+
+#[test]
+fn a_thousand_goroutines_wait_on_delays() {
+    run(2, || {
+        let hs: Vec<_> = (0..1000u64)
+            .map(|i| {
+                gonet::go(move || {
+                    let at = std::time::Instant::now() + Duration::from_millis(i % 50);
+                    gonet::block_on(gonet::time::delay_until(at));
+                    assert!(std::time::Instant::now() >= at);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}

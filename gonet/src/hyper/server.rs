@@ -57,6 +57,34 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
+/// The services a [`Server`] runs: hyper services (`service_fn(..)`, tower services through
+/// an adapter) whose futures and bodies may move between goroutines. Implemented for every
+/// such `Service`.
+pub trait HttpService:
+    Service<
+        Request<Incoming>,
+        Response = Response<Self::ResBody>,
+        Future: Send + 'static,
+        Error: Into<Box<dyn StdError + Send + Sync>>,
+    > + Send
+    + 'static
+{
+    /// The response body.
+    type ResBody: Body<Data: Send, Error: Into<Box<dyn StdError + Send + Sync>>> + Send + 'static;
+}
+
+impl<S, B> HttpService for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    type ResBody = B;
+}
+
 /// Stops a [`Server`] from another goroutine or thread.
 #[derive(Clone)]
 pub struct ServerHandle {
@@ -122,16 +150,11 @@ impl Server {
     /// Accepts connections from `ln` and serves each on its own goroutine until the server is
     /// shut down (then `Ok`), or `accept` fails with an error that is not a resource limit.
     /// On `EMFILE`/`ENFILE` it backs off (5 ms, doubling to 1 s) as Go's `http.Serve` does.
-    pub fn serve<L, S, B>(&self, ln: L, svc: S) -> io::Result<()>
+    pub fn serve<L, S>(&self, ln: L, svc: S) -> io::Result<()>
     where
         L: Listener + 'static,
         L::Conn: Stream,
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn StdError + Send + Sync>>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+        S: HttpService + Clone,
     {
         let ln = Arc::new(ln);
         {
@@ -160,49 +183,61 @@ impl Server {
         }
     }
 
-    fn spawn_conn<C, S, B>(&self, conn: C, svc: S)
+    fn spawn_conn<C, S>(&self, conn: C, svc: S)
     where
         C: Stream,
-        S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn StdError + Send + Sync>>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+        S: HttpService,
     {
-        let id = self.shared.next.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(conn);
         let c = conn.clone();
-        let sig = Arc::new(Signal {
-            state: AtomicU8::new(0),
-            waker: Mutex::new(None),
-            close: Box::new(move || drop(c.close())),
+        let this = self.clone();
+        crate::go_named("http conn", move || {
+            this.run_conn(Io(conn), svc, Box::new(move || drop(c.close())));
         });
+    }
+
+    /// Serves one connection on the calling goroutine until it ends: `io` is any hyper I/O
+    /// (a TLS stream over a gonet socket through [`TokioIo`](super::TokioIo), for example).
+    /// The connection counts for [`ServerHandle::shutdown`]: a graceful shutdown ends it after
+    /// its in-flight requests; past the deadline its future is dropped (closing `io`) at its
+    /// next wake. Errors from the peer end the connection quietly, as in Go.
+    pub fn serve_connection<I, S>(&self, io: I, svc: S)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: HttpService,
+    {
+        self.run_conn(io, svc, Box::new(|| {}));
+    }
+
+    fn run_conn<I, S>(&self, io: I, svc: S, close: Box<dyn Fn() + Send + Sync>)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: HttpService,
+    {
+        let id = self.shared.next.fetch_add(1, Ordering::Relaxed);
+        let sig = Arc::new(Signal { state: AtomicU8::new(0), waker: Mutex::new(None), close });
         self.shared.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(id, sig.clone());
+        // Declared before the connection, so dropped after it: the socket is closed before
+        // the connection leaves the live set (a forced close never reaches a reused socket).
+        let _guard = Guard { shared: self.shared.clone(), id };
         if self.shared.closing.load(Ordering::SeqCst) {
             sig.raise(GRACEFUL); // accepted while shutting down: serve, then close
         }
-        let builder = self.builder.clone();
-        let guard = Guard { shared: self.shared.clone(), id };
-        crate::go_named("http conn", move || {
-            let _guard = guard;
-            let mut conn = std::pin::pin!(builder.serve_connection(Io(conn), svc));
-            let mut graceful = false;
-            // Protocol errors and peers that go away end the connection quietly, as in Go.
-            let _ = crate::block_on(std::future::poll_fn(|cx| {
-                // The waker first, then the state: a `raise` after the load finds the waker.
-                *sig.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-                match sig.state.load(Ordering::SeqCst) {
-                    FORCE => return Poll::Ready(Ok(())),
-                    GRACEFUL if !graceful => {
-                        graceful = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ => {}
+        let mut conn = std::pin::pin!(self.builder.serve_connection(io, svc));
+        let mut graceful = false;
+        let _ = crate::block_on(std::future::poll_fn(|cx| {
+            // The waker first, then the state: a `raise` after the load finds the waker.
+            *sig.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            match sig.state.load(Ordering::SeqCst) {
+                FORCE => return Poll::Ready(Ok(())),
+                GRACEFUL if !graceful => {
+                    graceful = true;
+                    conn.as_mut().graceful_shutdown();
                 }
-                conn.as_mut().poll(cx)
-            }));
-        });
+                _ => {}
+            }
+            conn.as_mut().poll(cx)
+        }));
     }
 }
 
