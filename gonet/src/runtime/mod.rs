@@ -7,8 +7,8 @@
 //! reports), `contain` (panics from user code the runtime runs itself) and `stats`.
 
 mod blocking;
-mod contain;
-mod dump;
+pub(crate) mod contain;
+pub(crate) mod dump;
 pub(crate) mod goroutine;
 mod join;
 mod overflow;
