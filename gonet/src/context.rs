@@ -19,8 +19,14 @@
 //!    takes both lists out under the lock that sets `err`, so a registration either happens
 //!    before (and is then cancelled with the node) or sees the error and cancels itself at
 //!    once — a grandchild can never miss its ancestor's cancellation.
-//! 3. After setting `err` (and outside the lock) the cancellation closes `done`, cancels the
-//!    children (which recurse), runs the watches, and unlinks the node from its parent.
+//! 3. After setting `err` (and outside the lock) the cancellation closes `done`, runs the
+//!    watches, unlinks the node from its parent and then cancels the children taken out.
+//!
+//! Depth costs no stack: a cancellation walks the subtree with a work list, not by
+//! recursion, and dropping a chain of contexts (or of cancel nodes) unlinks each level in a
+//! loop, taking the parent out of a node whose last reference goes before the node is freed
+//! (`Drop for Node`, `Drop for CancelNode`). A chain of any depth is cancelled and dropped on
+//! a goroutine's stack, as in Go.
 //!
 //! A node holds its children weakly: a child dropped without being cancelled unlinks itself
 //! (and cancels its deadline timer) in its destructor, so forgetting a `CancelFunc` leaks
@@ -129,11 +135,20 @@ impl CancelNode {
         }
     }
 
-    /// Cancels this node and its subtree (invariants 1–3).
+    /// Cancels this node and its subtree (invariants 1–3), iteratively: each node's children
+    /// go on a work list, so the depth of the tree costs no stack.
     fn cancel(&self, e: Error) {
+        let mut todo = self.cancel_one(e);
+        while let Some(c) = todo.pop() {
+            todo.extend(c.cancel_one(e));
+        }
+    }
+
+    /// Cancels this node alone and returns its children, still to be cancelled.
+    fn cancel_one(&self, e: Error) -> Vec<Arc<CancelNode>> {
         let mut st = self.lock();
         if self.err.load(Ordering::Relaxed) != NONE {
-            return;
+            return Vec::new();
         }
         self.err.store(encode(e), Ordering::Release);
         let children = std::mem::take(&mut st.children);
@@ -144,9 +159,6 @@ impl CancelNode {
             t.cancel();
         }
         self.done_tx.close();
-        for c in children.into_values().filter_map(|w| w.upgrade()) {
-            c.cancel(e);
-        }
         for slot in watches.into_values() {
             let mut f = slot.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(f) = f.take() {
@@ -154,6 +166,7 @@ impl CancelNode {
             }
         }
         self.unlink();
+        children.into_values().filter_map(|w| w.upgrade()).collect()
     }
 
     fn unlink(&self) {
@@ -188,6 +201,19 @@ impl Drop for CancelNode {
             t.cancel();
         }
         self.unlink();
+        // Iterative drop of the ancestors this node held last (see the top of the file): each
+        // one is unlinked and has its own parent taken out before it is freed, so its `Drop`
+        // does not recurse.
+        let mut up = self.parent.take();
+        while let Some((p, _)) = up {
+            up = match Arc::try_unwrap(p) {
+                Ok(mut n) => {
+                    n.unlink();
+                    n.parent.take()
+                }
+                Err(_) => None,
+            };
+        }
     }
 }
 
@@ -198,6 +224,20 @@ struct Node {
     /// The nearest cancellable context, this one or an ancestor.
     cancel: Option<Arc<CancelNode>>,
     done: Receiver<()>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Iterative drop of a chain of contexts (see the top of the file): a parent whose last
+        // reference this was is taken apart here, its own parent taken out first.
+        let mut up = self.parent.take();
+        while let Some(p) = up {
+            up = match Arc::try_unwrap(p.node) {
+                Ok(mut n) => n.parent.take(),
+                Err(_) => None,
+            };
+        }
+    }
 }
 
 /// A cancellation signal with an optional deadline and values (Go's `context.Context`);

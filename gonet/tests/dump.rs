@@ -187,6 +187,57 @@ fn dump_names_each_wait() {
     });
 }
 
+/// A user function whose last call parks (`sleep`, a receive, a wait) would tail-call it,
+/// and its frame would be gone from the dump; gonet's blocking entry points keep the
+/// caller's frame (Go shows `main.f` there). Nothing follows the call in these functions.
+#[inline(never)]
+fn sleeps_last() {
+    gonet::time::sleep(Duration::from_secs(30))
+}
+
+#[inline(never)]
+fn receives_last(rx: &chan::Receiver<()>) {
+    let _ = rx.recv();
+}
+
+#[inline(never)]
+fn waits_last(wg: &WaitGroup) {
+    wg.wait()
+}
+
+#[test]
+fn dump_shows_a_function_whose_last_call_parks() {
+    common::run(1, || {
+        let (tx, rx) = chan::bounded::<()>(0);
+        let wg = WaitGroup::new();
+        wg.add(1);
+        let w = wg.clone();
+        let hs = [
+            gonet::go_named("last-sleep", sleeps_last),
+            gonet::go_named("last-recv", move || receives_last(&rx)),
+            gonet::go_named("last-wait", move || waits_last(&w)),
+        ];
+        gonet::time::sleep(Duration::from_millis(100));
+        let text = gonet::runtime::dump().to_string();
+        for (name, func) in [
+            ("last-sleep", "sleeps_last"),
+            ("last-recv", "receives_last"),
+            ("last-wait", "waits_last"),
+        ] {
+            let at = text
+                .find(&format!("{name:?} ["))
+                .unwrap_or_else(|| panic!("no goroutine {name}:\n{text}"));
+            let section = &text[at..text[at..].find("\n\n").map_or(text.len(), |e| at + e)];
+            assert!(section.contains(func), "{name}: no {func} in its backtrace:\n{section}");
+        }
+        drop(tx);
+        wg.done();
+        let [_sleeper, r, w] = hs;
+        r.join().unwrap();
+        w.join().unwrap();
+    });
+}
+
 /// Dumps taken while goroutines come and go on every worker neither crash nor hang.
 #[test]
 fn dump_during_churn() {

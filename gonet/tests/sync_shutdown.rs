@@ -1,38 +1,21 @@
 //! Goroutines parked on `sync` primitives when their runtime ends are unwound, and each one
 //! withdraws its own waiter (found by goroutine id): a lock held by a plain thread stays held,
 //! and after it is released the primitive works with no waiter of a dead goroutine left to
-//! hand the lock to.
+//! hand the lock to. An initialiser of `Once`/`OnceLock` cut short that way leaves the cell
+//! not done, so the next runtime (or a thread) runs it again. (That no primitive keeps a dead
+//! goroutine's waiter, and with it its worker's epoll instance, is `sync_shutdown_fds.rs`.)
 
 mod common;
+
+use common::end_runtime_with_parked;
 
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use gonet::sync::{Cond, Mutex, RwLock};
+use gonet::sync::{Cond, Mutex, Once, OnceLock, RwLock, Semaphore};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs a runtime whose main goroutine starts `n` goroutines running `park`, waits until all
-/// of them have started (each then parks at once) and returns, ending the runtime.
-fn end_runtime_with_parked(procs: usize, n: usize, park: impl Fn() + Send + Sync + 'static) {
-    let park = Arc::new(park);
-    gonet::Builder::new().procs(procs).build().unwrap().run(move || {
-        let (tx, rx) = gonet::chan::unbounded();
-        for _ in 0..n {
-            let (park, tx) = (park.clone(), tx.clone());
-            gonet::go(move || {
-                tx.send(()).unwrap();
-                park();
-            });
-        }
-        for _ in 0..n {
-            rx.recv().unwrap();
-        }
-        // Let every goroutine reach its park.
-        gonet::time::sleep(Duration::from_millis(30));
-    });
-}
 
 /// A plain thread that runs `hold` (which takes a lock and waits on the receiver before
 /// letting go); returns once the lock is taken, with the sender that ends the wait.
@@ -282,5 +265,111 @@ fn cond_waiters_unwound_at_shutdown_are_withdrawn() {
             waiter.join().unwrap();
             assert!(m.try_lock().is_some(), "procs {procs}: the mutex is free after the waits");
         }
+    });
+}
+
+/// A thread holds every unit; goroutines queue for some and are unwound when the runtime
+/// ends. Releasing the units must give them all back: a waiter left queued would be granted
+/// units for a dead goroutine, which nobody could ever release.
+#[test]
+fn semaphore_waiters_unwound_at_shutdown_are_withdrawn() {
+    common::within(LIMIT, || {
+        for procs in [1, 2] {
+            let sem = Arc::new(Semaphore::new(3));
+            assert!(sem.try_acquire(3));
+            let s2 = sem.clone();
+            let turn = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            end_runtime_with_parked(procs, 6, move || {
+                // Weights 1, 2, 3, 1, 2, 3: all fit once the thread lets go.
+                let n = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 3 + 1;
+                let _ = s2.acquire(n);
+            });
+            assert_eq!(sem.held(), 3, "procs {procs}: a dead waiter released the thread's units");
+            sem.release(3);
+            assert_eq!(sem.held(), 0, "procs {procs}: units granted to an unwound waiter");
+            assert!(sem.try_acquire(3), "procs {procs}: the semaphore lost units");
+            sem.release(3);
+            // A waiter of a context-bounded acquire is withdrawn the same way.
+            assert!(sem.try_acquire(3));
+            let s3 = sem.clone();
+            end_runtime_with_parked(procs, 2, move || {
+                let (ctx, _cancel) =
+                    gonet::context::with_cancel(&gonet::context::Context::background());
+                let _ = s3.acquire_ctx(&ctx, 2);
+            });
+            sem.release(3);
+            assert_eq!(sem.held(), 0, "procs {procs}: units granted to an unwound ctx waiter");
+        }
+    });
+}
+
+static ONCE: Once = Once::new();
+static CELL: OnceLock<String> = OnceLock::new();
+
+/// Parks forever (until its runtime ends and unwinds it).
+fn park_forever() {
+    gonet::time::sleep(Duration::from_secs(3600));
+}
+
+/// A `static Once` whose function is cut short by its runtime's end is not done: the next
+/// runtime runs its own function. A `static OnceLock` likewise stays empty, never exposing a
+/// value that was not fully set, and the next runtime's initialiser fills it.
+#[test]
+fn once_cut_short_by_a_runtime_end_is_run_again_by_the_next_runtime() {
+    common::within(LIMIT, || {
+        end_runtime_with_parked(1, 1, || ONCE.call_once(park_forever));
+        assert!(!ONCE.is_completed(), "a Once cut short by the runtime's end counts as done");
+        end_runtime_with_parked(1, 1, || {
+            CELL.get_or_init(|| {
+                park_forever();
+                "half".to_string()
+            });
+        });
+        assert!(CELL.get().is_none(), "the OnceLock exposes a value after an unwound init");
+        let ran = common::run(1, || {
+            let mut ran = false;
+            ONCE.call_once(|| ran = true);
+            (ran, CELL.get_or_init(|| "full".to_string()).clone())
+        });
+        assert!(ran.0, "the second runtime's call_once did not run its function");
+        assert!(ONCE.is_completed());
+        assert_eq!(ran.1, "full");
+        assert_eq!(CELL.get().map(String::as_str), Some("full"));
+    });
+}
+
+/// A thread waiting on a `Once` whose running initialiser (a goroutine) is unwound at
+/// shutdown is woken and runs its own function.
+#[test]
+fn a_thread_waiting_on_an_unwound_once_runs_its_own_function() {
+    common::within(LIMIT, || {
+        let once = Arc::new(Once::new());
+        let (o1, o2) = (once.clone(), once.clone());
+        let (in_tx, in_rx) = mpsc::channel();
+        let (waiting_tx, waiting_rx) = gonet::chan::unbounded::<()>();
+        let runtime = thread::spawn(move || {
+            gonet::Builder::new().procs(1).build().unwrap().run(move || {
+                gonet::go(move || {
+                    o1.call_once(|| {
+                        in_tx.send(()).unwrap();
+                        park_forever();
+                    })
+                });
+                // Ends the runtime once the thread below waits on the Once.
+                waiting_rx.recv().unwrap();
+                gonet::time::sleep(Duration::from_millis(30));
+            })
+        });
+        in_rx.recv().unwrap();
+        let waiter = thread::spawn(move || {
+            let mut ran = false;
+            o2.call_once(|| ran = true);
+            ran
+        });
+        thread::sleep(Duration::from_millis(30)); // let the thread park on the Once
+        waiting_tx.send(()).unwrap();
+        runtime.join().unwrap();
+        assert!(waiter.join().unwrap(), "the waiting thread did not run its function");
+        assert!(once.is_completed());
     });
 }

@@ -32,6 +32,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::runtime::dump::keep_frame;
 use channel::Chan;
 use select::deadline_after;
 
@@ -79,8 +80,9 @@ impl<T> Sender<T> {
     /// Sends `v`, parking the goroutine (or blocking the thread) while the channel is full;
     /// on a rendezvous channel, until a receiver takes it. Fails, handing `v` back, once every
     /// receiver is gone.
+    #[inline(always)]
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
-        self.chan.send(v, None).map_err(|e| SendError(e.into_inner()))
+        keep_frame(self.chan.send(v, None).map_err(|e| SendError(e.into_inner())))
     }
 
     /// Sends `v` if that is possible without waiting.
@@ -146,8 +148,9 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     /// Receives a value, parking the goroutine (or blocking the thread) while the channel is
     /// empty. Fails once the channel is empty and every sender is gone.
+    #[inline(always)]
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(|_| RecvError)
+        keep_frame(self.chan.recv(None).map_err(|_| RecvError))
     }
 
     /// Receives a value if one is there without waiting.

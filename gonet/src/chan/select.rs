@@ -179,12 +179,18 @@ pub(crate) fn run(
 /// Claims the token as `ABORTED` when a round ends. After a normal wake-up the token is
 /// already claimed and this does nothing; but when a runtime shuts down it unwinds the stacks
 /// of parked goroutines, and then this withdraws the dead goroutine's entries, so that no
-/// channel hands a value to it or takes one from it.
+/// channel hands a value to it or takes one from it. Its stale entries may stay queued until
+/// someone meets them, so the guard also drops the waiter it then owns: a stale entry holds
+/// no dead goroutine (nor, through it, its worker and epoll instance).
 struct WithdrawOnDrop<'a>(&'a Token);
 
 impl Drop for WithdrawOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.claim(Outcome::Aborted);
+        if self.0.claim(Outcome::Aborted) {
+            // SAFETY: we claimed the token (token.rs, invariant 1); the waiter may already be
+            // gone (taken by the first arm's direct completion), hence `if_any`.
+            drop(unsafe { self.0.take_waiter_if_any() });
+        }
     }
 }
 

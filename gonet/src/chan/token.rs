@@ -179,6 +179,16 @@ impl Token {
         unsafe { *self.waiter.get() = Some(w) }
     }
 
+    /// Takes the waiter if it is still there (an owner that claimed its own token, which it
+    /// may have taken the waiter out of already).
+    ///
+    /// # Safety
+    /// As [`take_waiter`](Token::take_waiter).
+    pub(crate) unsafe fn take_waiter_if_any(&self) -> Option<Waiter> {
+        // SAFETY: exclusive by the claim protocol (caller's obligation).
+        unsafe { (*self.waiter.get()).take() }
+    }
+
     /// Takes the waiter.
     ///
     /// # Safety

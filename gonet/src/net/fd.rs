@@ -7,8 +7,29 @@
 //! operation in flight, and a `CLOSED` bit. An operation takes a reference (failing if
 //! `CLOSED` is set) and drops it when it returns. `close` sets `CLOSED` once, wakes every
 //! waiter through the `PollDesc` and drops the owner's reference. Whoever drops the count to
-//! zero deregisters and closes the descriptor — so no operation ever touches a descriptor
-//! number after it was closed and possibly reused.
+//! zero deregisters the descriptor and frees the `PollDesc` — so no operation ever touches a
+//! descriptor after it was released.
+//!
+//! # The number stays ours until drop (I/O safety)
+//!
+//! `AsFd`/`AsRawFd` hand out the number without a reference, and a `BorrowedFd` may live
+//! across a concurrent `close(&self)`. So the *number* is released only when the `NetFd` is
+//! dropped (or given away by `into_raw`), never by `close`: when the last reference of a
+//! closed `NetFd` goes (`destroy`), the socket is swapped out of the number with
+//! `dup3(placeholder, fd)` — the placeholder is one process-wide unconnected `AF_UNIX`
+//! stream socket, so any I/O through the number fails (`ENOTCONN`) — which closes the socket
+//! file at once (the peer sees the close, as after `close(2)`). `Drop` then `close(2)`s the
+//! number. Invariants:
+//! 1. From creation to drop, `fd` names this socket or the placeholder, never a file that
+//!    somebody else opened, whatever the interleaving of `close`, operations and borrows.
+//! 2. The epoll registration is removed (`PollDesc::free`, `EPOLL_CTL_DEL` by number) before
+//!    the `dup3`, while the number still names the socket; the freed `PollDesc`'s new
+//!    incarnation makes any event or timer already in flight stale. Nothing touches the
+//!    `PollDesc` after `destroy` (every path that would takes a reference first, which fails
+//!    once `CLOSED` is set), so its reuse by another socket is invisible here.
+//! 3. If the placeholder cannot be made (descriptors exhausted at first use), `destroy`
+//!    shuts the socket down instead (`shutdown(SHUT_RDWR)`: the peer sees the end of the
+//!    stream, blocked peers wake) and the socket itself stays open until drop.
 //!
 //! # Readers and writers
 //!
@@ -145,12 +166,22 @@ impl NetFd {
         }
     }
 
-    /// The last reference is gone after close: release the descriptor.
+    /// The last reference is gone after close: deregister and free the `PollDesc`, and swap
+    /// the socket out of the number (invariants 1-3 at the top). The number itself is closed
+    /// by `Drop`.
     fn destroy(&self) {
         self.pd.free();
-        // SAFETY: nobody uses the descriptor any more (the reference count reached zero after
-        // CLOSED was set, so no operation can start), and we own it.
-        unsafe { libc::close(self.fd) };
+        match placeholder() {
+            // SAFETY: `dup3` atomically makes our number name the placeholder, closing the
+            // socket file it named; both are descriptors we own (the placeholder lives for
+            // the whole process) and no operation uses the socket any more (the count reached
+            // zero after CLOSED was set, so none can start).
+            Some(ph) if unsafe { libc::dup3(ph, self.fd, libc::O_CLOEXEC) } >= 0 => {}
+            _ => {
+                // SAFETY: plain syscall on a descriptor we own.
+                unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+            }
+        }
     }
 
     /// Starts an operation in direction `d`: takes its lock and a reference, applies a per-call
@@ -440,10 +471,12 @@ impl NetFd {
     }
 
     /// Gives up ownership of the descriptor without closing it (-1 if it was closed already:
-    /// then the descriptor and the `PollDesc` are gone).
+    /// then the `PollDesc` is gone and the number, which names the placeholder, is closed).
     pub(crate) fn into_raw(self) -> RawFd {
         let this = ManuallyDrop::new(self);
         if this.refs.load(Ordering::Acquire) & CLOSED != 0 {
+            // SAFETY: we own the number, and `self` is consumed: nobody can use it after.
+            unsafe { libc::close(this.fd) };
             return -1;
         }
         this.pd.free();
@@ -476,8 +509,30 @@ impl Drop for SockRef<'_> {
 
 impl Drop for NetFd {
     fn drop(&mut self) {
-        let _ = self.close();
+        // No operation is in flight (they borrow `self`), so the count is the owner's alone.
+        if *self.refs.get_mut() & CLOSED == 0 {
+            *self.refs.get_mut() = CLOSED;
+            self.pd.evict();
+            self.pd.free();
+        }
+        // SAFETY: the number is ours (invariant 1) and `self` is going away: it names the
+        // socket (never closed) or the placeholder (closed before), and nobody can reach it
+        // through `self` any more.
+        unsafe { libc::close(self.fd) };
     }
+}
+
+/// The process-wide placeholder socket (see the top of the file): unconnected, never
+/// registered with epoll; `None` if it could not be made (then `destroy` shuts down instead).
+fn placeholder() -> Option<RawFd> {
+    static PH: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    PH.get_or_init(|| {
+        Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM.cloexec(), None)
+            .ok()
+            .map(Into::into)
+    })
+    .as_ref()
+    .map(std::os::fd::AsRawFd::as_raw_fd)
 }
 
 fn unsafe_zeroed_msghdr() -> libc::msghdr {

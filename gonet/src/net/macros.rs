@@ -112,6 +112,10 @@ macro_rules! impl_close {
         impl $t {
             /// Closes the socket from any goroutine or thread: blocked calls fail with a
             /// "closed" error ([`is_closed`](crate::net::is_closed)); a second close is an error.
+            /// The socket is released as soon as no call uses it (the peer sees the close), but
+            /// its descriptor number stays reserved until the value is dropped: after `close`,
+            /// [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd) names a placeholder socket on
+            /// which every I/O fails, never a socket opened later that reused the number.
             pub fn close(&self) -> std::io::Result<()> {
                 self.fd.close()
             }
@@ -135,7 +139,8 @@ macro_rules! impl_common {
         }
         impl std::os::fd::AsFd for $t {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                // SAFETY: the descriptor stays open for as long as `self` is borrowed.
+                // SAFETY: the number stays open, naming this socket or (after `close`) the
+                // fd layer's placeholder, until `self` is dropped (`fd.rs`, invariant 1).
                 unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd.raw()) }
             }
         }

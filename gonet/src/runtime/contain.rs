@@ -143,6 +143,12 @@ pub(crate) fn unwinding<R>(gid: u64, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Whether the caller runs inside a goroutine's stack being force-unwound because its
+/// runtime shut down (not a panic of user code): `Once` then leaves its initialiser undone.
+pub(crate) fn force_unwinding() -> bool {
+    std::thread::panicking() && UNWINDING.try_with(|u| u.get() != 0).unwrap_or(false)
+}
+
 /// Called by the runtime's panic hook (`report.rs`) after the usual message: a panic raised
 /// while a goroutine's stack is force-unwound at shutdown — a panic during unwinding, which
 /// aborts — names the goroutine.

@@ -31,6 +31,18 @@ use super::overflow;
 use super::wait::{self, Wait};
 use super::worker::{self, RtShared, Worker};
 
+/// Keeps the caller's frame in a parked goroutine's backtrace. A user function whose last
+/// call is a blocking one (`fn f() { sleep(d) }`) would otherwise tail-call it: `f`'s frame
+/// is gone while the goroutine waits, and the dump shows no line of `f` (Go shows `main.f`).
+/// Public blocking entry points are `#[inline(always)]` wrappers that pass their result
+/// through here: the opaque use after the call keeps it from being the caller's last
+/// instruction, so the caller's frame stays on the stack. Costs a store of the result.
+#[inline(always)]
+pub(crate) fn keep_frame<R>(r: R) -> R {
+    std::hint::black_box(&r);
+    r
+}
+
 /// How long a dump waits for each worker's answer.
 pub(crate) const ANSWER: Duration = Duration::from_secs(2);
 

@@ -6,7 +6,10 @@
 //! and releases the lock — so a completion either happens before the check (the result is
 //! seen) or after the waiter is stored (the waiter is woken). If the goroutine is dropped
 //! without running to completion (its runtime shut down), the completer's `Drop` stores an
-//! error instead, so `join` never hangs.
+//! error instead, so `join` never hangs. A joiner unwound while parked (its runtime shut
+//! down) takes its waiter back out of the slot in a guard's destructor, so a goroutine that
+//! runs on (in another runtime, or a thread) does not keep the dead joiner — and through it
+//! the joiner's worker and its epoll instance — until it finishes.
 
 use std::any::Any;
 use std::fmt;
@@ -39,14 +42,22 @@ impl<T> JoinHandle<T> {
     /// Waits for the goroutine to finish and returns its value, or the payload of its panic.
     ///
     /// On a goroutine this parks the caller; on a plain thread it blocks the thread.
+    #[inline(always)]
     pub fn join(self) -> thread::Result<T> {
+        super::dump::keep_frame(self.join_inner())
+    }
+
+    fn join_inner(self) -> thread::Result<T> {
         let mut g = lock(&self.slot);
         if !g.done {
+            let withdraw =
+                Withdraw { slot: &self.slot, gid: super::worker::current_goroutine_id() };
             park_for(super::wait::Wait::Join, move |w| {
                 g.waiter = Some(w);
                 drop(g);
                 Ok(())
             });
+            std::mem::forget(withdraw);
             g = lock(&self.slot);
         }
         g.result.take().expect("gonet: goroutine result taken twice")
@@ -66,6 +77,24 @@ impl<T> JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+/// Unwinding guard of a parked `join` (see the top of the file).
+struct Withdraw<'a, T> {
+    slot: &'a Shared<T>,
+    gid: Option<u64>,
+}
+
+impl<T> Drop for Withdraw<'_, T> {
+    fn drop(&mut self) {
+        let Some(gid) = self.gid else { return };
+        let mut g = lock(self.slot);
+        if g.waiter.as_ref().is_some_and(|w| w.goroutine_id() == gid) {
+            let w = g.waiter.take();
+            drop(g);
+            drop(w);
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 mod block_on;
 mod blocking;
 pub(crate) mod contain;
-mod dump;
+pub(crate) mod dump;
 pub(crate) mod goroutine;
 mod join;
 mod overflow;

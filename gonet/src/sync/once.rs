@@ -11,6 +11,18 @@
 //! waiter competes to run it again (`OnceLock`, as std's), or — for [`Once`], which follows
 //! Go's `sync.Once` — a panic counts as done. A waiter is queued only while `running` is set,
 //! and the runner wakes all of them under the same lock, so no wake-up is lost.
+//!
+//! # Initialisers cut short by a runtime's end
+//!
+//! When a runtime ends, the goroutines parked in it are force-unwound (`worker.rs`,
+//! invariant 4). An initialiser unwound that way did not finish and did not panic: the
+//! runner's guard sees the forced unwind (`contain::force_unwinding`) and leaves the cell
+//! *not done* — `running` cleared, the waiters woken — so another caller (in this runtime's
+//! successor, or a thread) runs the initialiser again. Hence a `static Once` or `OnceLock`
+//! shared by runtimes run one after the other is never left done with a half-run
+//! initialiser, and an `OnceLock` never exposes a value that was not fully written (`done`
+//! is set only after the write). A latecomer unwound while parked removes its own waiter
+//! (by goroutine id), so the list never keeps a dead goroutine.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -19,7 +31,9 @@ use std::panic;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex as StdMutex;
 
+use crate::runtime::contain;
 use crate::runtime::park::{park, Waiter};
+use crate::runtime::worker;
 
 struct St {
     running: bool,
@@ -60,11 +74,13 @@ impl Core {
                 st.running = true;
                 return true;
             }
+            let withdraw = Withdraw { core: self, gid: worker::current_goroutine_id() };
             park(move |w| {
                 st.waiters.push(w);
                 drop(st);
                 Ok(())
             });
+            std::mem::forget(withdraw);
         }
     }
 
@@ -81,6 +97,22 @@ impl Core {
     }
 }
 
+/// Unwinding guard of a parked latecomer (see the top of the file).
+struct Withdraw<'a> {
+    core: &'a Core,
+    gid: Option<u64>,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        let Some(gid) = self.gid else { return };
+        let mut st = self.core.st.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = st.waiters.iter().position(|w| w.goroutine_id() == gid) {
+            drop(st.waiters.swap_remove(i));
+        }
+    }
+}
+
 /// Ends a run when the initialiser returns or unwinds.
 struct Finish<'a> {
     core: &'a Core,
@@ -91,13 +123,22 @@ struct Finish<'a> {
 
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
-        self.core.finish(self.done);
+        // An initialiser force-unwound because its runtime ended did not run to its end and
+        // did not panic: the cell stays not done (see the top of the file).
+        let done = self.done && !contain::force_unwinding();
+        self.core.finish(done);
     }
 }
 
 /// Runs a function once (Go's `sync.Once`): concurrent callers park until it has returned.
 /// As in Go, if the function panics, the `Once` counts as done and the panic goes to the
 /// caller that ran it.
+///
+/// One exception, which Go does not have: a function cut short because its runtime ended
+/// (a goroutine parked inside it when the runtime's main goroutine returned, whose stack the
+/// runtime unwinds) did not run to its end and did not panic, so the `Once` stays *not
+/// done* and the next caller runs its function. A `static Once` shared by runtimes run one
+/// after the other is thus never left done by a half-run call.
 pub struct Once {
     core: Core,
 }
@@ -138,7 +179,9 @@ impl fmt::Debug for Once {
 /// A cell written once (std's `OnceLock`), whose concurrent initialisers park: the first
 /// caller of [`get_or_init`](OnceLock::get_or_init) runs its closure, the others wait for
 /// the value. If the closure panics, the cell stays empty and the next caller (or a waiter)
-/// runs its own closure, as with std.
+/// runs its own closure, as with std. A closure cut short because its runtime ended (see
+/// [`Once`]) leaves the cell empty as well: the cell never exposes a value that was not
+/// fully written.
 pub struct OnceLock<T> {
     core: Core,
     value: UnsafeCell<MaybeUninit<T>>,

@@ -15,6 +15,11 @@
 //!    under the lock) or to `CANCELLED` (by its context's cancellation, from any thread);
 //!    only the winner takes the parked waiter and wakes it. A cancelled waiter removes its
 //!    entry under the lock after its wake-up; a release that meets a cancelled entry skips it.
+//! 4. A goroutine whose stack is unwound while parked (its runtime shut down) withdraws
+//!    itself in a guard's destructor: it decides its own claim as `CANCELLED` — then its
+//!    entry is removed and the waiters behind it served — or, if a release had already
+//!    granted it the units, gives them back. So no units are ever held by a dead waiter,
+//!    and no queued entry names one.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -38,6 +43,11 @@ struct Claim {
 impl Claim {
     /// Decides the claim as `to` and wakes the waiter; false if it was already decided.
     fn decide(&self, to: u8) -> bool {
+        self.decide_then(to, Waiter::wake)
+    }
+
+    /// Decides the claim as `to` and hands the stored waiter (if any) to `then`.
+    fn decide_then(&self, to: u8, then: impl FnOnce(Waiter)) -> bool {
         if self.state.compare_exchange(WAITING, to, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return false;
         }
@@ -45,7 +55,7 @@ impl Claim {
         // does not park (see `acquire_inner`).
         let w = self.waiter.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(w) = w {
-            w.wake();
+            then(w);
         }
         true
     }
@@ -121,6 +131,8 @@ impl Semaphore {
             return Err(e.into());
         }
         let claim = Arc::new(Claim { state: AtomicU8::new(WAITING), waiter: StdMutex::new(None) });
+        // Invariant 4: disarmed below once the park has returned normally.
+        let withdraw = Withdraw { sem: self, claim: &claim, n };
         let wait = || {
             let claim2 = claim.clone();
             park(move |w| {
@@ -148,18 +160,22 @@ impl Semaphore {
             }
             None => wait(),
         }
+        std::mem::forget(withdraw);
         if claim.state.load(Ordering::Acquire) == GRANTED {
             return Ok(());
         }
-        // Cancelled: withdraw the entry (if queued) and let the ones behind it go.
+        self.withdraw(&claim);
+        let e = ctx.and_then(Context::err).unwrap_or(crate::context::Error::Canceled);
+        Err(e.into())
+    }
+
+    /// Removes a cancelled claim's entry (if queued) and lets the ones behind it go.
+    fn withdraw(&self, claim: &Arc<Claim>) {
         let mut st = self.lock();
-        if let Some(i) = st.waiters.iter().position(|e| Arc::ptr_eq(&e.claim, &claim)) {
+        if let Some(i) = st.waiters.iter().position(|e| Arc::ptr_eq(&e.claim, claim)) {
             st.waiters.remove(i);
         }
         self.grant(&mut st);
-        drop(st);
-        let e = ctx.and_then(Context::err).unwrap_or(crate::context::Error::Canceled);
-        Err(e.into())
     }
 
     /// Gives back `n` units and serves the waiters that now fit, in order.
@@ -195,6 +211,28 @@ impl Semaphore {
     /// Units currently held.
     pub fn held(&self) -> u64 {
         self.lock().cur
+    }
+}
+
+/// Unwinding guard of a parked acquire (invariant 4).
+struct Withdraw<'a> {
+    sem: &'a Semaphore,
+    claim: &'a Arc<Claim>,
+    n: u64,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        // The unwinding goroutine's own waiter is dropped, not woken.
+        if self.claim.decide_then(CANCELLED, drop) {
+            self.sem.withdraw(self.claim);
+        } else if self.claim.state.load(Ordering::Acquire) == GRANTED {
+            // A release handed us the units before the unwind reached us: give them back.
+            self.sem.release(self.n);
+        } else {
+            // Cancelled by the context before the unwind: remove the entry as `acquire` would.
+            self.sem.withdraw(self.claim);
+        }
     }
 }
 

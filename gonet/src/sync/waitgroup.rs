@@ -8,6 +8,9 @@
 //! with a register step that queues its waiter and only then releases the lock. Invariant:
 //! a waiter is queued only while the counter is above zero, and the `done` that brings it to
 //! zero sees it — so no wake-up is lost, and a woken waiter saw the counter reach zero.
+//! A goroutine unwound while parked (its runtime shut down) removes its own waiter in a
+//! guard's destructor, so the list never keeps a dead goroutine (nor, through it, its
+//! worker's epoll instance) until the next `done`.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -82,17 +85,25 @@ impl WaitGroup {
     }
 
     /// Parks the goroutine (or blocks the thread) until the counter is zero.
+    #[inline(always)]
     pub fn wait(&self) {
+        self.wait_inner();
+        crate::runtime::dump::keep_frame(())
+    }
+
+    fn wait_inner(&self) {
         let st = self.lock();
         if st.count == 0 {
             return;
         }
+        let withdraw = Withdraw { wg: self, gid: crate::runtime::worker::current_goroutine_id() };
         park_for(crate::runtime::wait::Wait::Group, move |w| {
             let mut st = st;
             st.waiters.push(w);
             drop(st);
             Ok(())
         });
+        std::mem::forget(withdraw);
     }
 
     /// The current counter.
@@ -123,6 +134,22 @@ impl WaitGroup {
             let _guard = guard;
             f()
         })
+    }
+}
+
+/// Unwinding guard of a parked `wait` (see the top of the file).
+struct Withdraw<'a> {
+    wg: &'a WaitGroup,
+    gid: Option<u64>,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        let Some(gid) = self.gid else { return };
+        let mut st = self.wg.lock();
+        if let Some(i) = st.waiters.iter().position(|w| w.goroutine_id() == gid) {
+            drop(st.waiters.swap_remove(i));
+        }
     }
 }
 

@@ -29,12 +29,20 @@ use crate::runtime::{timer as rt_timer, worker};
 
 /// Pauses the current goroutine for at least `d`; other goroutines keep running.
 /// On a plain thread, sleeps the thread.
+#[inline(always)]
 pub fn sleep(d: Duration) {
-    sleep_until(Instant::now() + d)
+    sleep_until_inner(Instant::now() + d);
+    crate::runtime::dump::keep_frame(())
 }
 
 /// Pauses the current goroutine until `deadline` (returns at once if it has passed).
+#[inline(always)]
 pub fn sleep_until(deadline: Instant) {
+    sleep_until_inner(deadline);
+    crate::runtime::dump::keep_frame(())
+}
+
+fn sleep_until_inner(deadline: Instant) {
     if Instant::now() >= deadline {
         if worker::in_goroutine() {
             crate::yield_now();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -99,4 +100,25 @@ pub fn full_backlog_listener() -> std::net::TcpListener {
         assert_eq!(libc::listen(fd, 0), 0);
         std::net::TcpListener::from_raw_fd(fd)
     }
+}
+
+/// Runs a runtime whose main goroutine starts `n` goroutines running `park`, waits until all
+/// of them have started (each then parks at once) and returns, ending the runtime.
+pub fn end_runtime_with_parked(procs: usize, n: usize, park: impl Fn() + Send + Sync + 'static) {
+    let park = Arc::new(park);
+    gonet::Builder::new().procs(procs).build().unwrap().run(move || {
+        let (tx, rx) = gonet::chan::unbounded();
+        for _ in 0..n {
+            let (park, tx) = (park.clone(), tx.clone());
+            gonet::go(move || {
+                tx.send(()).unwrap();
+                park();
+            });
+        }
+        for _ in 0..n {
+            rx.recv().unwrap();
+        }
+        // Let every goroutine reach its park.
+        gonet::time::sleep(Duration::from_millis(30));
+    });
 }
