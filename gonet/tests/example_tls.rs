@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion};
 
-use common::{raise_fd_limit, within};
+use common::{openssl_available, raise_fd_limit, within, Reap};
 
 /// A server with a fresh self-signed certificate on a two-worker runtime in a background
 /// thread: its address and the certificate (DER and PEM).
@@ -135,30 +135,6 @@ fn verification_failures_and_bad_clients() {
         assert_eq!(v, ProtocolVersion::TLSv1_3);
         drop(stalled);
     });
-}
-
-/// Kills the child when dropped, so no `openssl` process outlives a failed test.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn openssl_available() -> bool {
-    let found = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        // CI installs openssl (.ci/run): there, a missing tool is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v != "true"),
-            "openssl is not on PATH but CI=true: the openssl interop check cannot run \
-             (install openssl)"
-        );
-        eprintln!("note: openssl is not on PATH; skipping the openssl interop check");
-    }
-    found
 }
 
 #[test]

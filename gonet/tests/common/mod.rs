@@ -1,5 +1,5 @@
-//! Helpers shared by the integration test files: time-bounded test bodies, CPU time, and the
-//! descriptor limit.
+//! Helpers shared by the integration test files: time-bounded test bodies, CPU time, the
+//! descriptor limit, and child processes of the interop tests (`openssl`).
 #![allow(dead_code)]
 
 use std::panic::{self, AssertUnwindSafe};
@@ -99,4 +99,32 @@ pub fn full_backlog_listener() -> std::net::TcpListener {
         assert_eq!(libc::listen(fd, 0), 0);
         std::net::TcpListener::from_raw_fd(fd)
     }
+}
+
+/// Kills the child process when dropped, so no `openssl` process outlives a failed test.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `openssl` is on PATH (for the interop tests); under `CI=true` its absence fails.
+pub fn openssl_available() -> bool {
+    let found = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        // CI installs openssl (.ci/run): there, a missing tool is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "openssl is not on PATH but CI=true: the openssl interop check cannot run \
+             (install openssl)"
+        );
+        eprintln!("note: openssl is not on PATH; skipping the openssl interop check");
+    }
+    found
 }
