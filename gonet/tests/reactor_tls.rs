@@ -12,11 +12,10 @@ mod reactor_util;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use common::{openssl_available, Reap};
+use common::{openssl_available, s_client_echo};
 use gonet::reactor::{Connection, EventLoop};
 use reactor_util::*;
 use rustls::crypto::ring;
@@ -267,6 +266,88 @@ fn a_silent_client_is_cut_by_the_handshake_timeout() {
     });
 }
 
+/// Clients that connect and send nothing hold no goroutine: the handshake goes idle in the
+/// loop, waiting for the next flight (a goroutine-per-connection server holds one each).
+#[test]
+fn silent_clients_hold_no_goroutine() {
+    const N: usize = 300;
+    common::raise_fd_limit();
+    let t = tls(&[]);
+    let cert = t.cert.clone();
+    let cfg = client_config(&t, rustls::DEFAULT_VERSIONS, &[]);
+    common::run(1, move || {
+        let lp = reactor_tls_echo::event_loop(t.server.clone());
+        let ln = gonet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        let lp2 = lp.clone();
+        gonet::go(move || lp2.serve(ln));
+        let before = gonet::runtime::stats().unwrap().alive;
+        // Plain threads open the connections (their connects and handshakes block).
+        let opener = std::thread::spawn(move || {
+            (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect::<Vec<_>>()
+        });
+        while lp.connections() < N {
+            gonet::time::sleep(Duration::from_millis(5));
+        }
+        gonet::time::sleep(Duration::from_millis(50));
+        let alive = gonet::runtime::stats().unwrap().alive;
+        assert!(alive < before + 10, "{N} silent TLS clients hold {} goroutines", alive - before);
+        // They are still served once they speak.
+        let silent = opener.join().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = connect(addr, cfg, "localhost").unwrap();
+            echo(&mut s, b"after the silent ones\n").unwrap();
+            close_cleanly(&mut s);
+        });
+        while !client.is_finished() {
+            gonet::time::sleep(Duration::from_millis(5));
+        }
+        client.join().unwrap();
+        drop((silent, cert));
+        lp.shutdown(std::time::Instant::now() + Duration::from_secs(5)).unwrap();
+    });
+}
+
+/// A peer that never reads: the handler waits for writability with the output at its cap
+/// (memory bounded), and a close from another thread wakes it and finalizes the connection
+/// (a TLS socket is shut down for reading only, so the wake must not need writability).
+#[test]
+fn a_peer_that_never_reads_is_bounded_and_closable() {
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let handle = Arc::new(Mutex::new(None));
+        let h2 = handle.clone();
+        let lp = EventLoop::builder(move |c: &mut Connection| {
+            let n = c.len();
+            c.skip(n)?;
+            *h2.lock().unwrap() = Some(c.handle());
+            let block = vec![7u8; 16 * 1024];
+            loop {
+                c.write_binary(&block)?; // past the output cap this sends, and waits
+            }
+        })
+        .tls(t.server.clone())
+        .output_cap(64 * 1024)
+        .build();
+        let srv = Server::start(lp, 1);
+        let mut s =
+            connect(srv.addr, client_config(&t, rustls::DEFAULT_VERSIONS, &[]), "localhost")
+                .unwrap();
+        s.write_all(b"go").unwrap();
+        s.flush().unwrap();
+        wait_for(Duration::from_secs(20), "the handler running", || {
+            handle.lock().unwrap().is_some()
+        });
+        let rss = reactor_util::rss();
+        std::thread::sleep(Duration::from_millis(300)); // it fills the socket buffers, then waits
+        let grown = reactor_util::rss().saturating_sub(rss);
+        assert!(grown < 16 << 20, "a non-reading peer grew the server by {grown} bytes");
+        handle.lock().unwrap().take().unwrap().close();
+        wait_for(Duration::from_secs(20), "the connection finalized", || srv.lp.connections() == 0);
+        srv.stop().unwrap();
+    });
+}
+
 /// The server closes first (the handler's `close`): the client gets `close_notify`, a clean
 /// end of stream. And the client's `close_notify` ends the input: the handler sees end of
 /// stream (`on_disconnect` runs) after the last plaintext.
@@ -376,33 +457,12 @@ fn openssl_s_client_against_the_example() {
     common::within(LIMIT, || {
         let t = tls(&[b"http/1.1"]);
         let srv = Server::start(reactor_tls_echo::event_loop(t.server.clone()), 2);
-        let dir = std::env::temp_dir().join(format!("gonet-reactor-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = dir.join("ca.pem");
-        std::fs::write(&ca, &t.pem).unwrap();
         for version in ["-tls1_3", "-tls1_2"] {
-            let child = Command::new("openssl")
-                .args(["s_client", "-connect", &srv.addr.to_string(), version, "-quiet"])
-                .args(["-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"])
-                .arg(&ca)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start openssl s_client");
-            let mut child = Reap(child);
-            let mut stdin = child.0.stdin.take().unwrap();
-            let mut out = BufReader::new(child.0.stdout.take().unwrap());
-            for i in 0..20 {
-                let line = format!("hello over {version} #{i} {}\n", "x".repeat(i * 300));
-                stdin.write_all(line.as_bytes()).unwrap();
-                stdin.flush().unwrap();
-                let mut echoed = String::new();
-                out.read_line(&mut echoed).unwrap();
-                assert_eq!(echoed, line, "openssl s_client {version}");
-            }
+            let lines: Vec<String> = (0..20)
+                .map(|i| format!("hello over {version} #{i} {}\n", "x".repeat(i * 300)))
+                .collect();
+            s_client_echo(&srv.addr.to_string(), &t.pem, version, &lines);
         }
-        let _ = std::fs::remove_dir_all(&dir);
         srv.stop().unwrap();
     });
 }

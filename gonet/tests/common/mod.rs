@@ -128,3 +128,39 @@ pub fn openssl_available() -> bool {
     }
     found
 }
+
+/// Runs `openssl s_client -quiet` (protocol flag `version`, e.g. `-tls1_3`) against the echo
+/// server at `addr`, verifying it against the CA certificate `ca_pem` as `127.0.0.1`, and
+/// checks that each of `lines` comes back.
+pub fn s_client_echo(addr: &str, ca_pem: &str, version: &str, lines: &[String]) {
+    use std::io::{BufRead, Write};
+    let dir = std::env::temp_dir().join(format!(
+        "gonet-s_client-{}-{}",
+        std::process::id(),
+        addr.replace(':', "_")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let child = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", addr, version, "-quiet"])
+        .args(["-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"])
+        .arg(&ca)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_client");
+    let mut child = Reap(child);
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    for line in lines {
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let mut echoed = String::new();
+        out.read_line(&mut echoed).unwrap();
+        assert_eq!(&echoed, line, "openssl s_client {version}");
+    }
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
