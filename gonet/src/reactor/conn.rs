@@ -126,8 +126,9 @@ pub(crate) struct ConnInner {
     pub(super) tls: Option<Box<super::tls::Tls>>,
 }
 
-// SAFETY: the non-thread-safe fields (`Cell`s, `UnsafeCell`s, the trigger) are touched only
-// under the access rule at the top of this file; the rest is atomics, a mutex and the fd.
+// SAFETY: the non-thread-safe fields (`Cell`s, `UnsafeCell`s, the trigger, the TLS session)
+// are touched only under the access rule at the top of this file; the rest is atomics, a
+// mutex and the fd.
 unsafe impl Sync for ConnInner {}
 // SAFETY: as above; a `ConnInner` dropped on another thread only closes its descriptor and
 // drops its (Send) buffers.
