@@ -348,6 +348,36 @@ fn a_peer_that_never_reads_is_bounded_and_closable() {
     });
 }
 
+/// `on_connect` runs after the handshake and what it writes goes out encrypted; a TLS 1.3
+/// key update from the client is answered (rustls's records sent from the read path) and
+/// the echo goes on under the new keys.
+#[test]
+fn greeting_in_on_connect_and_key_updates() {
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let lp = EventLoop::builder(reactor_tls_echo::echo)
+            .on_connect(|c: &mut Connection| {
+                assert!(c.tls_version().is_some(), "on_connect before the handshake completed");
+                c.write_string("hello\n")
+            })
+            .tls(t.server.clone())
+            .build();
+        let srv = Server::start(lp, 1);
+        let cfg = client_config(&t, &[&rustls::version::TLS13], &[]);
+        let mut s = connect(srv.addr, cfg, "localhost").unwrap();
+        let mut hello = [0u8; 6];
+        s.read_exact(&mut hello).unwrap();
+        assert_eq!(&hello, b"hello\n");
+        for i in 0..3 {
+            echo(&mut s, &message(3000, i)).unwrap();
+            s.conn.refresh_traffic_keys().unwrap();
+        }
+        echo(&mut s, b"after the key updates\n").unwrap();
+        close_cleanly(&mut s);
+        srv.stop().unwrap();
+    });
+}
+
 /// The server closes first (the handler's `close`): the client gets `close_notify`, a clean
 /// end of stream. And the client's `close_notify` ends the input: the handler sees end of
 /// stream (`on_disconnect` runs) after the last plaintext.
