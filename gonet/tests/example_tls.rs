@@ -9,9 +9,9 @@ mod tls_echo;
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion};
 
-use common::{raise_fd_limit, within};
+use common::{openssl_available, raise_fd_limit, s_client_echo, within, Reap};
 
 /// A server with a fresh self-signed certificate on a two-worker runtime in a background
 /// thread: its address and the certificate (DER and PEM).
@@ -137,30 +137,6 @@ fn verification_failures_and_bad_clients() {
     });
 }
 
-/// Kills the child when dropped, so no `openssl` process outlives a failed test.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn openssl_available() -> bool {
-    let found = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        // CI installs openssl (.ci/run): there, a missing tool is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v != "true"),
-            "openssl is not on PATH but CI=true: the openssl interop check cannot run \
-             (install openssl)"
-        );
-        eprintln!("note: openssl is not on PATH; skipping the openssl interop check");
-    }
-    found
-}
-
 #[test]
 fn openssl_s_client_interop() {
     if !openssl_available() {
@@ -168,33 +144,11 @@ fn openssl_s_client_interop() {
     }
     within(Duration::from_secs(60), || {
         let (addr, _, pem) = start();
-        let dir = std::env::temp_dir().join(format!("gonet-tls-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = dir.join("ca.pem");
-        std::fs::write(&ca, pem).unwrap();
         for version in ["-tls1_3", "-tls1_2"] {
-            let child = Command::new("openssl")
-                .args(["s_client", "-connect", &addr.to_string(), version, "-quiet"])
-                .args(["-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"])
-                .arg(&ca)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start openssl s_client");
-            let mut child = Reap(child);
-            let mut stdin = child.0.stdin.take().unwrap();
-            let mut out = BufReader::new(child.0.stdout.take().unwrap());
-            for i in 0..20 {
-                let line = format!("hello over {version} #{i}\n");
-                stdin.write_all(line.as_bytes()).unwrap();
-                stdin.flush().unwrap();
-                let mut echoed = String::new();
-                out.read_line(&mut echoed).unwrap();
-                assert_eq!(echoed, line, "openssl s_client {version}");
-            }
+            let lines: Vec<String> =
+                (0..20).map(|i| format!("hello over {version} #{i}\n")).collect();
+            s_client_echo(&addr.to_string(), &pem, version, &lines);
         }
-        let _ = std::fs::remove_dir_all(&dir);
     });
 }
 

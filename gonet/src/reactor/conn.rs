@@ -94,15 +94,15 @@ pub(crate) struct ConnInner {
     input: UnsafeCell<LinkBuffer>,
     output: UnsafeCell<LinkBuffer>,
     pub(crate) trig: Trigger<GRef>,
-    closing: CloseFlag,
+    pub(super) closing: CloseFlag,
     /// A handler runs (or waits) on it: shutdown waits for these.
     pub(crate) busy: AtomicBool,
-    eof: Cell<bool>,
+    pub(super) eof: Cell<bool>,
     connected: Cell<bool>,
     /// A `malloc`'d region may still be written by the handler: no automatic flush.
     malloc_out: Cell<bool>,
     read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
+    pub(super) write_timeout: Cell<Option<Duration>>,
     idle_timeout: Cell<Option<Duration>>,
     /// When the current idle period began, and whether an idle timer is pending.
     idle_since: Cell<Option<Instant>>,
@@ -120,10 +120,15 @@ pub(crate) struct ConnInner {
     /// (`finalize` on the owner worker, or `LoopShared::reap` once the runtime's workers have
     /// exited) gives it back, so it is given back exactly once.
     pub(crate) registered: AtomicBool,
+    /// The TLS session of a connection served with `Builder::tls` (tls.rs): `fill_once`
+    /// reads and decrypts through it, `send_all` encrypts through it.
+    #[cfg(feature = "rustls")]
+    pub(super) tls: Option<Box<super::tls::Tls>>,
 }
 
-// SAFETY: the non-thread-safe fields (`Cell`s, `UnsafeCell`s, the trigger) are touched only
-// under the access rule at the top of this file; the rest is atomics, a mutex and the fd.
+// SAFETY: the non-thread-safe fields (`Cell`s, `UnsafeCell`s, the trigger, the TLS session)
+// are touched only under the access rule at the top of this file; the rest is atomics, a
+// mutex and the fd.
 unsafe impl Sync for ConnInner {}
 // SAFETY: as above; a `ConnInner` dropped on another thread only closes its descriptor and
 // drops its (Send) buffers.
@@ -167,6 +172,8 @@ impl ConnInner {
             callbacks: Mutex::new(Some(Vec::new())),
             slot: Cell::new(usize::MAX),
             registered: AtomicBool::new(false),
+            #[cfg(feature = "rustls")]
+            tls: None,
         }
     }
 
@@ -186,13 +193,13 @@ impl ConnInner {
         }
     }
 
-    fn input(&self) -> &LinkBuffer {
+    pub(super) fn input(&self) -> &LinkBuffer {
         // SAFETY: access rule (top of file); `&mut` is only formed in `release_input`, under
         // `&mut Connection`, when no slice borrowed from this buffer is alive.
         unsafe { &*self.input.get() }
     }
 
-    fn output(&self) -> &LinkBuffer {
+    pub(super) fn output(&self) -> &LinkBuffer {
         // SAFETY: as for `input`.
         unsafe { &*self.output.get() }
     }
@@ -225,9 +232,15 @@ impl ConnInner {
         match &self.io {
             Io::Server { sock, .. } => {
                 // Through a reference: after finalize the number may name another file.
+                // A TLS connection keeps its write side for the `close_notify` finalize sends;
+                // shutting down the read side raises the same edge.
+                #[cfg(feature = "rustls")]
+                let how = if self.tls.is_some() { libc::SHUT_RD } else { libc::SHUT_RDWR };
+                #[cfg(not(feature = "rustls"))]
+                let how = libc::SHUT_RDWR;
                 sock.with(|fd| {
                     // SAFETY: plain syscall on a descriptor `with` keeps open.
-                    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                    unsafe { libc::shutdown(fd, how) };
                 });
             }
             Io::Client(s) => {
@@ -239,7 +252,7 @@ impl ConnInner {
     }
 
     /// The peer, for messages.
-    fn peer(&self) -> String {
+    pub(super) fn peer(&self) -> String {
         match self.peer {
             Some(a) => a.to_string(),
             None => format!("fd {}", self.fd()),
@@ -270,7 +283,7 @@ impl ConnInner {
         }
     }
 
-    fn closed_err(&self) -> io::Error {
+    pub(super) fn closed_err(&self) -> io::Error {
         crate::netpoll::closed_error()
     }
 
@@ -278,7 +291,11 @@ impl ConnInner {
 
     /// One read into the input buffer. `Ok(true)`: bytes came or end of stream (see `eof`);
     /// `Ok(false)`: nothing to read now (server) or the buffer is at its cap.
-    fn fill_once(&self) -> io::Result<bool> {
+    pub(super) fn fill_once(&self) -> io::Result<bool> {
+        #[cfg(feature = "rustls")]
+        if let Some(t) = &self.tls {
+            return t.fill(self);
+        }
         let inp = self.input();
         let room = self.input_room();
         if room == 0 {
@@ -331,7 +348,7 @@ impl ConnInner {
 
     /// Room left under the input cap: the cap counts unconsumed bytes and consumed bytes not
     /// released yet (invariant 2).
-    fn input_room(&self) -> usize {
+    pub(super) fn input_room(&self) -> usize {
         let inp = self.input();
         self.input_cap.saturating_sub(inp.len() + inp.held())
     }
@@ -393,7 +410,7 @@ impl ConnInner {
     }
 
     /// Parks the handler until readiness in direction `want`, a close, or `deadline`.
-    fn wait(&self, want: Want, deadline: Option<Instant>, op: &str) -> io::Result<()> {
+    pub(super) fn wait(&self, want: Want, deadline: Option<Instant>, op: &str) -> io::Result<()> {
         if self.trig.state() != State::Running {
             // `on_prepare` runs on the accept goroutine before the connection is registered:
             // no poller would ever wake a handler parked on it.
@@ -442,7 +459,7 @@ impl ConnInner {
 
     /// A strong reference to `self` for a timer callback (server connections are held by
     /// the loop's registry, so the count is at least one).
-    fn self_arc(&self) -> Arc<ConnInner> {
+    pub(super) fn self_arc(&self) -> Arc<ConnInner> {
         let p = self as *const ConnInner;
         // SAFETY: every ConnInner lives in an `Arc` (created only by `Arc::new` in this
         // module's callers), and the caller holds a reference that keeps it alive.
@@ -461,6 +478,10 @@ impl ConnInner {
             // SAFETY: access rule; no `malloc`'d slice is alive (`malloc_out` is false), so
             // making the unflushed bytes readable aliases nothing.
             unsafe { (*self.output.get()).flush() };
+        }
+        #[cfg(feature = "rustls")]
+        if let Some(t) = &self.tls {
+            return t.send_all(self);
         }
         let out = self.output();
         let deadline = self.write_timeout.get().map(|t| Instant::now() + t);
@@ -1156,7 +1177,7 @@ pub(crate) fn report(msg: &str) {
 }
 
 /// How a turn of the handler loop ended.
-enum Done {
+pub(super) enum Done {
     /// No more input: the connection is idle.
     Idle,
     /// Closed, or the peer ended its stream.
@@ -1167,6 +1188,14 @@ enum Done {
 
 /// One turn of the handler loop; `Err`: close with a report.
 fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<Done> {
+    #[cfg(feature = "rustls")]
+    if let Some(t) = &c.tls {
+        // The handshake runs here, before `on_connect`; the connection idles between its
+        // flights without a goroutine.
+        if let Some(done) = t.handshake(c)? {
+            return Ok(done);
+        }
+    }
     if !c.connected.replace(true) {
         if let Some(h) = &lp.on_connect {
             call(conn, h, "on_connect")?;
@@ -1286,6 +1315,10 @@ fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
     let out = c.output();
     let _ = out.skip(out.len());
     c.release_contained();
+    #[cfg(feature = "rustls")]
+    if let Some(t) = &c.tls {
+        t.finish(c); // close_notify (or the pending alert), one non-blocking send
+    }
     // No handler runs and none will (the trigger is closed): nothing on this thread names
     // the number any more; other threads go through `Sock::with`, which now fails.
     sock.close();

@@ -51,6 +51,10 @@ pub struct Builder {
     input_cap: usize,
     output_cap: usize,
     balance: Balance,
+    #[cfg(feature = "rustls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "rustls")]
+    handshake_timeout: Duration,
 }
 
 impl std::fmt::Debug for Builder {
@@ -62,6 +66,7 @@ impl std::fmt::Debug for Builder {
             .field("input_cap", &self.input_cap)
             .field("output_cap", &self.output_cap)
             .field("balance", &self.balance)
+            .field("tls", &self.tls_enabled())
             .finish()
     }
 }
@@ -129,6 +134,31 @@ impl Builder {
         self.balance = b;
         self
     }
+    fn tls_enabled(&self) -> bool {
+        #[cfg(feature = "rustls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "rustls"))]
+        false
+    }
+    /// Serves TLS (feature `rustls`): each connection runs a rustls server session with
+    /// `config`. The handshake runs in the loop before `on_connect` (a client that sends
+    /// nothing holds no goroutine, and one that has not finished within the
+    /// [`handshake_timeout`](Builder::handshake_timeout) is closed with a report); the hooks
+    /// and handlers see plaintext through the same `Connection` API, and what they write is
+    /// encrypted when it is sent. ALPN and SNI come from [`Connection::alpn_protocol`] and
+    /// [`Connection::server_name`]; certificate choice is the config's resolver.
+    #[cfg(feature = "rustls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+    /// How long a TLS handshake may take from accept (default 10 s); a client that has not
+    /// finished by then is closed with a report. Only with [`tls`](Builder::tls).
+    #[cfg(feature = "rustls")]
+    pub fn handshake_timeout(mut self, t: Duration) -> Self {
+        self.handshake_timeout = t;
+        self
+    }
     /// The event loop.
     pub fn build(self) -> EventLoop {
         EventLoop {
@@ -143,6 +173,10 @@ impl Builder {
                 input_cap: self.input_cap,
                 output_cap: self.output_cap,
                 balance: self.balance,
+                #[cfg(feature = "rustls")]
+                tls: self.tls,
+                #[cfg(feature = "rustls")]
+                handshake_timeout: self.handshake_timeout,
                 registry: Mutex::new(Registry::default()),
                 counts: Mutex::new(Vec::new()),
                 rr: AtomicUsize::new(0),
@@ -173,6 +207,10 @@ pub(crate) struct LoopShared {
     input_cap: usize,
     output_cap: usize,
     balance: Balance,
+    #[cfg(feature = "rustls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "rustls")]
+    handshake_timeout: Duration,
     registry: Mutex<Registry>,
     /// Connections per worker (LeastConnections).
     counts: Mutex<Vec<usize>>,
@@ -322,6 +360,10 @@ impl EventLoop {
             input_cap: DEFAULT_INPUT_CAP,
             output_cap: DEFAULT_OUTPUT_CAP,
             balance: Balance::default(),
+            #[cfg(feature = "rustls")]
+            tls: None,
+            #[cfg(feature = "rustls")]
+            handshake_timeout: super::tls::DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 
@@ -410,12 +452,19 @@ impl EventLoop {
         let owner = sh.pick(workers.len());
         let wk = &workers[owner];
         let sock = Sock::new(fd);
-        let inner = Arc::new(ConnInner::new(
+        #[allow(unused_mut)]
+        let mut inner = ConnInner::new(
             Io::Server { sock, owner, epfd: wk.poller.raw(), rt_id: wk.rt_id, lp: sh.clone() },
             Some(peer),
             sh.input_cap,
             sh.output_cap,
-        ));
+        );
+        #[cfg(feature = "rustls")]
+        if let Some(cfg) = &sh.tls {
+            let t = super::tls::Tls::new(cfg.clone(), sh.handshake_timeout, sh.output_cap)?;
+            inner.tls = Some(Box::new(t));
+        }
+        let inner = Arc::new(inner);
         let mut owner_box = ConnBox::new(inner.clone());
         let conn: &mut Connection = owner_box.conn();
         conn.set_read_timeout(sh.read_timeout);

@@ -19,7 +19,8 @@
 //! Files, by concept: `event_loop` (the accept loop, the poll manager's balancer, shutdown),
 //! `conn` (`Connection`: the Reader/Writer over the buffers, the handler loop), `trigger` (the
 //! poller/handler handshake and its invariants), `sched` (each worker's ready queue and pool
-//! of handler goroutines), `dial` (client connections) and `buffer` (`LinkBuffer`).
+//! of handler goroutines), `dial` (client connections), `buffer` (`LinkBuffer`) and, with the
+//! `rustls` feature, `tls` (TLS sessions run by the handler loop).
 //!
 //! The sub-reactors are the runtime's workers: a connection is registered on one worker's
 //! epoll with `EVENT_TAG` set in the event data, and the worker's poll loop calls
@@ -34,6 +35,8 @@ mod dial;
 mod event_loop;
 mod sched;
 mod sock;
+#[cfg(feature = "rustls")]
+mod tls;
 mod trigger;
 
 pub use buffer::*;
@@ -63,7 +66,10 @@ fn on_event(data: u64, events: u32) {
     let ev = events as libc::c_int;
     let readable = ev & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0;
     let writable = ev & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0;
-    let fired = c.trig.on_event(readable || !c.is_active(), writable);
+    // A closing connection wakes its handler whichever way it waits (a TLS connection is
+    // shut down for reading only, which need not report writability).
+    let closing = !c.is_active();
+    let fired = c.trig.on_event(readable || closing, writable || closing);
     if let Some(g) = fired.wake {
         crate::runtime::park::ready(g);
     }

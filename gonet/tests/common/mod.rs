@@ -1,5 +1,5 @@
-//! Helpers shared by the integration test files: time-bounded test bodies, CPU time, and the
-//! descriptor limit.
+//! Helpers shared by the integration test files: time-bounded test bodies, CPU time, the
+//! descriptor limit, and child processes of the interop tests (`openssl`).
 #![allow(dead_code)]
 
 use std::panic::{self, AssertUnwindSafe};
@@ -121,4 +121,68 @@ pub fn end_runtime_with_parked(procs: usize, n: usize, park: impl Fn() + Send + 
         // Let every goroutine reach its park.
         gonet::time::sleep(Duration::from_millis(30));
     });
+}
+
+/// Kills the child process when dropped, so no `openssl` process outlives a failed test.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `openssl` is on PATH (for the interop tests); under `CI=true` its absence fails.
+pub fn openssl_available() -> bool {
+    let found = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        // CI installs openssl (.ci/run): there, a missing tool is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "openssl is not on PATH but CI=true: the openssl interop check cannot run \
+             (install openssl)"
+        );
+        eprintln!("note: openssl is not on PATH; skipping the openssl interop check");
+    }
+    found
+}
+
+/// Runs `openssl s_client -quiet` (protocol flag `version`, e.g. `-tls1_3`) against the echo
+/// server at `addr`, verifying it against the CA certificate `ca_pem` as `127.0.0.1`, and
+/// checks that each of `lines` comes back.
+pub fn s_client_echo(addr: &str, ca_pem: &str, version: &str, lines: &[String]) {
+    use std::io::{BufRead, Write};
+    let dir = std::env::temp_dir().join(format!(
+        "gonet-s_client-{}-{}",
+        std::process::id(),
+        addr.replace(':', "_")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let child = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", addr, version, "-quiet"])
+        .args(["-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"])
+        .arg(&ca)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_client");
+    let mut child = Reap(child);
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    for line in lines {
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let mut echoed = String::new();
+        out.read_line(&mut echoed).unwrap();
+        assert_eq!(&echoed, line, "openssl s_client {version}");
+    }
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,442 @@
+//! TLS on reactor connections (feature `rustls`): a rustls server session per connection,
+//! driven by the handler loop on the owner worker, behind the unchanged `Connection` API.
+//!
+//! * **Handshake.** `run` (conn.rs) calls [`Tls::handshake`] before `on_connect`: it reads,
+//!   feeds rustls and sends its flights like any turn of the loop, and goes idle (no
+//!   goroutine) while the client is silent. A timer armed at the first turn closes a
+//!   connection whose handshake has not finished within the loop's handshake timeout.
+//! * **Input.** `fill_once` calls [`Tls::fill`]: one `read(2)` of ciphertext into rustls
+//!   (`read_tls`), `process_new_packets` (whole records are decrypted), then the plaintext is
+//!   moved (`reader()`) into the input `LinkBuffer` as far as the input cap allows. Records
+//!   rustls must answer (alerts, key updates, refused renegotiation) are sent at once.
+//! * **Output.** `send_all` calls [`Tls::send_all`]: the handler's plaintext is taken from the
+//!   output buffer at send time and encrypted (`writer()`), and the records go out with one
+//!   `sendmsg` of rustls's record chunks (`write_tls`); on `EAGAIN` the handler waits for
+//!   writability as on a plain connection.
+//! * **Close.** A `close_notify` received ends the input (the handler sees end of stream
+//!   after the last plaintext byte). Finalize sends ours (or the fatal alert of a failed
+//!   session) with one non-blocking send before the descriptor closes; `ConnInner::close`
+//!   shuts a TLS socket down for reading only so that send can still go out.
+//! * **Errors.** A handshake failure or a bad record is returned as `InvalidData` from the
+//!   turn; the handler loop reports it (peer, descriptor, worker) and finalizes.
+//!
+//! # Invariants
+//!
+//! 1. The session is touched only under the access rule of conn.rs (the owner worker, one
+//!    handler at a time); each method forms `&mut ServerConnection` once per step, never
+//!    across a park, and calls no user code while holding it.
+//! 2. Memory stays bounded: rustls keeps at most 16 KiB of undelivered plaintext (it refuses
+//!    `read_tls` beyond, and `fill` reads only when none is undelivered), one record being
+//!    deframed, and `set_buffer_limit` records waiting to be sent (the output cap, clamped to
+//!    16..64 KiB); the input and output `LinkBuffer`s keep their caps.
+//! 3. No lost readiness (trigger.rs invariant 2): the socket is marked drained only after a
+//!    short read *and* when rustls holds no undelivered plaintext, so a handler that could not
+//!    take all of it (input cap) runs again instead of idling.
+//! 4. ALPN, SNI and the version are copied out once, when the handshake completes, into a
+//!    `OnceCell` never written again; `Connection` borrows them from there, not from the
+//!    session.
+
+use std::cell::{Cell, OnceCell, UnsafeCell};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::{ProtocolVersion, ServerConfig, ServerConnection};
+
+use super::conn::{report, ConnInner, Connection, Done};
+use super::trigger::Want;
+use crate::runtime::timer;
+
+/// Default time a TLS handshake may take from the connection's first turn.
+pub(crate) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bounds of the record buffer rustls may fill before `write_tls` (invariant 2).
+const MIN_RECORD_BUFFER: usize = 16 * 1024;
+const MAX_RECORD_BUFFER: usize = 64 * 1024;
+/// Most plaintext moved into the input per `fill` step.
+const MOVE_CHUNK: usize = 16 * 1024;
+/// Most iovecs handed to rustls's writer at once.
+const MAX_IOV: usize = 64;
+
+/// What the handshake negotiated (invariant 4).
+struct Info {
+    alpn: Option<Box<[u8]>>,
+    sni: Option<Box<str>>,
+    version: Option<ProtocolVersion>,
+}
+
+/// The TLS state of one server connection.
+pub(crate) struct Tls {
+    sess: UnsafeCell<ServerConnection>,
+    info: OnceCell<Info>,
+    timeout: Duration,
+    /// The handshake timer, cancelled when the handshake completes or the connection closes.
+    timer: Cell<Option<timer::Cancel>>,
+    armed: Cell<bool>,
+    /// Plaintext decrypted and not yet moved into the input (invariant 3).
+    plain: Cell<usize>,
+    /// The peer sent `close_notify`.
+    peer_closed: Cell<bool>,
+    /// Ciphertext has arrived (a peer leaving before sending any is not reported).
+    got_bytes: Cell<bool>,
+    /// The session failed: its fatal alert is queued instead of a `close_notify`.
+    failed: Cell<bool>,
+}
+
+impl Tls {
+    pub(crate) fn new(
+        cfg: Arc<ServerConfig>,
+        timeout: Duration,
+        output_cap: usize,
+    ) -> io::Result<Tls> {
+        let mut sess = ServerConnection::new(cfg)
+            .map_err(|e| io::Error::other(format!("gonet reactor: TLS session: {e}")))?;
+        sess.set_buffer_limit(Some(output_cap.clamp(MIN_RECORD_BUFFER, MAX_RECORD_BUFFER)));
+        Ok(Tls {
+            sess: UnsafeCell::new(sess),
+            info: OnceCell::new(),
+            timeout,
+            timer: Cell::new(None),
+            armed: Cell::new(false),
+            plain: Cell::new(0),
+            peer_closed: Cell::new(false),
+            got_bytes: Cell::new(false),
+            failed: Cell::new(false),
+        })
+    }
+
+    /// The session, for one step.
+    ///
+    /// # Safety
+    /// Invariant 1: the caller is on the owner worker, holds the result for one step that
+    /// neither parks nor calls this again, and drops it before the next call.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn sess(&self) -> &mut ServerConnection {
+        // SAFETY: the caller's obligation (exclusive, single-threaded).
+        unsafe { &mut *self.sess.get() }
+    }
+
+    /// Whether the handshake has completed.
+    fn established(&self) -> bool {
+        self.info.get().is_some()
+    }
+
+    /// A turn of the handshake (conn.rs `run`, before `on_connect`): `None` once it has
+    /// completed (the turn goes on with `on_connect` and the handler), else how the turn ends.
+    pub(super) fn handshake(&self, c: &ConnInner) -> io::Result<Option<Done>> {
+        if self.established() {
+            return Ok(None);
+        }
+        if !self.armed.replace(true) {
+            self.arm_timer(c);
+        }
+        loop {
+            if !c.is_active() {
+                return Ok(Some(Done::Closed));
+            }
+            if c.trig.may_read() && !c.eof.get() {
+                self.fill(c)?;
+            }
+            if self.established() {
+                if let Some(t) = self.timer.take() {
+                    t.cancel();
+                }
+                return Ok(None);
+            }
+            if c.eof.get() {
+                if self.got_bytes.get() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed during the TLS handshake",
+                    ));
+                }
+                return Ok(Some(Done::Closed));
+            }
+            if c.trig.try_idle() {
+                return Ok(Some(Done::Idle));
+            }
+        }
+    }
+
+    /// Closes the connection if its handshake has not completed `timeout` from now. The
+    /// timer runs on the owner worker (armed there) and holds the connection weakly.
+    fn arm_timer(&self, c: &ConnInner) {
+        let weak = Arc::downgrade(&c.self_arc());
+        let timeout = self.timeout;
+        let cancel = timer::call_at_cancellable(
+            Instant::now() + timeout,
+            Box::new(move || {
+                let Some(c) = weak.upgrade() else { return };
+                let Some(t) = &c.tls else { return };
+                if t.established() || !c.is_active() {
+                    return;
+                }
+                report(&format!(
+                    "gonet reactor: connection {}: TLS handshake not finished within {timeout:?}; \
+                     closing it",
+                    c.peer()
+                ));
+                c.close();
+            }),
+        );
+        self.timer.set(Some(cancel));
+    }
+
+    /// `fill_once` of a TLS connection: moves decrypted plaintext into the input, else reads
+    /// and decrypts once. `Ok(true)`: progress or end of stream; `Ok(false)`: nothing to read
+    /// now, or the input is at its cap.
+    pub(super) fn fill(&self, c: &ConnInner) -> io::Result<bool> {
+        if self.plain.get() > 0 {
+            return Ok(self.move_plaintext(c)? > 0);
+        }
+        if self.peer_closed.get() {
+            c.eof.set(true);
+            return Ok(true);
+        }
+        if c.input_room() == 0 {
+            return Ok(false);
+        }
+        let short = Cell::new(false);
+        // SAFETY: invariant 1; the borrow ends before anything below parks.
+        let r = unsafe { self.sess() }.read_tls(&mut FdRead { fd: c.fd(), short: &short });
+        match r {
+            Ok(0) => {
+                c.eof.set(true);
+                return Ok(true);
+            }
+            Ok(_) => self.got_bytes.set(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.trig.set_drained();
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+        // SAFETY: invariant 1.
+        let sess = unsafe { self.sess() };
+        match sess.process_new_packets() {
+            Ok(st) => {
+                self.plain.set(st.plaintext_bytes_to_read());
+                self.peer_closed.set(st.peer_has_closed());
+            }
+            Err(e) => {
+                self.failed.set(true);
+                self.send_records(c, false)?; // the alert, if it goes out at once
+                let what = if self.established() { "bad TLS record" } else { "TLS handshake" };
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")));
+            }
+        }
+        if !self.established() && !sess.is_handshaking() {
+            let _ = self.info.set(Info {
+                alpn: sess.alpn_protocol().map(Box::from),
+                sni: sess.server_name().map(Box::from),
+                version: sess.protocol_version(),
+            });
+        }
+        // Handshake flights, alerts, key update answers.
+        self.send_records(c, true)?;
+        self.move_plaintext(c)?;
+        if short.get() && self.plain.get() == 0 {
+            c.trig.set_drained(); // invariant 3
+        }
+        if self.peer_closed.get() && self.plain.get() == 0 {
+            c.eof.set(true);
+        }
+        Ok(true)
+    }
+
+    /// Moves decrypted plaintext into the input buffer, up to the input cap.
+    fn move_plaintext(&self, c: &ConnInner) -> io::Result<usize> {
+        let inp = c.input();
+        let mut moved = 0;
+        while self.plain.get() > 0 {
+            let room = c.input_room();
+            if room == 0 {
+                break;
+            }
+            let max = room.min(MOVE_CHUNK);
+            let min = self.plain.get().min(max);
+            let n = inp.fill(min, max, |buf| {
+                // SAFETY: invariant 1; the closure is the whole step.
+                match unsafe { self.sess() }.reader().read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                    r => r,
+                }
+            })?;
+            if n == 0 {
+                // rustls had less than it said (cannot happen); do not spin.
+                self.plain.set(0);
+                break;
+            }
+            self.plain.set(self.plain.get().saturating_sub(n));
+            moved += n;
+        }
+        Ok(moved)
+    }
+
+    /// Sends the records rustls holds; on `EAGAIN` waits for writability (up to the write
+    /// timeout) when `wait`, else leaves them for later.
+    fn send_records(&self, c: &ConnInner, wait: bool) -> io::Result<()> {
+        let deadline = c.write_timeout.get().map(|t| Instant::now() + t);
+        loop {
+            // SAFETY: invariant 1; the borrow ends before `wait` parks.
+            let sess = unsafe { self.sess() };
+            if !sess.wants_write() {
+                return Ok(());
+            }
+            match sess.write_tls(&mut FdWrite(c.fd())) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && wait => {
+                    c.wait(Want::Write, deadline, "flush")?
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `send_all` of a TLS connection: encrypts the readable output (taken from the buffer as
+    /// rustls accepts it) and sends the records, until both are empty.
+    pub(super) fn send_all(&self, c: &ConnInner) -> io::Result<()> {
+        let out = c.output();
+        loop {
+            if c.closing.is_set() {
+                return Err(c.closed_err());
+            }
+            let mut took = 0;
+            while !out.is_empty() {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let cnt = out.io_slices(&mut iov);
+                // SAFETY: invariant 1; the borrow ends with this statement.
+                let n = unsafe { self.sess() }.writer().write_vectored(&iov[..cnt])?;
+                if n == 0 {
+                    break; // the record buffer is full: send first
+                }
+                out.skip(n)?;
+                took += n;
+            }
+            // SAFETY: invariant 1.
+            let pending = unsafe { self.sess() }.wants_write();
+            if !pending {
+                if out.is_empty() {
+                    return Ok(());
+                }
+                if took == 0 {
+                    // Only before the handshake completes: rustls holds plaintext it cannot
+                    // encrypt yet, up to its limit.
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "gonet reactor: flush on {}: more output than the TLS session \
+                             buffers before its handshake completes",
+                            c.peer()
+                        ),
+                    ));
+                }
+                continue;
+            }
+            self.send_records(c, true)?;
+        }
+    }
+
+    /// At finalize: queue `close_notify` (unless the session failed: its alert is queued
+    /// instead) and send what rustls holds with one non-blocking attempt.
+    pub(super) fn finish(&self, c: &ConnInner) {
+        if let Some(t) = self.timer.take() {
+            t.cancel();
+        }
+        // SAFETY: invariant 1 (finalize runs on the owner worker, no handler runs).
+        let sess = unsafe { self.sess() };
+        if self.established() && !self.failed.get() {
+            sess.send_close_notify();
+        }
+        if sess.wants_write() {
+            let _ = sess.write_tls(&mut FdWrite(c.fd()));
+        }
+    }
+}
+
+/// `read(2)` on the descriptor for `read_tls`; notes a short read (the receive queue was
+/// emptied).
+struct FdRead<'a> {
+    fd: RawFd,
+    short: &'a Cell<bool>,
+}
+
+impl Read for FdRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: `buf` is writable memory of `buf.len()` bytes.
+            let n = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                if (n as usize) < buf.len() {
+                    self.short.set(true);
+                }
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Non-blocking `sendmsg(2)` on the descriptor for `write_tls` (one call for all the chunks
+/// rustls hands over).
+struct FdWrite(RawFd);
+
+impl Write for FdWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+        loop {
+            // SAFETY: a zeroed msghdr is a valid empty header; we set the iovecs.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+            msg.msg_iovlen = iov.len();
+            // SAFETY: `msg` points to `iov.len()` valid iovecs (IoSlice is ABI-compatible).
+            let n = unsafe { libc::sendmsg(self.0, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Connection {
+    fn tls_info(&self) -> Option<&Info> {
+        self.inner.tls.as_ref()?.info.get()
+    }
+
+    /// The ALPN protocol the TLS handshake chose (e.g. `b"h2"`), if any (feature `rustls`).
+    /// `None` on a plain connection, before the handshake completes, or when the client
+    /// offered none the config accepts.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls_info()?.alpn.as_deref()
+    }
+
+    /// The server name the TLS client asked for (SNI), if any (feature `rustls`).
+    pub fn server_name(&self) -> Option<&str> {
+        self.tls_info()?.sni.as_deref()
+    }
+
+    /// The negotiated TLS version, `None` on a plain connection (feature `rustls`).
+    pub fn tls_version(&self) -> Option<ProtocolVersion> {
+        self.tls_info()?.version
+    }
+
+    /// Whether this connection is served over TLS (feature `rustls`).
+    pub fn is_tls(&self) -> bool {
+        self.inner.tls.is_some()
+    }
+}
