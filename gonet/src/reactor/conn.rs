@@ -80,7 +80,15 @@ pub const DEFAULT_OUTPUT_CAP: usize = 4 << 20;
 pub(crate) enum Io {
     /// Accepted by an `EventLoop`: registered on worker `owner`'s epoll (`epfd`) of runtime
     /// `rt_id`.
-    Server { sock: Sock, owner: usize, epfd: RawFd, rt_id: u64, lp: Arc<LoopShared> },
+    Server {
+        sock: Sock,
+        owner: usize,
+        /// The owner worker, for starting goroutines on it from other threads (writer.rs).
+        worker: std::sync::Weak<crate::runtime::worker::WorkerShared>,
+        epfd: RawFd,
+        rt_id: u64,
+        lp: Arc<LoopShared>,
+    },
     /// Dialed: waits through the netpoller like any `net::TcpStream`.
     Client(TcpStream),
 }
@@ -114,6 +122,8 @@ pub(crate) struct ConnInner {
     output_cap: usize,
     on_request: Cell<Option<Handler>>,
     callbacks: Mutex<Option<Vec<CloseCallback>>>,
+    /// Bytes written by `ConnWriter`s, waiting for the owner (writer.rs).
+    outbox: super::writer::OutboxCell,
     /// Index in the loop's registry (server connections).
     pub(crate) slot: Cell<usize>,
     /// The epoll registration holds a reference (`Arc::into_raw`); whoever clears this flag
@@ -170,6 +180,7 @@ impl ConnInner {
             output_cap: output_cap.max(1),
             on_request: Cell::new(None),
             callbacks: Mutex::new(Some(Vec::new())),
+            outbox: super::writer::OutboxCell::new(),
             slot: Cell::new(usize::MAX),
             registered: AtomicBool::new(false),
             #[cfg(feature = "rustls")]
@@ -402,6 +413,9 @@ impl ConnInner {
                 }
                 Io::Server { .. } => {
                     if !self.trig.may_read() || !self.fill_once()? {
+                        // Output written so far (by this call, or queued by writers) goes
+                        // before the wait: the peer may be waiting for it.
+                        self.send_queued()?;
                         self.wait(Want::Read, deadline, op)?;
                     }
                 }
@@ -522,7 +536,55 @@ impl ConnInner {
     }
 
     /// Output bytes held: unsent (readable or unflushed) and sent but not released.
-    fn output_held(&self) -> usize {
+    /// The output cap.
+    pub(super) fn output_cap(&self) -> usize {
+        self.output_cap
+    }
+
+    /// The outbox of this connection's writers (writer.rs).
+    pub(super) fn outbox(&self) -> &super::writer::OutboxCell {
+        &self.outbox
+    }
+
+    /// Owner thread: appends a writer's bytes to the output as one block, past the cap checks
+    /// (the pull bounds it, writer.rs).
+    pub(super) fn append_direct(&self, b: Vec<u8>) -> io::Result<()> {
+        self.output().write_direct(b)
+    }
+
+    /// The error of an operation on a closed connection.
+    pub(super) fn closed_error(&self) -> io::Error {
+        self.closed_err()
+    }
+
+    /// Starts `f` on a goroutine of the owner worker (a server connection's; writer.rs).
+    pub(super) fn start_on_owner(&self, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        let Io::Server { worker, .. } = &self.io else {
+            return Err(io::Error::other("not a server connection"));
+        };
+        match worker.upgrade() {
+            Some(w) => crate::runtime::go_on(&w, "reactor writer", f),
+            None => Err(self.closed_err()),
+        }
+    }
+
+    /// Owner thread, in a handler's call or the handler loop: sends the output — what was
+    /// written, then what writers queued (writer.rs), until the outbox is empty. While a
+    /// `malloc`'d region is outstanding only what is readable is sent.
+    fn send_queued(&self) -> io::Result<()> {
+        loop {
+            let out = self.output();
+            if !out.is_empty() || (out.malloc_len() > 0 && !self.malloc_out.get()) {
+                self.send_all()?;
+                self.release_sent();
+            }
+            if self.malloc_out.get() || !self.outbox.pull(self) {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn output_held(&self) -> usize {
         let out = self.output();
         out.len() + out.malloc_len() + out.held()
     }
@@ -952,6 +1014,14 @@ impl Connection {
         ConnHandle { inner: self.inner.clone() }
     }
 
+    /// A `Send + Sync` writer to this connection, for other goroutines and threads: each write
+    /// is sent whole and in order after what was written before it, by the connection's
+    /// worker; a write waits while the connection has a full output cap queued (see
+    /// [`ConnWriter`](super::ConnWriter)).
+    pub fn writer(&self) -> super::ConnWriter {
+        super::ConnWriter::new(self.inner.clone())
+    }
+
     /// The peer's address (known from accept or dial; still answered after close, as Go's
     /// `RemoteAddr`).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -1235,12 +1305,9 @@ fn run(c: &ConnInner, lp: &LoopShared, conn: &mut Connection) -> io::Result<Done
                 break; // it waits for more input: read, or go idle until some arrives
             }
         }
-        let out = c.output();
-        if !out.is_empty() || out.malloc_len() > 0 {
-            c.malloc_out.set(false); // the handler returned: its malloc'd slices are dead
-            c.send_all()?;
-            c.release_contained();
-        }
+        c.malloc_out.set(false); // the handler returned: its malloc'd slices are dead
+        c.send_queued()?;
+        c.release_contained();
         if !c.is_active() || c.eof.get() {
             return Ok(Done::Closed);
         }
@@ -1322,6 +1389,7 @@ fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
     // No handler runs and none will (the trigger is closed): nothing on this thread names
     // the number any more; other threads go through `Sock::with`, which now fails.
     sock.close();
+    c.outbox.close();
     lp.remove(c, *owner);
     if c.registered.swap(false, Ordering::AcqRel) {
         // SAFETY: the epoll registration held one reference made by `Arc::into_raw` in

@@ -454,7 +454,14 @@ impl EventLoop {
         let sock = Sock::new(fd);
         #[allow(unused_mut)]
         let mut inner = ConnInner::new(
-            Io::Server { sock, owner, epfd: wk.poller.raw(), rt_id: wk.rt_id, lp: sh.clone() },
+            Io::Server {
+                sock,
+                owner,
+                worker: Arc::downgrade(wk),
+                epfd: wk.poller.raw(),
+                rt_id: wk.rt_id,
+                lp: sh.clone(),
+            },
             Some(peer),
             sh.input_cap,
             sh.output_cap,

@@ -38,11 +38,13 @@ mod sock;
 #[cfg(feature = "rustls")]
 mod tls;
 mod trigger;
+mod writer;
 
 pub use buffer::*;
 pub use conn::{ConnHandle, Connection, DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP};
 pub use dial::dial;
 pub use event_loop::{Balance, Builder, EventLoop};
+pub use writer::ConnWriter;
 
 use conn::ConnInner;
 

@@ -259,6 +259,17 @@ impl<W> Trigger<W> {
         false
     }
 
+    /// Owner thread, not the handler: output was queued for a handler parked waiting to read.
+    /// Wakes it (`WAITING → RUNNING`) so that it sends before it parks again; it re-checks
+    /// its input as after any wake, so a wake with nothing to read costs one `read`.
+    pub(crate) fn poke(&self) -> Option<W> {
+        if self.state.get() == State::Waiting && self.want.get() == Want::Read {
+            self.state.set(State::Running);
+            return self.waiter.take();
+        }
+        None
+    }
+
     /// Finalized: nothing reaches the connection any more.
     pub(crate) fn close(&self) {
         self.state.set(State::Closed);

@@ -479,6 +479,27 @@ pub(crate) fn go_local(
     Ok(p)
 }
 
+/// Starts `f` as a goroutine on worker `target`, from any thread: it first runs, and so stays,
+/// there. For a higher layer whose state belongs to one worker (a reactor connection's owner).
+/// Fails if that worker has shut down.
+#[track_caller]
+pub(crate) fn go_on(
+    target: &worker::WorkerShared,
+    name: &'static str,
+    f: impl FnOnce() + Send + 'static,
+) -> io::Result<()> {
+    let parent = worker::current_g().map_or(0, |g| g.id);
+    let meta = Meta { name: Some(name.into()), site: Location::caller(), parent };
+    let (_handle, g) = spawn_g(f, None, meta);
+    match target.start_here(g) {
+        Ok(()) => Ok(()),
+        Err(g) => {
+            contain::drop_contained(g.id, "dropping a goroutine its worker refused", g);
+            Err(io::Error::new(io::ErrorKind::NotConnected, "gonet: the worker has shut down"))
+        }
+    }
+}
+
 /// Lets other goroutines of this worker run; the caller continues after them. Outside a
 /// goroutine it yields the OS thread.
 pub fn yield_now() {

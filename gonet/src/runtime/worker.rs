@@ -185,6 +185,18 @@ impl WorkerShared {
         Ok(())
     }
 
+    /// Starts a new, unstarted goroutine here (invariant 5: placed, so it starts and stays on
+    /// this worker), from any thread; gives it back if the worker has shut down.
+    pub(crate) fn start_here(&self, g: GRef) -> Result<(), GRef> {
+        // SAFETY: `g` was just built and the caller holds its only run token, so it may touch
+        // its execution state (goroutine.rs); the flag is set before the token is handed over.
+        unsafe { g.exec().placed = true };
+        self.incoming.fetch_add(1, Ordering::Relaxed);
+        self.place(g).inspect_err(|_| {
+            self.incoming.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+
     /// Live started goroutines plus those placed here and not started yet (invariant 5).
     #[inline]
     fn load(&self) -> usize {
