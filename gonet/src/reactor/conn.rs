@@ -576,7 +576,13 @@ impl ConnInner {
             let out = self.output();
             if !out.is_empty() || (out.malloc_len() > 0 && !self.malloc_out.get()) {
                 self.send_all()?;
-                self.release_sent();
+                // Frees what was sent; `write_direct` data dropped here is the loop's to
+                // contain (invariant 3), whoever called.
+                let what = format!("releasing the output of connection {}", self.peer());
+                if contain::catch(gid(), &what, || self.release_sent()).is_none() {
+                    self.closing.set();
+                    return Err(self.closed_err());
+                }
             }
             if self.malloc_out.get() || !self.outbox.pull(self) {
                 return Ok(());

@@ -157,16 +157,13 @@ fn pull_on_owner(c: &Arc<ConnInner>) {
         return;
     }
     match state {
-        State::Idle => {
-            if c.outbox().pull(c) && c.trig.kick_idle() {
-                super::sched::enqueue(c.clone());
-            }
+        // Queued: the handler loop sends it and goes idle again.
+        State::Idle if c.outbox().pull(c) && c.trig.kick_idle() => {
+            super::sched::enqueue(c.clone());
         }
-        State::Waiting => {
-            if c.outbox().pull(c) {
-                if let Some(g) = c.trig.poke() {
-                    crate::runtime::park::ready(g);
-                }
+        State::Waiting if c.outbox().pull(c) => {
+            if let Some(g) = c.trig.poke() {
+                crate::runtime::park::ready(g);
             }
         }
         // The handler loop pulls and sends before the connection goes idle.
