@@ -86,6 +86,7 @@ pub(crate) fn reason(w: Wait) {
 /// Records, in the commit of its park, an I/O wait of `g` on `fd`, unless it already said it
 /// accepts on it.
 #[inline]
+#[cfg_attr(loom, allow(dead_code))] // the loom build stands in for the poll path
 pub(crate) fn io(g: &super::goroutine::G, fd: i32, write: bool) {
     if !matches!(g.wait.get(), Wait::Accept { .. }) {
         g.wait.set(Wait::Io { fd, write });
