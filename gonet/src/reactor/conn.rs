@@ -286,11 +286,8 @@ impl ConnInner {
     fn run_close_callbacks(&self) {
         let cbs = self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).take();
         for f in cbs.into_iter().flatten() {
-            contain::catch(
-                gid(),
-                &format!("running a close callback of connection {}", self.peer()),
-                f,
-            );
+            let what = || format!("running a close callback of connection {}", self.peer());
+            contain::catch_with(gid(), what, f);
         }
     }
 
@@ -578,10 +575,14 @@ impl ConnInner {
                 self.send_all()?;
                 // Frees what was sent; `write_direct` data dropped here is the loop's to
                 // contain (invariant 3), whoever called.
-                let what = format!("releasing the output of connection {}", self.peer());
-                if contain::catch(gid(), &what, || self.release_sent()).is_none() {
-                    self.closing.set();
-                    return Err(self.closed_err());
+                if self.output().may_drop_user_data() {
+                    let what = || format!("releasing the output of connection {}", self.peer());
+                    if contain::catch_with(gid(), what, || self.release_sent()).is_none() {
+                        self.closing.set();
+                        return Err(self.closed_err());
+                    }
+                } else {
+                    self.release_sent();
                 }
             }
             if self.malloc_out.get() || !self.outbox.pull(self) {
@@ -635,16 +636,19 @@ impl ConnInner {
     /// Releases both buffers for the handler loop (no slice is alive between handler calls):
     /// a panic in dropping user data (`write_direct`) is contained and closes the connection.
     fn release_contained(&self) {
-        let ok = contain::catch(
+        // SAFETY: the handler loop calls this between handler calls, on the owner thread. The
+        // input holds only bytes read from the socket: no caller data, nothing to contain.
+        unsafe { self.release_input() };
+        if !self.output().may_drop_user_data() {
+            // SAFETY: as above; no caller data in the output either.
+            unsafe { self.release_output() };
+            return;
+        }
+        let ok = contain::catch_with(
             gid(),
-            &format!("releasing the buffers of connection {}", self.peer()),
-            || {
-                // SAFETY: the handler loop calls this between handler calls, on the owner thread.
-                unsafe {
-                    self.release_input();
-                    self.release_output();
-                }
-            },
+            || format!("releasing the output of connection {}", self.peer()),
+            // SAFETY: as above.
+            || unsafe { self.release_output() },
         );
         if ok.is_none() {
             self.closing.set();

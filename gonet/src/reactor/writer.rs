@@ -25,6 +25,7 @@
 //! fd layer, whose write lock keeps each write whole.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::conn::{ConnInner, Io};
@@ -46,22 +47,32 @@ pub(crate) struct Outbox {
 pub(crate) struct OutboxCell {
     state: Mutex<Outbox>,
     room: Cond,
+    /// Set (under the lock) when bytes are queued, cleared when they are taken: the handler
+    /// loop looks at this flag, not the lock, so a connection without writers pays one load.
+    queued: AtomicBool,
 }
 
 impl OutboxCell {
     pub(crate) fn new() -> OutboxCell {
-        OutboxCell { state: Mutex::new(Outbox::default()), room: Cond::new() }
+        OutboxCell {
+            state: Mutex::new(Outbox::default()),
+            room: Cond::new(),
+            queued: AtomicBool::new(false),
+        }
     }
 
     /// Owner thread: moves what is queued to the end of `c`'s output, if the output holds less
     /// than the cap. Returns whether bytes moved.
     pub(crate) fn pull(&self, c: &ConnInner) -> bool {
-        if c.output_held() >= c.output_cap() {
+        // A writer that queues after this load also starts a pull goroutine (or finds one
+        // pending), which runs after this handler loop on the same worker.
+        if !self.queued.load(Ordering::Acquire) || c.output_held() >= c.output_cap() {
             return false; // the handler loop pulls again once this is sent
         }
         let bufs = {
             let mut ob = self.state.lock();
             ob.bytes = 0;
+            self.queued.store(false, Ordering::Relaxed);
             std::mem::take(&mut ob.bufs)
         };
         if bufs.is_empty() {
@@ -134,6 +145,7 @@ impl ConnWriter {
             }
             st.bufs.push(data.to_vec());
             st.bytes += data.len();
+            ob.queued.store(true, Ordering::Release);
             !std::mem::replace(&mut st.pulling, true)
         };
         if start {

@@ -26,6 +26,15 @@ pub(crate) type Payload = Box<dyn Any + Send>;
 /// Runs `f`; if it panics, reports `what` (for goroutine `gid`, 0 if none) with the panic's
 /// message and returns `None`. Never unwinds.
 pub(crate) fn catch<R>(gid: u64, what: &str, f: impl FnOnce() -> R) -> Option<R> {
+    catch_with(gid, || what.to_string(), f)
+}
+
+/// [`catch`] for a hot path: `what` is only built if `f` panics.
+pub(crate) fn catch_with<R>(
+    gid: u64,
+    what: impl FnOnce() -> String,
+    f: impl FnOnce() -> R,
+) -> Option<R> {
     // A panic caught here does not abort, even during a shutdown unwind: no hook note.
     let unwinding = UNWINDING.with(|u| u.replace(0));
     let r = panic::catch_unwind(AssertUnwindSafe(f));
@@ -33,7 +42,7 @@ pub(crate) fn catch<R>(gid: u64, what: &str, f: impl FnOnce() -> R) -> Option<R>
     match r {
         Ok(r) => Some(r),
         Err(p) => {
-            report(gid, what, &p);
+            report(gid, &what(), &p);
             drop_payload(gid, p);
             None
         }

@@ -86,6 +86,9 @@ pub(super) struct State {
     /// still holds for slices that may be alive (`held`). A `u32` (saturating) packs beside
     /// `tail`, so an idle buffer stays at 128 bytes.
     pub(super) held: u32,
+    /// A node may hold caller data (`write_direct`, or `append` of a buffer that may): its
+    /// `Drop` runs when the node goes. Cleared when the buffer empties.
+    pub(super) user_data: bool,
 }
 
 /// A byte queue made of a linked list of reference-counted blocks from per-thread pools, the
@@ -206,6 +209,13 @@ impl LinkBuffer {
         self.st_ref().held as usize
     }
 
+    /// Whether releasing may drop caller data (`write_direct` values, with their `Drop`):
+    /// a caller that must contain such drops needs to only when this is true.
+    #[inline]
+    pub(crate) fn may_drop_user_data(&self) -> bool {
+        self.st_ref().user_data
+    }
+
     /// Frees what was consumed: fully consumed blocks go back to the pool (when this was their
     /// last holder), scratch copies are dropped, an outstanding `book` is cancelled, and an
     /// empty buffer gives up every block.
@@ -229,6 +239,7 @@ impl State {
         self.held = 0;
         self.booking = None;
         if self.len == 0 && self.mlen == 0 {
+            self.user_data = false;
             self.nodes.clear();
             if self.nodes.capacity() > SHRINK_ABOVE {
                 // A burst once needed many nodes; an idle buffer should not keep the room.

@@ -166,6 +166,7 @@ impl LinkBuffer {
         let st = unsafe { self.st() };
         st.nodes.push_back(Node { block, start: 0, end: n });
         st.tail = false;
+        st.user_data = true;
         st.mlen += n;
         Ok(())
     }
@@ -183,6 +184,7 @@ impl LinkBuffer {
             st.nodes.extend(o.nodes.drain(head..));
             st.tail = o.tail;
             st.res = o.res;
+            st.user_data = true; // its blocks may hold `write_direct` data
             st.mlen += n;
         }
         drop(o);
