@@ -221,3 +221,63 @@ fn a_parked_handler_call_does_not_describe_other_panics() {
     });
     println!("CHILD-OK");
 }
+
+/// Idle reactor connections hold no goroutine, yet the dump lists every connection of a loop:
+/// fd, peer, owner worker and whether a handler holds it.
+#[test]
+fn the_dump_lists_the_loops_connections() {
+    net_util::within(LIMIT, || {
+        let lp = EventLoop::builder(|c: &mut Connection| {
+            let d = c.next(100)?.to_vec(); // the "busy" one waits here
+            c.write_binary(&d)
+        })
+        .build();
+        let ln = gonet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        let lp2 = lp.clone();
+        gonet::Builder::new().procs(2).build().unwrap().run(move || {
+            let server = gonet::go(move || lp2.serve(ln));
+            let clients = gonet::blocking(move || {
+                let mut v = Vec::new();
+                for i in 0..3 {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    if i == 0 {
+                        s.write_all(b"12345").unwrap();
+                    }
+                    v.push(s);
+                }
+                v
+            });
+            let ports: Vec<String> = clients
+                .iter()
+                .map(|s| format!("127.0.0.1:{}", s.local_addr().unwrap().port()))
+                .collect();
+            let mut shown = String::new();
+            for _ in 0..200 {
+                gonet::time::sleep(Duration::from_millis(10));
+                shown = gonet::runtime::dump().to_string();
+                let busy = shown.lines().any(|l| l.contains(&ports[0]) && l.contains("busy"));
+                if busy && shown.contains(&format!("reactor event loop on {addr}: 3 connections")) {
+                    break;
+                }
+            }
+            assert!(
+                shown.contains(&format!("reactor event loop on {addr}: 3 connections")),
+                "{shown}"
+            );
+            let line = |p: &str| {
+                shown
+                    .lines()
+                    .find(|l| l.contains(&format!("from {p}")))
+                    .unwrap_or_else(|| panic!("{p} missing:\n{shown}"))
+                    .to_string()
+            };
+            assert!(line(&ports[0]).contains("busy"), "{shown}");
+            assert!(line(&ports[1]).contains("idle"), "{shown}");
+            assert!(line(&ports[2]).contains("idle") && line(&ports[2]).contains("worker "));
+            drop(clients);
+            lp.shutdown(Instant::now() + Duration::from_secs(5)).unwrap();
+            server.join().unwrap().unwrap();
+        });
+    });
+}

@@ -262,6 +262,23 @@ impl ConnInner {
         }
     }
 
+    /// One line for the goroutine dump, from another thread: only the thread-safe fields
+    /// (the fd number, the peer, the owner, `busy`, `closing`).
+    pub(crate) fn dump_line(&self) -> String {
+        let (fd, owner) = match &self.io {
+            Io::Server { sock, owner, .. } => (sock.raw(), *owner),
+            Io::Client(s) => (s.as_raw_fd(), usize::MAX),
+        };
+        let state = if self.closing.is_set() {
+            "closing"
+        } else if self.busy.load(Ordering::Relaxed) {
+            "busy (a handler runs or waits)"
+        } else {
+            "idle"
+        };
+        format!("fd {fd} from {}, worker {owner}: {state}", self.peer())
+    }
+
     /// The peer, for messages.
     pub(super) fn peer(&self) -> String {
         match self.peer {

@@ -330,6 +330,54 @@ impl LoopShared {
     }
 }
 
+/// The loops that ever served, for the goroutine dump's section (weak: a dropped loop goes).
+static LOOPS: Mutex<Vec<std::sync::Weak<LoopShared>>> = Mutex::new(Vec::new());
+
+/// Registers `lp` for the dump's section of reactor connections (and the section itself).
+fn dump_section_add(lp: &Arc<LoopShared>) {
+    crate::runtime::dump::set_section(dump_section);
+    let mut loops = LOOPS.lock().unwrap_or_else(|e| e.into_inner());
+    loops.retain(|w| w.strong_count() > 0);
+    if !loops.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(lp))) {
+        loops.push(Arc::downgrade(lp));
+    }
+}
+
+/// The dump's lines for runtime `rt_id`: each reactor connection, which holds no goroutine
+/// while idle — fd, peer, owner worker, whether a handler runs or waits on it, closing —
+/// as Go lists a goroutine in `IO wait` (a handler parked in `next` also shows as a
+/// goroutine in `IO wait` with the same fd). Only thread-safe fields are read.
+fn dump_section(rt_id: u64) -> Vec<String> {
+    let loops: Vec<Arc<LoopShared>> = {
+        let l = LOOPS.lock().unwrap_or_else(|e| e.into_inner());
+        l.iter().filter_map(std::sync::Weak::upgrade).collect()
+    };
+    let mut lines = Vec::new();
+    for lp in loops {
+        let conns: Vec<Arc<ConnInner>> = lp
+            .snapshot()
+            .into_iter()
+            .filter(|c| matches!(&c.io, Io::Server { rt_id: id, .. } if *id == rt_id))
+            .collect();
+        if conns.is_empty() {
+            continue;
+        }
+        let addr = lp
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|(_, l)| l.local_addr().ok())
+            .map_or_else(|| "(closed)".to_string(), |a| a.to_string());
+        lines.push(format!("reactor event loop on {addr}: {} connections", conns.len()));
+        for c in conns {
+            lines.push(format!("\t{}", c.dump_line()));
+        }
+        lines.push(String::new());
+    }
+    lines
+}
+
 /// A multi-reactor server (netpoll's `EventLoop`): [`serve`](EventLoop::serve) accepts, each
 /// connection is owned by one worker, and `on_request` runs on a pooled goroutine of that
 /// worker whenever the connection has input — called again while input remains.
@@ -386,6 +434,7 @@ impl EventLoop {
             };
         }
         super::install_hooks();
+        dump_section_add(&self.shared);
         let ln = Arc::new(ln);
         let rt_id = worker::current().map_or(0, |w| w.shared.rt_id);
         *self.shared.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some((rt_id, ln.clone()));

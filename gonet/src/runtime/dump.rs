@@ -124,6 +124,18 @@ pub struct Dump {
     goroutines: Vec<GoroutineDump>,
     notes: Vec<String>,
     pub(crate) timers: usize,
+    /// Lines a higher layer adds after the goroutines (the reactor's connections), by
+    /// [`set_section`].
+    section: Vec<String>,
+}
+
+/// A higher layer's part of a dump: lines for runtime `rt_id` (the reactor's connections,
+/// which hold no goroutine while idle). Registered once; the dump knows nothing of the layer.
+static SECTION: std::sync::OnceLock<fn(u64) -> Vec<String>> = std::sync::OnceLock::new();
+
+/// Registers the dump's section (the first registration wins; there is one reactor).
+pub(crate) fn set_section(f: fn(u64) -> Vec<String>) {
+    let _ = SECTION.set(f);
 }
 
 impl Dump {
@@ -167,6 +179,9 @@ impl fmt::Display for Dump {
             }
             writeln!(f, "\t{}:{}", g.site.file(), g.site.line())?;
             writeln!(f)?;
+        }
+        for line in &self.section {
+            writeln!(f, "{line}")?;
         }
         Ok(())
     }
@@ -402,7 +417,11 @@ pub(crate) fn collect(rt: &RtShared, traces: bool) -> Dump {
     if let Some(g) = caller {
         g.wait.set(Wait::Unknown);
     }
-    let mut dump = Dump { goroutines: Vec::new(), notes: Vec::new(), timers: 0 };
+    let mut dump =
+        Dump { goroutines: Vec::new(), notes: Vec::new(), timers: 0, section: Vec::new() };
+    if let Some(f) = SECTION.get() {
+        dump.section = f(rt.workers.first().map_or(0, |w| w.rt_id));
+    }
     let mut answered = vec![false; n];
     let mut unstarted = 0;
     for p in parts {
@@ -446,9 +465,11 @@ pub(crate) fn dump_all() -> Dump {
         .iter()
         .filter_map(Weak::upgrade)
         .collect();
-    let mut out = Dump { goroutines: Vec::new(), notes: Vec::new(), timers: 0 };
+    let mut out =
+        Dump { goroutines: Vec::new(), notes: Vec::new(), timers: 0, section: Vec::new() };
     for rt in all {
         let d = collect(&rt, true);
+        out.section.extend(d.section);
         out.notes.extend(d.notes);
         out.goroutines.extend(d.goroutines);
         out.timers += d.timers;
