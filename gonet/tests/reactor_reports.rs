@@ -256,7 +256,9 @@ fn the_dump_lists_the_loops_connections() {
             for _ in 0..200 {
                 gonet::time::sleep(Duration::from_millis(10));
                 shown = gonet::runtime::dump().to_string();
-                let busy = shown.lines().any(|l| l.contains(&ports[0]) && l.contains("busy"));
+                let busy = shown
+                    .lines()
+                    .any(|l| l.contains(&ports[0]) && l.contains("busy") && l.contains("5 bytes"));
                 if busy && shown.contains(&format!("reactor event loop on {addr}: 3 connections")) {
                     break;
                 }
@@ -273,6 +275,7 @@ fn the_dump_lists_the_loops_connections() {
                     .to_string()
             };
             assert!(line(&ports[0]).contains("busy"), "{shown}");
+            assert!(line(&ports[0]).contains("5 bytes buffered"), "{shown}");
             assert!(line(&ports[1]).contains("idle"), "{shown}");
             assert!(line(&ports[2]).contains("idle") && line(&ports[2]).contains("worker "));
             drop(clients);

@@ -105,6 +105,9 @@ pub(crate) struct ConnInner {
     pub(super) closing: CloseFlag,
     /// A handler runs (or waits) on it: shutdown waits for these.
     pub(crate) busy: AtomicBool,
+    /// Unconsumed input plus unsent output, as of the connection's last turn or wait: a
+    /// copy the goroutine dump may read from any thread (the buffers are the owner's).
+    buffered: std::sync::atomic::AtomicUsize,
     pub(super) eof: Cell<bool>,
     connected: Cell<bool>,
     /// A `malloc`'d region may still be written by the handler: no automatic flush.
@@ -167,6 +170,7 @@ impl ConnInner {
             trig: Trigger::new(),
             closing: CloseFlag::new(),
             busy: AtomicBool::new(false),
+            buffered: std::sync::atomic::AtomicUsize::new(0),
             eof: Cell::new(false),
             connected: Cell::new(false),
             malloc_out: Cell::new(false),
@@ -276,7 +280,14 @@ impl ConnInner {
         } else {
             "idle"
         };
-        format!("fd {fd} from {}, worker {owner}: {state}", self.peer())
+        let buffered = self.buffered.load(Ordering::Relaxed);
+        format!("fd {fd} from {}, worker {owner}: {state}, {buffered} bytes buffered", self.peer())
+    }
+
+    /// Publishes how many bytes the buffers hold, for the dump (owner thread).
+    fn note_buffered(&self) {
+        let n = self.input().len() + self.output().len() + self.output().malloc_len();
+        self.buffered.store(n, Ordering::Relaxed);
     }
 
     /// The peer, for messages.
@@ -464,6 +475,7 @@ impl ConnInner {
             )
         });
         // The dump shows the handler as Go shows a goroutine in `IO wait`: fd and addresses.
+        self.note_buffered();
         crate::runtime::wait::reason(crate::runtime::wait::Wait::Io {
             fd: self.fd(),
             write: want == Want::Write,
@@ -1225,6 +1237,7 @@ pub(crate) fn process(c: &Arc<ConnInner>) -> bool {
     let mut owner = ConnBox::new(c.clone());
     let r = run(c, lp, owner.conn());
     c.release_contained();
+    c.note_buffered();
     match r {
         Ok(Done::Again) if c.is_active() => {
             c.trig.requeue();
