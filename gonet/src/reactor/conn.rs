@@ -578,11 +578,6 @@ impl ConnInner {
         self.output().write_direct(b)
     }
 
-    /// The error of an operation on a closed connection.
-    pub(super) fn closed_error(&self) -> io::Error {
-        self.closed_err()
-    }
-
     /// Starts `f` on a goroutine of the owner worker (a server connection's; writer.rs).
     pub(super) fn start_on_owner(&self, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
         let Io::Server { worker, .. } = &self.io else {

@@ -128,7 +128,7 @@ impl ConnWriter {
             return io::Write::write_all(&mut &*s, data);
         }
         if data.is_empty() {
-            return if c.is_active() { Ok(()) } else { Err(c.closed_error()) };
+            return if c.is_active() { Ok(()) } else { Err(c.closed_err()) };
         }
         let ob = c.outbox();
         let start = {
@@ -141,7 +141,7 @@ impl ConnWriter {
                 st = ob.room.wait(st);
             }
             if st.closed || !c.is_active() {
-                return Err(c.closed_error());
+                return Err(c.closed_err());
             }
             st.bufs.push(data.to_vec());
             st.bytes += data.len();
