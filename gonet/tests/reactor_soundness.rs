@@ -269,6 +269,50 @@ fn a_panicking_drop_of_a_replaced_handler_is_contained() {
     });
 }
 
+/// Bombs of the test below dropped so far.
+static HANDLER_BOMBS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A `Drop` that counts, then panics.
+struct CountedBomb;
+
+impl Drop for CountedBomb {
+    fn drop(&mut self) {
+        HANDLER_BOMBS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        panic!("CountedBomb dropped");
+    }
+}
+
+/// A connection's own handler (`set_on_request`) still installed when the connection is
+/// closed by `shutdown` is dropped by `finalize`, under containment, on the owner worker —
+/// not by whichever thread drops the last reference (here the test's `ConnHandle`: the
+/// panic used to surface there, in the caller of `drop`, and under valgrind's timing in the
+/// caller of `shutdown`).
+#[test]
+fn a_panicking_handler_left_at_shutdown_is_dropped_contained() {
+    let handle = net_util::within(LIMIT, || {
+        let kept = Arc::new(Mutex::new(None));
+        let k2 = kept.clone();
+        let lp = EventLoop::builder(move |c: &mut Connection| {
+            let bomb = CountedBomb;
+            c.set_on_request(move |c: &mut Connection| {
+                let _keep = &bomb;
+                echo(c)
+            });
+            *k2.lock().unwrap() = Some(c.handle());
+            echo(c)
+        })
+        .build();
+        let srv = Server::start(lp, 1);
+        let mut a = srv.connect();
+        assert_eq!(roundtrip(&mut a, b"one"), b"one"); // installs the bomb handler
+        srv.stop().unwrap(); // closes `a`'s connection while idle
+        assert_eq!(HANDLER_BOMBS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let h = kept.lock().unwrap().take().expect("the handler kept no handle");
+        h
+    });
+    drop(handle); // the last reference: nothing left to panic
+}
+
 /// `on_prepare` runs before the connection is registered: a read there that would wait
 /// fails at once with `InvalidInput` (it used to park the accept goroutine for good, or with
 /// a read timeout leave the connection stranded), and the connection is served afterwards.

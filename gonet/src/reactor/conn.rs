@@ -36,8 +36,10 @@
 //!    past it a write sends (and frees what was sent) first, or fails while a `malloc`'d
 //!    region is outstanding.
 //! 3. **User values are dropped under containment.** `write_direct` data, a replaced handler,
-//!    close callbacks and panic payloads are dropped by the handler loop through
-//!    `contain` (a panic there is reported, the connection closed, the runner goes on).
+//!    the connection's own handler at `finalize`, close callbacks and panic payloads are
+//!    dropped by the handler loop through `contain` (a panic there is reported, the
+//!    connection closed, the runner goes on). What `finalize` did not drop (a runtime that
+//!    ended first) is dropped, contained too, with the last reference, on whatever thread.
 //! 4. **A closed connection is closed.** `finalize` closes the descriptor at once (the peer
 //!    sees it, the number is free); later `ConnHandle` calls find it closed and do nothing.
 
@@ -150,8 +152,11 @@ unsafe impl Send for ConnInner {}
 impl Drop for ConnInner {
     fn drop(&mut self) {
         // The descriptor closes with `io` (`Sock`'s or `TcpStream`'s drop). Close callbacks
-        // not run yet (a connection whose runtime ended before it was finalized) run now.
+        // not run yet (a connection whose runtime ended before it was finalized) run now, and
+        // the connection's own handler is dropped under containment (invariant 3): this drop
+        // may run on any thread (the last reference may be `shutdown`'s or `reap`'s).
         self.run_close_callbacks();
+        self.drop_handler();
     }
 }
 
@@ -316,6 +321,15 @@ impl ConnInner {
         for f in cbs.into_iter().flatten() {
             let what = || format!("running a close callback of connection {}", self.peer());
             contain::catch_with(gid(), what, f);
+        }
+    }
+
+    /// Drops the handler `Connection::set_on_request` installed, if any, under containment:
+    /// a panic in its captures' `Drop` is reported and goes no further (invariant 3).
+    fn drop_handler(&self) {
+        if let Some(h) = self.on_request.take() {
+            let what = || format!("dropping the handler of connection {}", self.peer());
+            contain::catch_with(gid(), what, move || drop(h));
         }
     }
 
@@ -1409,6 +1423,7 @@ fn finalize(c: &Arc<ConnInner>, lp: &Arc<LoopShared>, conn: &mut Connection) {
         }
     }
     c.run_close_callbacks();
+    c.drop_handler();
     // Drop what is buffered: skip the unread input, forget the unsent output.
     let inp = c.input();
     let _ = inp.skip(inp.len());
