@@ -11,7 +11,9 @@
 //! Invariants:
 //! 1. A started goroutine runs only on its owner. `ready` on the owner's thread pushes on
 //!    `runq`; from anywhere else it goes through the owner's inbox.
-//! 2. Running dry: a worker with nothing to run first spins — polls epoll without blocking,
+//! 2. Running dry: a worker with nothing to run first polls epoll once without blocking and
+//!    takes what is ready (a busy worker between batches, touching nothing shared); else it
+//!    spins — polls epoll without blocking,
 //!    its inbox and the steal sources — for up to the spin window and never past its next
 //!    timer, while the previous spin found work or the previous sleep was shorter than the
 //!    window. It is not `sleeping` meanwhile, so wakers skip the eventfd. Spinning is
@@ -554,17 +556,26 @@ impl Worker {
     }
 
     /// Takes unstarted goroutines from the injector or another worker's spawn queue.
+    ///
+    /// An empty source is skipped on a plain look at its ends (`is_empty`): a steal attempt
+    /// pins crossbeam's epoch (a full fence), and a busy worker runs dry between batches of
+    /// I/O many thousand times a second with every spawn queue empty.
     fn steal(&self) -> Option<GRef> {
         loop {
             let mut retry = false;
-            match self.rt.injector.steal_batch_and_pop(&self.spawnq) {
-                Steal::Success(g) => return Some(g),
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
+            if !self.rt.injector.is_empty() {
+                match self.rt.injector.steal_batch_and_pop(&self.spawnq) {
+                    Steal::Success(g) => return Some(g),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
             }
             let n = self.rt.workers.len();
             for k in 1..n {
                 let other = &self.rt.workers[(self.shared.index + k) % n];
+                if other.stealer.is_empty() {
+                    continue;
+                }
                 match other.stealer.steal_batch_and_pop(&self.spawnq) {
                     Steal::Success(g) => {
                         self.shared.stats.steals.set_local(self.shared.stats.steals.get() + 1);
@@ -591,7 +602,7 @@ impl Worker {
     /// Nothing to run: spin for a while (invariant 2), then sleep in `epoll_wait` until I/O, a
     /// wake-up or the next timer.
     fn idle(&self) {
-        if self.spin_for_work() {
+        if self.ready_at_a_glance() || self.spin_for_work() {
             return;
         }
         let slept_from = (!self.rt.spin.is_zero()).then(Instant::now);
@@ -624,6 +635,15 @@ impl Worker {
             // A spin would have caught work that came within the window.
             self.spin_worth.set(from.elapsed() < self.rt.spin);
         }
+    }
+
+    /// One non-blocking poll before spinning or sleeping: a busy worker that ran dry between
+    /// batches usually finds readiness already queued, and takes it without touching the
+    /// runtime's shared counters (`spinning`, `idle`: one cache line every worker writes) or
+    /// looking at every other worker's queues.
+    fn ready_at_a_glance(&self) -> bool {
+        self.poll_io(0);
+        !self.runq.borrow().is_empty() || self.drain_inbox()
     }
 
     /// Polls for work without sleeping, for up to the spin window and never past the next
