@@ -357,8 +357,10 @@ impl ConnInner {
             Io::Server { sock, .. } => {
                 let fd = sock.raw();
                 let r = inp.fill(min, max, |buf| loop {
+                    // `recv`, not `read`: the socket call skips the VFS read path (file
+                    // position lock, permission and notify hooks) of every request.
                     // SAFETY: `buf` is writable memory of `buf.len()` bytes lent by the buffer.
-                    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
                     if n >= 0 {
                         let n = n as usize;
                         if n == 0 {
@@ -547,13 +549,21 @@ impl ConnInner {
             let cnt = out.io_slices(&mut iov);
             let sent = match &self.io {
                 Io::Server { sock, .. } => {
-                    // SAFETY: zeroed msghdr is a valid "empty" header; we fill the iovecs.
-                    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-                    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-                    msg.msg_iovlen = cnt;
-                    // SAFETY: `msg` points to `cnt` valid iovecs (IoSlice is ABI-compatible).
-                    let n = unsafe {
-                        libc::sendmsg(sock.raw(), &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+                    let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+                    let n = if cnt == 1 {
+                        // One block (a typical reply): `send` spares the kernel importing a
+                        // message header and an iovec array.
+                        // SAFETY: the slice is `iov[0].len()` readable bytes of the buffer.
+                        unsafe {
+                            libc::send(sock.raw(), iov[0].as_ptr().cast(), iov[0].len(), flags)
+                        }
+                    } else {
+                        // SAFETY: zeroed msghdr is a valid "empty" header; we fill the iovecs.
+                        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+                        msg.msg_iovlen = cnt;
+                        // SAFETY: `msg` points to `cnt` valid iovecs (IoSlice is ABI-compatible).
+                        unsafe { libc::sendmsg(sock.raw(), &msg, flags) }
                     };
                     if n < 0 {
                         let e = io::Error::last_os_error();
