@@ -1,0 +1,172 @@
+//! HTTPS with gonet's hyper (features hyper + rustls): `Client` with `https://` against
+//! `Server::serve_tls`, ALPN choosing HTTP/2 or HTTP/1.1, pooled TLS connections, and the
+//! failures a user meets: a certificate that does not chain to the roots, a name it does not
+//! cover, no TLS config, a server that never answers the handshake.
+#![cfg(all(feature = "hyper", feature = "rustls"))]
+
+mod common;
+
+use std::convert::Infallible;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::run;
+use gonet::hyper::{Client, Server, ServerHandle};
+use gonet::net::TcpListener;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use rustls::crypto::ring;
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+
+/// A self-signed certificate for `names` and a server config with it (no ALPN set: the
+/// server offers its defaults, h2 and http/1.1).
+fn server_config(names: &[&str]) -> (Arc<rustls::ServerConfig>, CertificateDer<'static>) {
+    let ck =
+        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let cert: CertificateDer<'static> = ck.cert.der().clone();
+    let key = PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der());
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key.into())
+        .unwrap();
+    (Arc::new(cfg), cert)
+}
+
+/// A client config trusting `roots`, offering `alpn` (empty: the client's defaults).
+fn client_config(roots: &[CertificateDer<'static>], alpn: &[&str]) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Arc::new(cfg)
+}
+
+/// Serves `tls` on a fresh loopback port, answering with the path and HTTP version.
+fn start(tls: Arc<rustls::ServerConfig>) -> (String, ServerHandle) {
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap().to_string();
+    let server = Server::new();
+    let h = server.handle();
+    let svc = service_fn(|req: Request<Incoming>| async move {
+        let body = format!("tls {} {:?}", req.uri().path(), req.version());
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+    });
+    gonet::go(move || server.serve_tls(ln, tls, svc).unwrap());
+    (addr, h)
+}
+
+#[test]
+fn https_alpn_chooses_h2_or_http1_and_connections_are_pooled() {
+    run(2, || {
+        let (scfg, cert) = server_config(&["127.0.0.1", "localhost"]);
+        let (addr, h) = start(scfg);
+        for (alpn, version) in [(&[][..], "HTTP/2.0"), (&["http/1.1"][..], "HTTP/1.1")] {
+            let client =
+                Client::builder().tls(client_config(std::slice::from_ref(&cert), alpn)).build();
+            for i in 0..5 {
+                let r = client.get(&format!("https://{addr}/{i}")).unwrap();
+                assert_eq!(r.status(), 200);
+                assert_eq!(r.body(), &Bytes::from(format!("tls /{i} {version}")), "ALPN {alpn:?}");
+            }
+            // Five requests, one pooled TLS connection.
+            assert_eq!(h.active(), 1, "ALPN {alpn:?}");
+            drop(client); // its connection closes once idle
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while h.active() > 0 && Instant::now() < deadline {
+                gonet::time::sleep(Duration::from_millis(5));
+            }
+        }
+        assert!(h.shutdown(Instant::now() + Duration::from_secs(5)));
+    });
+}
+
+#[test]
+fn https_h2_carries_concurrent_requests_on_one_connection() {
+    run(2, || {
+        let (scfg, cert) = server_config(&["127.0.0.1"]);
+        let (addr, h) = start(scfg);
+        let client = Client::builder().tls(client_config(&[cert], &[])).build();
+        // The first request opens the connection; the rest share it.
+        client.get(&format!("https://{addr}/first")).unwrap();
+        let hs: Vec<_> = (0..50)
+            .map(|i| {
+                let (c, a) = (client.clone(), addr.clone());
+                gonet::go(move || c.get(&format!("https://{a}/{i}")).unwrap().into_body())
+            })
+            .collect();
+        for (i, g) in hs.into_iter().enumerate() {
+            assert_eq!(g.join().unwrap(), Bytes::from(format!("tls /{i} HTTP/2.0")));
+        }
+        assert_eq!(h.active(), 1);
+        assert!(h.shutdown(Instant::now() + Duration::from_secs(5)));
+    });
+}
+
+#[test]
+fn https_bad_certificate_is_a_clear_error() {
+    run(2, || {
+        let (scfg, cert) = server_config(&["localhost"]);
+        let (addr, h) = start(scfg);
+        let port = addr.rsplit(':').next().unwrap();
+
+        // A root the server's certificate does not chain to (another self-signed one).
+        let (_, other) = server_config(&["localhost"]);
+        let c = Client::builder().tls(client_config(&[other], &[])).build();
+        let e = c.get(&format!("https://localhost:{port}/")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("TLS handshake with localhost: invalid peer certificate"), "{msg}");
+
+        // The right root, but a name the certificate does not cover.
+        let c = Client::builder().tls(client_config(&[cert], &[])).build();
+        let e = c.get(&format!("https://{addr}/")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        assert!(
+            e.to_string().contains("invalid peer certificate: certificate not valid for name"),
+            "{e}"
+        );
+
+        // No TLS config at all.
+        let e = Client::new().get(&format!("https://{addr}/")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("ClientBuilder::tls"), "{e}");
+
+        assert!(h.shutdown(Instant::now() + Duration::from_secs(5)));
+    });
+}
+
+#[test]
+fn https_connect_timeout_covers_the_handshake() {
+    run(2, || {
+        // Accepts, then never speaks: the TLS handshake stalls.
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        let (done_tx, done_rx) = gonet::chan::bounded::<()>(1);
+        gonet::go(move || {
+            let (_conn, _) = ln.accept().unwrap();
+            let _ = done_rx.recv();
+        });
+        let (_, cert) = server_config(&["127.0.0.1"]);
+        let c = Client::builder()
+            .tls(client_config(&[cert], &[]))
+            .connect_timeout(Duration::from_millis(200))
+            .build();
+        let e = c.get(&format!("https://{addr}/")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(e.to_string().contains("TLS handshake"), "{e}");
+        done_tx.send(()).unwrap();
+    });
+}
