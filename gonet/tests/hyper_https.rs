@@ -5,6 +5,7 @@
 #![cfg(all(feature = "hyper", feature = "rustls"))]
 
 mod common;
+mod https_util;
 
 use std::convert::Infallible;
 use std::io::ErrorKind;
@@ -16,42 +17,16 @@ use common::run;
 use gonet::hyper::{Client, Server, ServerHandle};
 use gonet::net::TcpListener;
 use http_body_util::Full;
+use https_util::{client_config, get_concurrently, SelfSigned};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use rustls::crypto::ring;
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 
-/// A self-signed certificate for `names` and a server config with it (no ALPN set: the
-/// server offers its defaults, h2 and http/1.1).
+/// A self-signed certificate for `names` and a server config presenting it.
 fn server_config(names: &[&str]) -> (Arc<rustls::ServerConfig>, CertificateDer<'static>) {
-    let ck =
-        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    let cert: CertificateDer<'static> = ck.cert.der().clone();
-    let key = PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der());
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key.into())
-        .unwrap();
-    (Arc::new(cfg), cert)
-}
-
-/// A client config trusting `roots`, offering `alpn` (empty: the client's defaults).
-fn client_config(roots: &[CertificateDer<'static>], alpn: &[&str]) -> Arc<rustls::ClientConfig> {
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone()).unwrap();
-    }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    Arc::new(cfg)
+    let ss = SelfSigned::new(names);
+    (ss.server_config(), ss.cert)
 }
 
 /// Serves `tls` on a fresh loopback port, answering with the path and HTTP version.
@@ -74,8 +49,7 @@ fn https_alpn_chooses_h2_or_http1_and_connections_are_pooled() {
         let (scfg, cert) = server_config(&["127.0.0.1", "localhost"]);
         let (addr, h) = start(scfg);
         for (alpn, version) in [(&[][..], "HTTP/2.0"), (&["http/1.1"][..], "HTTP/1.1")] {
-            let client =
-                Client::builder().tls(client_config(std::slice::from_ref(&cert), alpn)).build();
+            let client = Client::builder().tls(client_config(&[&cert], alpn)).build();
             for i in 0..5 {
                 let r = client.get(&format!("https://{addr}/{i}")).unwrap();
                 assert_eq!(r.status(), 200);
@@ -98,17 +72,12 @@ fn https_h2_carries_concurrent_requests_on_one_connection() {
     run(2, || {
         let (scfg, cert) = server_config(&["127.0.0.1"]);
         let (addr, h) = start(scfg);
-        let client = Client::builder().tls(client_config(&[cert], &[])).build();
+        let client = Client::builder().tls(client_config(&[&cert], &[])).build();
         // The first request opens the connection; the rest share it.
         client.get(&format!("https://{addr}/first")).unwrap();
-        let hs: Vec<_> = (0..50)
-            .map(|i| {
-                let (c, a) = (client.clone(), addr.clone());
-                gonet::go(move || c.get(&format!("https://{a}/{i}")).unwrap().into_body())
-            })
-            .collect();
-        for (i, g) in hs.into_iter().enumerate() {
-            assert_eq!(g.join().unwrap(), Bytes::from(format!("tls /{i} HTTP/2.0")));
+        let bodies = get_concurrently(&client, 50, |i| format!("https://{addr}/{i}"));
+        for (i, b) in bodies.into_iter().enumerate() {
+            assert_eq!(b, Bytes::from(format!("tls /{i} HTTP/2.0")));
         }
         assert_eq!(h.active(), 1);
         assert!(h.shutdown(Instant::now() + Duration::from_secs(5)));
@@ -124,14 +93,14 @@ fn https_bad_certificate_is_a_clear_error() {
 
         // A root the server's certificate does not chain to (another self-signed one).
         let (_, other) = server_config(&["localhost"]);
-        let c = Client::builder().tls(client_config(&[other], &[])).build();
+        let c = Client::builder().tls(client_config(&[&other], &[])).build();
         let e = c.get(&format!("https://localhost:{port}/")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
         let msg = e.to_string();
         assert!(msg.contains("TLS handshake with localhost: invalid peer certificate"), "{msg}");
 
         // The right root, but a name the certificate does not cover.
-        let c = Client::builder().tls(client_config(&[cert], &[])).build();
+        let c = Client::builder().tls(client_config(&[&cert], &[])).build();
         let e = c.get(&format!("https://{addr}/")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
         assert!(
@@ -161,7 +130,7 @@ fn https_connect_timeout_covers_the_handshake() {
         });
         let (_, cert) = server_config(&["127.0.0.1"]);
         let c = Client::builder()
-            .tls(client_config(&[cert], &[]))
+            .tls(client_config(&[&cert], &[]))
             .connect_timeout(Duration::from_millis(200))
             .build();
         let e = c.get(&format!("https://{addr}/")).unwrap_err();
