@@ -1,7 +1,8 @@
 //! HTTPS with gonet's hyper (features hyper + rustls): `Client` with `https://` against
 //! `Server::serve_tls`, ALPN choosing HTTP/2 or HTTP/1.1, pooled TLS connections, and the
 //! failures a user meets: a certificate that does not chain to the roots, a name it does not
-//! cover, no TLS config, a server that never answers the handshake.
+//! cover, no TLS config, a server that never answers the handshake; on the server, the
+//! handshake timeout and a forced shutdown closing a TLS connection under a blocked service.
 #![cfg(all(feature = "hyper", feature = "rustls"))]
 
 mod common;
@@ -31,11 +32,18 @@ fn server_config(names: &[&str]) -> (Arc<rustls::ServerConfig>, CertificateDer<'
 
 /// Serves `tls` on a fresh loopback port, answering with the path and HTTP version.
 fn start(tls: Arc<rustls::ServerConfig>) -> (String, ServerHandle) {
+    start_with(Server::new(), tls)
+}
+
+/// As `start`, with `server`; `/block` blocks its goroutine for an hour before answering.
+fn start_with(server: Server, tls: Arc<rustls::ServerConfig>) -> (String, ServerHandle) {
     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = ln.local_addr().unwrap().to_string();
-    let server = Server::new();
     let h = server.handle();
     let svc = service_fn(|req: Request<Incoming>| async move {
+        if req.uri().path() == "/block" {
+            gonet::time::sleep(Duration::from_secs(3600));
+        }
         let body = format!("tls {} {:?}", req.uri().path(), req.version());
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
     });
@@ -137,5 +145,46 @@ fn https_connect_timeout_covers_the_handshake() {
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
         assert!(e.to_string().contains("TLS handshake"), "{e}");
         done_tx.send(()).unwrap();
+    });
+}
+
+#[test]
+fn serve_tls_closes_a_connection_that_never_handshakes() {
+    run(2, || {
+        let (scfg, _) = server_config(&["127.0.0.1"]);
+        let mut server = Server::new();
+        server.tls_handshake_timeout(Some(Duration::from_millis(100)));
+        let (addr, h) = start_with(server, scfg);
+        // A client that connects and says nothing: the server closes it at the timeout. (The
+        // read's own 30 s bound only keeps a broken server from hanging the test.)
+        let n = gonet::blocking(move || {
+            use std::io::Read;
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            c.read(&mut [0u8; 64])
+        });
+        assert_eq!(n.unwrap(), 0, "the server should close a silent connection");
+        assert!(h.shutdown(Instant::now() + Duration::from_secs(5)));
+    });
+}
+
+#[test]
+fn forced_shutdown_closes_a_tls_connection_under_a_blocked_service() {
+    run(2, || {
+        let (scfg, cert) = server_config(&["127.0.0.1"]);
+        let (addr, h) = start(scfg);
+        // HTTP/1.1: the service runs on the connection's goroutine, so only closing the
+        // socket under it ends the connection.
+        let client = Client::builder().tls(client_config(&[&cert], &["http/1.1"])).build();
+        let g = gonet::go(move || client.get(&format!("https://{addr}/block")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.active() == 0 && Instant::now() < deadline {
+            gonet::time::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(h.active(), 1);
+        // The service sleeps an hour: the deadline passes and the socket is closed under it.
+        assert!(!h.shutdown(Instant::now() + Duration::from_millis(100)));
+        let e = g.join().unwrap().unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Other | ErrorKind::ConnectionReset), "{e:?}");
     });
 }

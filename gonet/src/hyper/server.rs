@@ -190,7 +190,14 @@ impl Server {
             let (this, svc, tls) = (self.clone(), svc.clone(), tls.clone());
             crate::go_named("https conn", move || {
                 let hs = super::timeout(this.handshake_timeout, super::tls::accept(tls, conn));
-                match crate::block_on(hs).and_then(|r| r) {
+                let limit = this.handshake_timeout.unwrap_or_default();
+                let hs = crate::block_on(hs).unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("timed out after {limit:?}"),
+                    ))
+                });
+                match hs {
                     Ok(stream) => this.run_conn(
                         super::TokioIo(stream),
                         svc,
