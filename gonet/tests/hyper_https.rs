@@ -17,7 +17,7 @@ use bytes::Bytes;
 use common::run;
 use gonet::hyper::{Client, Server, ServerHandle};
 use gonet::net::TcpListener;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use https_util::{client_config, get_concurrently, SelfSigned};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -186,5 +186,36 @@ fn forced_shutdown_closes_a_tls_connection_under_a_blocked_service() {
         assert!(!h.shutdown(Instant::now() + Duration::from_millis(100)));
         let e = g.join().unwrap().unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::Other | ErrorKind::ConnectionReset), "{e:?}");
+    });
+}
+
+#[test]
+fn a_streamed_response_returns_its_connection_to_the_pool_once_read() {
+    run(2, || {
+        let (scfg, cert) = server_config(&["127.0.0.1"]);
+        let (addr, h) = start(scfg);
+        let client = Client::builder().tls(client_config(&[&cert], &["http/1.1"])).build();
+        let url = format!("https://{addr}/streamed");
+        let req = Request::get(url.as_str()).body(Full::new(Bytes::new())).unwrap();
+        let resp = gonet::block_on(client.send(req)).unwrap();
+        // In use: not idle until its body has been read.
+        assert_eq!(client.idle_connections(), 0);
+        let body = gonet::block_on(resp.into_body().collect()).unwrap().to_bytes();
+        assert_eq!(body, Bytes::from("tls /streamed HTTP/1.1"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client.idle_connections() == 0 && Instant::now() < deadline {
+            gonet::time::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(client.idle_connections(), 1, "the connection should be back in the pool");
+        client.get(&url).unwrap();
+        assert_eq!(h.active(), 1, "the next request should reuse it");
+        // Closing the idle connections closes the server's side too.
+        client.close_idle_connections();
+        assert_eq!(client.idle_connections(), 0);
+        while h.active() > 0 && Instant::now() < deadline {
+            gonet::time::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(h.active(), 0);
+        assert!(h.shutdown(Instant::now() + Duration::from_secs(5)));
     });
 }

@@ -216,6 +216,24 @@ impl Client {
         }
     }
 
+    /// Pooled connections that are open and idle (an HTTP/2 connection counts while open:
+    /// it takes new streams).
+    pub fn idle_connections(&self) -> usize {
+        let pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let open = |s: &&Sender| match s {
+            Sender::H1(s) => !s.is_closed(),
+            Sender::H2(s) => !s.is_closed(),
+        };
+        pool.values().map(|l| l.iter().filter(open).count()).sum()
+    }
+
+    /// Closes the pooled idle connections (Go's `Transport.CloseIdleConnections`); requests
+    /// in flight keep theirs, which return to the pool as usual.
+    pub fn close_idle_connections(&self) {
+        let idle = std::mem::take(&mut *self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(idle); // outside the lock: dropping a sender lets its connection close
+    }
+
     fn take(&self, key: &str) -> Option<Sender> {
         let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
         let list = pool.get_mut(key)?;
