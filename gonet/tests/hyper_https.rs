@@ -18,7 +18,7 @@ use common::run;
 use gonet::hyper::{Client, Server, ServerHandle};
 use gonet::net::TcpListener;
 use http_body_util::{BodyExt, Full};
-use https_util::{client_config, get_concurrently, SelfSigned};
+use https_util::{client_config, get_concurrently, wait_until, SelfSigned};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -66,10 +66,7 @@ fn https_alpn_chooses_h2_or_http1_and_connections_are_pooled() {
             // Five requests, one pooled TLS connection.
             assert_eq!(h.active(), 1, "ALPN {alpn:?}");
             drop(client); // its connection closes once idle
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while h.active() > 0 && Instant::now() < deadline {
-                gonet::time::sleep(Duration::from_millis(5));
-            }
+            wait_until(|| h.active() == 0);
         }
         assert!(h.shutdown(Instant::now() + Duration::from_secs(5)));
     });
@@ -177,10 +174,7 @@ fn forced_shutdown_closes_a_tls_connection_under_a_blocked_service() {
         // socket under it ends the connection.
         let client = Client::builder().tls(client_config(&[&cert], &["http/1.1"])).build();
         let g = gonet::go(move || client.get(&format!("https://{addr}/block")));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while h.active() == 0 && Instant::now() < deadline {
-            gonet::time::sleep(Duration::from_millis(5));
-        }
+        wait_until(|| h.active() > 0);
         assert_eq!(h.active(), 1);
         // The service sleeps an hour: the deadline passes and the socket is closed under it.
         assert!(!h.shutdown(Instant::now() + Duration::from_millis(100)));
@@ -202,19 +196,14 @@ fn a_streamed_response_returns_its_connection_to_the_pool_once_read() {
         assert_eq!(client.idle_connections(), 0);
         let body = gonet::block_on(resp.into_body().collect()).unwrap().to_bytes();
         assert_eq!(body, Bytes::from("tls /streamed HTTP/1.1"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while client.idle_connections() == 0 && Instant::now() < deadline {
-            gonet::time::sleep(Duration::from_millis(5));
-        }
+        wait_until(|| client.idle_connections() > 0);
         assert_eq!(client.idle_connections(), 1, "the connection should be back in the pool");
         client.get(&url).unwrap();
         assert_eq!(h.active(), 1, "the next request should reuse it");
         // Closing the idle connections closes the server's side too.
         client.close_idle_connections();
         assert_eq!(client.idle_connections(), 0);
-        while h.active() > 0 && Instant::now() < deadline {
-            gonet::time::sleep(Duration::from_millis(5));
-        }
+        wait_until(|| h.active() == 0);
         assert_eq!(h.active(), 0);
         assert!(h.shutdown(Instant::now() + Duration::from_secs(5)));
     });

@@ -70,3 +70,11 @@ pub fn get_concurrently(client: &Client, n: usize, url: impl Fn(usize) -> String
         .collect();
     hs.into_iter().map(|g| g.join().unwrap()).collect()
 }
+
+/// Waits (sleeping goroutine-style) until `cond` holds, for at most 10 s; the caller asserts.
+pub fn wait_until(cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() && std::time::Instant::now() < deadline {
+        gonet::time::sleep(std::time::Duration::from_millis(5));
+    }
+}
