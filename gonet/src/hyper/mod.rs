@@ -10,6 +10,8 @@
 //!   HTTP/1.1 and prior-knowledge HTTP/2 (h2c) through hyper-util's auto builder, graceful
 //!   [`ServerHandle::shutdown`].
 //! * [`Client`] sends requests over pooled keep-alive connections, with timeouts.
+//! * With feature `rustls` too: HTTPS. `Server::serve_tls` and the client's `https://`
+//!   (a `rustls` config of the user's, ALPN choosing HTTP/2 or HTTP/1.1).
 //!
 //! Because each connection runs on its own goroutine, a service may block goroutine-style —
 //! a gonet channel receive, `gonet::time::sleep`, a blocking socket call — without stalling
@@ -17,6 +19,8 @@
 
 mod client;
 mod server;
+#[cfg(feature = "rustls")]
+mod tls;
 
 pub use client::{Client, ClientBuilder};
 pub use server::{HttpService, Server, ServerHandle};

@@ -2,7 +2,10 @@
 //!
 //! The accept loop runs on the caller (a goroutine); each connection gets a goroutine that
 //! `block_on`s hyper-util's auto connection (HTTP/1.1, or HTTP/2 when the client opens with
-//! the h2c prior-knowledge preface).
+//! the HTTP/2 preface: h2c with prior knowledge, or after TLS's ALPN chose `h2`). With TLS
+//! (`serve_tls`), the connection's goroutine runs the handshake first, bounded by
+//! `tls_handshake_timeout`; a failed handshake is reported (as Go's `http: TLS handshake
+//! error from ADDR`) and the connection closed.
 //!
 //! # Shutdown
 //!
@@ -55,6 +58,8 @@ const FORCE: u8 = 2;
 pub struct Server {
     builder: auto::Builder<Executor>,
     shared: Arc<Shared>,
+    #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
+    handshake_timeout: Option<Duration>,
 }
 
 /// The services a [`Server`] runs: hyper services (`service_fn(..)`, tower services through
@@ -133,7 +138,7 @@ impl Server {
         let mut builder = auto::Builder::new(Executor);
         builder.http1().timer(Timer);
         builder.http2().timer(Timer);
-        Server { builder, shared: Arc::default() }
+        Server { builder, shared: Arc::default(), handshake_timeout: Some(Duration::from_secs(10)) }
     }
 
     /// hyper-util's builder, to configure the protocols (e.g.
@@ -156,6 +161,65 @@ impl Server {
         L::Conn: Stream,
         S: HttpService + Clone,
     {
+        self.accept_loop(ln, |conn| self.spawn_conn(conn, svc.clone()))
+    }
+
+    /// Bounds each TLS handshake of [`serve_tls`](Server::serve_tls) (default 10 s; `None`:
+    /// unbounded).
+    #[cfg(feature = "rustls")]
+    pub fn tls_handshake_timeout(&mut self, d: Option<Duration>) -> &mut Self {
+        self.handshake_timeout = d;
+        self
+    }
+
+    /// As [`serve`](Server::serve), over TLS (feature `rustls`, Go's `http.ServeTLS`): each
+    /// connection's goroutine runs the handshake with `tls` (a config with no ALPN protocols
+    /// offers `h2` and `http/1.1`), then serves HTTP/2 if ALPN chose `h2`, else HTTP/1.1.
+    #[cfg(feature = "rustls")]
+    pub fn serve_tls<L, S>(&self, ln: L, tls: Arc<rustls::ServerConfig>, svc: S) -> io::Result<()>
+    where
+        L: Listener + 'static,
+        L::Conn: Stream,
+        S: HttpService + Clone,
+    {
+        let tls = super::tls::server_config(tls);
+        self.accept_loop(ln, |conn| {
+            let peer = crate::net::Conn::peer_addr(&conn);
+            let conn = Arc::new(conn);
+            let c = conn.clone();
+            let (this, svc, tls) = (self.clone(), svc.clone(), tls.clone());
+            crate::go_named("https conn", move || {
+                let hs = super::timeout(this.handshake_timeout, super::tls::accept(tls, conn));
+                let limit = this.handshake_timeout.unwrap_or_default();
+                let hs = crate::block_on(hs).unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("timed out after {limit:?}"),
+                    ))
+                });
+                match hs {
+                    Ok(stream) => this.run_conn(
+                        super::TokioIo(stream),
+                        svc,
+                        Box::new(move || drop(c.close())),
+                    ),
+                    Err(e) => {
+                        let peer = peer.map_or_else(|e| format!("? ({e})"), |a| a.to_string());
+                        log_or_eprint(&format!(
+                            "gonet/hyper: TLS handshake error from {peer}: {e}"
+                        ));
+                    }
+                }
+            });
+        })
+    }
+
+    /// Accepts from `ln` into `spawn` until shutdown (see [`serve`](Server::serve)).
+    fn accept_loop<L: Listener + 'static>(
+        &self,
+        ln: L,
+        mut spawn: impl FnMut(L::Conn),
+    ) -> io::Result<()> {
         let ln = Arc::new(ln);
         {
             let ln = ln.clone();
@@ -179,7 +243,7 @@ impl Server {
                 Err(e) => return Err(e),
             };
             backoff = Duration::ZERO;
-            self.spawn_conn(conn, svc.clone());
+            spawn(conn);
         }
     }
 
