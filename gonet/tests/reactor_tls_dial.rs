@@ -8,9 +8,6 @@
 #[allow(dead_code)]
 #[path = "../../examples/reactor_tls_echo.rs"]
 mod reactor_tls_echo;
-#[allow(dead_code)]
-#[path = "../../examples/tls_echo.rs"]
-mod tls_echo;
 
 mod common;
 mod reactor_util;
@@ -34,7 +31,8 @@ fn client_config(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: &[&[u8]],
 ) -> Arc<ClientConfig> {
-    let base = tls_echo::client_config(std::slice::from_ref(trust), versions).unwrap();
+    let base =
+        reactor_tls_echo::tls_echo::client_config(std::slice::from_ref(trust), versions).unwrap();
     let mut cfg = (*base).clone();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(cfg)
