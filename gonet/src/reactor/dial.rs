@@ -34,6 +34,31 @@ pub fn dial<A: ToSocketAddrs>(addr: A, timeout: Duration) -> io::Result<Box<Conn
 /// fails (e.g. `invalid peer certificate: UnknownIssuer`), after the alert is sent;
 /// `TimedOut` when the connect and handshake together take longer than `timeout`;
 /// `UnexpectedEof` when the server closes during the handshake. Each names the address.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// # fn main() -> std::io::Result<()> {
+/// # let ca: rustls::pki_types::CertificateDer<'static> = unimplemented!();
+/// let mut roots = rustls::RootCertStore::empty();
+/// roots.add(ca).map_err(std::io::Error::other)?;
+/// let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// let cfg = rustls::ClientConfig::builder_with_provider(provider)
+///     .with_safe_default_protocol_versions()
+///     .map_err(std::io::Error::other)?
+///     .with_root_certificates(roots)
+///     .with_no_client_auth();
+/// let mut c = gonet::reactor::dial_tls("127.0.0.1:9443", Arc::new(cfg), "localhost",
+///     Duration::from_secs(5))?;
+/// c.write_string("hello\n")?;
+/// c.flush()?; // encrypted and sent
+/// let reply = c.until(b'\n')?.to_vec(); // plaintext
+/// c.release();
+/// # let _ = reply;
+/// c.close(); // close_notify, then the socket closes
+/// # Ok(())
+/// # }
+/// ```
 #[cfg(feature = "rustls")]
 pub fn dial_tls<A: ToSocketAddrs>(
     addr: A,
