@@ -23,7 +23,9 @@
 # Environment: DURATION (5 s measured), WARMUP (1 s), ROUNDS (3), SERVERS ("reactor go
 # tokio goroutine"), SCENARIOS ("1x64 1x4096 100x64 100x4096 hs1 hs4"), IDLE_CONNS (2000, 0
 # skips the memory part), PORT_BASE (19500), PROFILE (release; `ci` reuses the test build's
-# optimized profile for a quick look, and the report says which).
+# optimized profile for a quick look, and the report says which), RESULT (the report's file
+# name in bench/results, tls-latest.txt). A server named `reactorN` is the reactor with a
+# GONET_SPIN_US=N idle spin window (e.g. SERVERS="reactor reactor200 go").
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -56,11 +58,13 @@ start_server() {
     PORT=$((PORT + 1))
     local cert
     case $1 in
-    reactor)
-        cert=$TMP/reactor
+    reactor | reactor[0-9]*)
+        # reactorN: the reactor with an idle spin window of N µs (GONET_SPIN_US).
+        cert=$TMP/$1
         mkdir -p "$cert"
-        TMPDIR=$cert taskset -c 0 env GONET_PROCS=1 "$BIN/examples/reactor_tls_echo" \
-            "127.0.0.1:$PORT" >"$TMP/server.log" 2>&1 &
+        local spin=${1#reactor}
+        TMPDIR=$cert taskset -c 0 env GONET_PROCS=1 ${spin:+GONET_SPIN_US=$spin} \
+            "$BIN/examples/reactor_tls_echo" "127.0.0.1:$PORT" >"$TMP/server.log" 2>&1 &
         CA=$cert/gonet-reactor_tls_echo-cert.pem
         ;;
     goroutine)
@@ -155,7 +159,7 @@ done
 RMED=$TMP/ratio-medians
 medians <"$RAT" >"$RMED" || true
 
-OUT=$RESULTS/tls-latest.txt
+OUT=$RESULTS/${RESULT:-tls-latest.txt}
 {
     results_header "bench/tls.sh: TLS echo, reactor (Builder::tls) vs Go crypto/tls, tokio-rustls and gonet's goroutine tls_echo" "$START_LOAD"
     echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
