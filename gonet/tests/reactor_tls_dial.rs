@@ -2,8 +2,9 @@
 //! reactor's own TLS server (TLS 1.3 and 1.2, on a goroutine and on a plain thread, messages
 //! of many records), against `openssl s_server`, `close_notify` on close and on drop (seen by
 //! a rustls server that tells a clean end from a bare TCP close), a certificate the client
-//! does not trust or that names another host, a malformed server name, and a listener that
-//! never answers (cut by the dial's timeout).
+//! does not trust or that names another host, a malformed server name, a listener that
+//! never answers (cut by the dial's timeout), and after the handshake a read timeout and a
+//! close from another thread.
 
 #[allow(dead_code)]
 #[path = "../../examples/reactor_tls_echo.rs"]
@@ -267,5 +268,47 @@ fn the_dial_timeout_cuts_a_silent_server() {
         attempt(cfg.clone());
         gonet::Builder::new().procs(1).build().unwrap().run(move || attempt(cfg));
         drop(ln);
+    });
+}
+
+/// After the handshake the dialed connection keeps the `Connection` semantics: a read
+/// timeout is `TimedOut`, and a `ConnHandle::close` from another thread wakes a read blocked
+/// on a silent server with an error (the session is not touched from that thread).
+#[test]
+fn read_timeout_and_close_from_another_thread() {
+    common::within(LIMIT, || {
+        let (cert, key, _) = reactor_tls_echo::self_signed().unwrap();
+        let cfg = reactor_tls_echo::server_config(cert.clone(), key, &[]).unwrap();
+        let ln = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        // Completes each handshake, then says nothing until the client leaves.
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (s, _) = ln.accept().unwrap();
+                let mut s = StreamOwned::new(ServerConnection::new(cfg.clone()).unwrap(), s);
+                while s.conn.is_handshaking() {
+                    s.conn.complete_io(&mut s.sock).unwrap();
+                }
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+            }
+        });
+        let c = dial_as(addr, &cert, "localhost").unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)));
+        let e = c.next(1).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        drop(c);
+
+        let c = dial_as(addr, &cert, "localhost").unwrap();
+        let h = c.handle();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            h.close();
+        });
+        let e = c.next(1).unwrap_err();
+        assert!(!c.is_active(), "{e}");
+        closer.join().unwrap();
+        drop(c);
+        server.join().unwrap();
     });
 }
