@@ -22,7 +22,7 @@ use rustls::ServerConfig;
 
 #[allow(dead_code)]
 #[path = "tls_echo.rs"]
-mod tls_echo;
+pub mod tls_echo;
 
 /// A self-signed certificate for `localhost`, `127.0.0.1` and `::1` (`tls_echo`'s).
 pub use tls_echo::self_signed;

@@ -4,11 +4,14 @@
 //! `redis-benchmark`: PING, ECHO, SET [NX|XX], GET, DEL, EXISTS, INCR, MGET, MSET, DBSIZE,
 //! FLUSHALL/FLUSHDB, SELECT 0, QUIT, and minimal COMMAND and CONFIG GET.
 //!
-//! Run: `cargo run --release --example resp_kv -- 127.0.0.1:6380 [SHARDS] [--reactor]`
+//! Run: `cargo run --release --example resp_kv -- 127.0.0.1:6380 [SHARDS] [--reactor] [--tls]`
 //! (workers from `GONET_PROCS`), then `redis-cli -p 6380`. With `--reactor` the same commands
 //! are served by a `gonet::reactor::EventLoop` (netpoll's model: a handler called when a
 //! connection has input, no goroutine per idle connection) instead of a goroutine per
-//! connection.
+//! connection. `--tls` (built with `--features rustls`; implies `--reactor`) serves them over
+//! TLS on the reactor (`Builder::tls`) with a self-signed certificate made at start (as
+//! `reactor_tls_echo` does) and written to `$TMPDIR/gonet-resp_kv-cert.pem`: then
+//! `redis-cli --tls --insecure -p 6380`, or `--cacert` that file with `--sni localhost`.
 //!
 //! Malformed input gets `-ERR Protocol error: ...` and a close, as in Redis; a bulk string is
 //! limited to 512 MB, a command to 1M arguments and an inline command to 64 KB.
@@ -207,10 +210,38 @@ pub const REACTOR_INPUT_CAP: usize = 64 << 20;
 
 /// The same server on the reactor: `handle_reactor` runs whenever a connection has input.
 pub fn serve_reactor(ln: TcpListener, store: Arc<Store>) -> io::Result<()> {
+    reactor_builder(store).build().serve(ln)
+}
+
+fn reactor_builder(store: Arc<Store>) -> gonet::reactor::Builder {
     gonet::reactor::EventLoop::builder(move |c| handle_reactor(c, &store))
         .input_cap(REACTOR_INPUT_CAP)
-        .build()
-        .serve(ln)
+}
+
+/// The reactor server over TLS with `cfg`: the handler is the same, it sees plaintext.
+#[cfg(feature = "rustls")]
+pub fn serve_reactor_tls(
+    ln: TcpListener,
+    store: Arc<Store>,
+    cfg: Arc<rustls::ServerConfig>,
+) -> io::Result<()> {
+    reactor_builder(store).tls(cfg).build().serve(ln)
+}
+
+#[cfg(feature = "rustls")]
+#[allow(dead_code)]
+#[path = "reactor_tls_echo.rs"]
+pub mod reactor_tls_echo;
+
+/// A TLS configuration with a self-signed certificate for `localhost`, `127.0.0.1` and `::1`,
+/// whose PEM is written to `$TMPDIR/gonet-resp_kv-cert.pem`.
+#[cfg(feature = "rustls")]
+pub fn self_signed_tls() -> Result<Arc<rustls::ServerConfig>, String> {
+    let (cert, key, pem) = reactor_tls_echo::self_signed().map_err(|e| e.to_string())?;
+    let path = std::env::temp_dir().join("gonet-resp_kv-cert.pem");
+    std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("resp_kv: self-signed certificate written to {}", path.display());
+    reactor_tls_echo::server_config(cert, key, &[]).map_err(|e| e.to_string())
 }
 
 thread_local! {
@@ -620,25 +651,58 @@ fn bulk(out: &mut Vec<u8>, v: &[u8]) {
 
 fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:6380".to_string());
-    let reactor = std::env::args().any(|a| a == "--reactor");
-    let shards =
-        match std::env::args().nth(2).filter(|a| a != "--reactor").map(|s| s.parse::<usize>()) {
-            None => DEFAULT_SHARDS,
-            Some(Ok(n)) if n > 0 => n,
-            Some(_) => {
-                eprintln!("resp_kv: SHARDS must be a positive integer");
-                std::process::exit(2);
-            }
-        };
+    let tls = std::env::args().any(|a| a == "--tls");
+    let reactor = tls || std::env::args().any(|a| a == "--reactor");
+    let shards = match std::env::args()
+        .nth(2)
+        .filter(|a| !a.starts_with("--"))
+        .map(|s| s.parse::<usize>())
+    {
+        None => DEFAULT_SHARDS,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("resp_kv: SHARDS must be a positive integer");
+            std::process::exit(2);
+        }
+    };
     let store = Arc::new(Store::new(shards));
+    #[cfg(feature = "rustls")]
+    let tls_cfg = if tls {
+        match self_signed_tls() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("resp_kv: TLS setup: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
+    #[cfg(not(feature = "rustls"))]
+    if tls {
+        eprintln!("resp_kv: --tls needs the rustls feature (cargo run --features rustls ...)");
+        std::process::exit(2);
+    }
     gonet::run(move || {
         let ln = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {
             eprintln!("resp_kv: cannot listen on {addr}: {e}");
             std::process::exit(1);
         });
         let local = ln.local_addr().expect("bound listener has an address");
-        let model = if reactor { "reactor" } else { "goroutine per connection" };
+        let model = match (tls, reactor) {
+            (true, _) => "reactor, TLS",
+            (false, true) => "reactor",
+            _ => "goroutine per connection",
+        };
         eprintln!("resp_kv: listening on {local} ({shards} shards, {model})");
+        #[cfg(feature = "rustls")]
+        if let Some(cfg) = tls_cfg {
+            if let Err(e) = serve_reactor_tls(ln, store, cfg) {
+                eprintln!("resp_kv: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
         let r = if reactor { serve_reactor(ln, store) } else { serve(ln, store) };
         if let Err(e) = r {
             eprintln!("resp_kv: {e}");

@@ -3,12 +3,16 @@
 //! for `--duration` seconds after `--warmup`. Prints `rps`, and with `--server-pid` the
 //! server's CPU µs per request (`server_cpu_us_per_req`, from `/proc/PID/stat`).
 //!
+//! With `--handshakes 1`, each of the `--conns` threads makes a new connection per request: a
+//! full TLS 1.3 handshake (session resumption is off), one echo of `--size` bytes, then
+//! `close_notify` and close; `rps` and `server_cpu_us_per_req` then count these.
+//!
 //! With `--idle N --server-pid PID` it instead measures memory per idle TLS connection: one
 //! warm-up connection, the server's VmRSS, then N connections that each complete the handshake
 //! and one echo and then stay open, the VmRSS again once it settles; prints `idle_conn_bytes`.
 //!
 //! Flags: --addr 127.0.0.1:9443 --ca CERT.pem --conns 1 --size 64 --duration 5 --warmup 1
-//! --server-pid PID --idle N
+//! --server-pid PID --idle N --handshakes 0
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -25,8 +29,17 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 fn main() {
-    let flags =
-        Flags::parse(&["addr", "ca", "conns", "size", "duration", "warmup", "server-pid", "idle"]);
+    let flags = Flags::parse(&[
+        "addr",
+        "ca",
+        "conns",
+        "size",
+        "duration",
+        "warmup",
+        "server-pid",
+        "idle",
+        "handshakes",
+    ]);
     let addr: String = flags.get("addr", "127.0.0.1:9443".to_string());
     let ca: String = flags.get("ca", String::new());
     let r = (|| -> io::Result<()> {
@@ -36,15 +49,15 @@ fn main() {
             let pid = pid.ok_or_else(|| io::Error::other("--idle needs --server-pid"))?;
             return idle(&addr, &cfg, n, pid);
         }
-        load(
-            &addr,
-            &cfg,
-            flags.get("conns", 1),
-            flags.get("size", 64),
-            Duration::from_secs_f64(flags.get("warmup", 1.0)),
-            Duration::from_secs_f64(flags.get("duration", 5.0)),
+        let run = Run {
+            conns: flags.get("conns", 1),
+            size: flags.get("size", 64),
+            warmup: Duration::from_secs_f64(flags.get("warmup", 1.0)),
+            duration: Duration::from_secs_f64(flags.get("duration", 5.0)),
             pid,
-        )
+            handshakes: flags.get::<u32>("handshakes", 0) > 0,
+        };
+        load(&addr, &cfg, run)
     })();
     if let Err(e) = r {
         eprintln!("tls_loadgen: {e}");
@@ -63,11 +76,13 @@ fn config(ca: &str) -> io::Result<Arc<ClientConfig>> {
     }
     let mut provider = ring::default_provider();
     provider.cipher_suites = vec![ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
-    let cfg = ClientConfig::builder_with_provider(Arc::new(provider))
+    let mut cfg = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(io::Error::other)?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // Every connection a full handshake (the handshake figure measures those).
+    cfg.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(cfg))
 }
 
@@ -94,25 +109,34 @@ fn echo(s: &mut Tls, msg: &[u8], buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn load(
-    addr: &str,
-    cfg: &Arc<ClientConfig>,
+/// What a load run does (see the flags at the top).
+struct Run {
     conns: usize,
     size: usize,
     warmup: Duration,
     duration: Duration,
     pid: Option<u32>,
-) -> io::Result<()> {
+    handshakes: bool,
+}
+
+fn load(addr: &str, cfg: &Arc<ClientConfig>, run: Run) -> io::Result<()> {
+    let Run { conns, size, warmup, duration, pid, handshakes } = run;
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for _ in 0..conns {
         let mut s = connect(addr, cfg)?;
-        let (count, stop) = (count.clone(), stop.clone());
+        let (count, stop, addr, cfg) = (count.clone(), stop.clone(), addr.to_string(), cfg.clone());
         threads.push(std::thread::spawn(move || -> io::Result<()> {
             let msg = vec![b'x'; size];
             let mut buf = vec![0u8; size];
             while !stop.load(Ordering::Relaxed) {
+                if handshakes {
+                    // A new connection per request; the previous one ends cleanly.
+                    s.conn.send_close_notify();
+                    let _ = s.flush();
+                    s = connect(&addr, &cfg)?;
+                }
                 echo(&mut s, &msg, &mut buf)?;
                 count.fetch_add(1, Ordering::Relaxed);
             }

@@ -800,7 +800,7 @@ impl Drop for Connection {
         // Dropping a dialed connection closes it (its close callbacks run); a server
         // connection's handler-loop owner drops after every turn and closes nothing.
         if let Io::Client(_) = self.inner.io {
-            self.inner.close();
+            self.close();
         }
     }
 }
@@ -1063,7 +1063,16 @@ impl Connection {
     }
 
     /// Closes the connection (from the handler: once it returns; see [`ConnHandle::close`]).
+    /// A TLS connection sends `close_notify` first (a server connection when it is
+    /// finalized, a dialed one here).
     pub fn close(&self) {
+        #[cfg(feature = "rustls")]
+        if let (Io::Client(_), Some(t)) = (&self.inner.io, &self.inner.tls) {
+            if self.inner.is_active() {
+                // On the holder's thread (`Connection` is not `Send`): tls.rs invariant 1.
+                t.finish(&self.inner);
+            }
+        }
         self.inner.close()
     }
 

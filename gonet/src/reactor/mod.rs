@@ -19,7 +19,7 @@
 //! Files, by concept: `event_loop` (the accept loop, the poll manager's balancer, shutdown),
 //! `conn` (`Connection`: the Reader/Writer over the buffers, the handler loop), `trigger` (the
 //! poller/handler handshake and its invariants), `sched` (each worker's ready queue and pool
-//! of handler goroutines), `dial` (client connections), `buffer` (`LinkBuffer`) and, with the
+//! of handler goroutines), `dial` (client connections, plain and TLS), `buffer` (`LinkBuffer`) and, with the
 //! `rustls` feature, `tls` (TLS sessions run by the handler loop).
 //!
 //! The sub-reactors are the runtime's workers: a connection is registered on one worker's
@@ -43,6 +43,8 @@ mod writer;
 pub use buffer::*;
 pub use conn::{ConnHandle, Connection, DEFAULT_INPUT_CAP, DEFAULT_OUTPUT_CAP};
 pub use dial::dial;
+#[cfg(feature = "rustls")]
+pub use dial::dial_tls;
 pub use event_loop::{Balance, Builder, EventLoop};
 pub use writer::ConnWriter;
 

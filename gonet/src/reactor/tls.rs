@@ -1,5 +1,7 @@
-//! TLS on reactor connections (feature `rustls`): a rustls server session per connection,
-//! driven by the handler loop on the owner worker, behind the unchanged `Connection` API.
+//! TLS on reactor connections (feature `rustls`): a rustls session per connection — a server
+//! session on an `EventLoop` built with `Builder::tls`, driven by the handler loop on the owner
+//! worker, or a client session on a connection made by `dial_tls` (dial.rs), driven by the
+//! goroutine or thread that holds it — behind the unchanged `Connection` API.
 //!
 //! * **Handshake.** `run` (conn.rs) calls [`Tls::handshake`] before `on_connect`: it reads,
 //!   feeds rustls and sends its flights like any turn of the loop, and goes idle (no
@@ -19,11 +21,19 @@
 //!   shuts a TLS socket down for reading only so that send can still go out.
 //! * **Errors.** A handshake failure or a bad record is returned as `InvalidData` from the
 //!   turn; the handler loop reports it (peer, descriptor, worker) and finalizes.
+//! * **Client (`dial_tls`).** [`Tls::client_handshake`] runs the whole handshake before the
+//!   dial returns, under the dial's deadline (set on the socket as Go's `SetDeadline`); then
+//!   `fill` and `send_all` work as above, except that the I/O goes through the
+//!   `net::TcpStream`, which parks the goroutine (or blocks the thread) where a server
+//!   connection would go idle or wait for writability. `Connection::close` and dropping the
+//!   box send `close_notify` with one non-blocking send ([`Tls::finish`]), on the holder's
+//!   thread; a close through a `ConnHandle` from elsewhere does not touch the session and
+//!   closes without it.
 //!
 //! # Invariants
 //!
 //! 1. The session is touched only under the access rule of conn.rs (the owner worker, one
-//!    handler at a time); each method forms `&mut ServerConnection` once per step, never
+//!    handler at a time; for a dialed connection, the thread holding the `Connection`); each method forms `&mut ServerConnection` once per step, never
 //!    across a park, and calls no user code while holding it.
 //! 2. Memory stays bounded: rustls keeps at most 16 KiB of undelivered plaintext (it refuses
 //!    `read_tls` beyond, and `fill` reads only when none is undelivered), one record being
@@ -38,13 +48,14 @@
 
 use std::cell::{Cell, OnceCell, UnsafeCell};
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::{ProtocolVersion, ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion, ServerConfig, ServerConnection};
 
-use super::conn::{report, ConnInner, Connection, Done};
+use super::conn::{report, ConnInner, Connection, Done, Io};
 use super::trigger::Want;
 use crate::runtime::timer;
 
@@ -65,9 +76,14 @@ struct Info {
     version: Option<ProtocolVersion>,
 }
 
-/// The TLS state of one server connection.
+/// The TLS state of one connection (a server's or a dialed one's).
 pub(crate) struct Tls {
-    sess: UnsafeCell<ServerConnection>,
+    sess: UnsafeCell<rustls::Connection>,
+    /// The name a dialed connection verified the server against (`None` on a server
+    /// connection: there SNI comes from the session).
+    dialed_name: Option<Box<str>>,
+    /// `finish` has run (a dialed connection may be closed, then dropped).
+    finished: Cell<bool>,
     info: OnceCell<Info>,
     timeout: Duration,
     /// The handshake timer, cancelled when the handshake completes or the connection closes.
@@ -89,11 +105,35 @@ impl Tls {
         timeout: Duration,
         output_cap: usize,
     ) -> io::Result<Tls> {
-        let mut sess = ServerConnection::new(cfg)
+        let sess = ServerConnection::new(cfg)
             .map_err(|e| io::Error::other(format!("gonet reactor: TLS session: {e}")))?;
+        Ok(Tls::with(sess.into(), None, timeout, output_cap))
+    }
+
+    /// A client session for `dial_tls`, verifying the server as `name`.
+    pub(crate) fn client(cfg: Arc<ClientConfig>, name: &str, output_cap: usize) -> io::Result<Tls> {
+        let sn = ServerName::try_from(name.to_owned()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("dial_tls: invalid server name {name:?}: {e}"),
+            )
+        })?;
+        let sess = ClientConnection::new(cfg, sn)
+            .map_err(|e| io::Error::other(format!("dial_tls: TLS session: {e}")))?;
+        Ok(Tls::with(sess.into(), Some(name.into()), DEFAULT_HANDSHAKE_TIMEOUT, output_cap))
+    }
+
+    fn with(
+        mut sess: rustls::Connection,
+        dialed_name: Option<Box<str>>,
+        timeout: Duration,
+        output_cap: usize,
+    ) -> Tls {
         sess.set_buffer_limit(Some(output_cap.clamp(MIN_RECORD_BUFFER, MAX_RECORD_BUFFER)));
-        Ok(Tls {
+        Tls {
             sess: UnsafeCell::new(sess),
+            dialed_name,
+            finished: Cell::new(false),
             info: OnceCell::new(),
             timeout,
             timer: Cell::new(None),
@@ -102,7 +142,7 @@ impl Tls {
             peer_closed: Cell::new(false),
             got_bytes: Cell::new(false),
             failed: Cell::new(false),
-        })
+        }
     }
 
     /// The session, for one step.
@@ -111,7 +151,7 @@ impl Tls {
     /// Invariant 1: the caller is on the owner worker, holds the result for one step that
     /// neither parks nor calls this again, and drops it before the next call.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn sess(&self) -> &mut ServerConnection {
+    unsafe fn sess(&self) -> &mut rustls::Connection {
         // SAFETY: the caller's obligation (exclusive, single-threaded).
         unsafe { &mut *self.sess.get() }
     }
@@ -197,8 +237,14 @@ impl Tls {
             return Ok(false);
         }
         let short = Cell::new(false);
-        // SAFETY: invariant 1; the borrow ends before anything below parks.
-        let r = unsafe { self.sess() }.read_tls(&mut FdRead { fd: c.fd(), short: &short });
+        // SAFETY: invariant 1; the borrow ends before anything below parks (a dialed
+        // connection's read parks inside it, on the thread that holds the connection: no
+        // other step can run meanwhile).
+        let sess = unsafe { self.sess() };
+        let r = match &c.io {
+            Io::Server { .. } => sess.read_tls(&mut FdRead { fd: c.fd(), short: &short }),
+            Io::Client(s) => sess.read_tls(&mut &*s),
+        };
         match r {
             Ok(0) => {
                 c.eof.set(true);
@@ -226,9 +272,13 @@ impl Tls {
             }
         }
         if !self.established() && !sess.is_handshaking() {
+            let sni = match &*sess {
+                rustls::Connection::Server(s) => s.server_name().map(Box::from),
+                rustls::Connection::Client(_) => self.dialed_name.clone(),
+            };
             let _ = self.info.set(Info {
                 alpn: sess.alpn_protocol().map(Box::from),
-                sni: sess.server_name().map(Box::from),
+                sni,
                 version: sess.protocol_version(),
             });
         }
@@ -283,7 +333,12 @@ impl Tls {
             if !sess.wants_write() {
                 return Ok(());
             }
-            match sess.write_tls(&mut FdWrite(c.fd())) {
+            let r = match &c.io {
+                Io::Server { .. } => sess.write_tls(&mut FdWrite(c.fd())),
+                // Blocks (parks) until the kernel takes some: no `EAGAIN` comes back.
+                Io::Client(s) => sess.write_tls(&mut &*s),
+            };
+            match r {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && wait => {
                     c.wait(Want::Write, deadline, "flush")?
@@ -338,20 +393,72 @@ impl Tls {
         }
     }
 
-    /// At finalize: queue `close_notify` (unless the session failed: its alert is queued
-    /// instead) and send what rustls holds with one non-blocking attempt.
+    /// At finalize (or the close of a dialed connection): queue `close_notify` (unless the
+    /// session failed: its alert is queued instead) and send what rustls holds with one
+    /// non-blocking attempt. Runs once.
     pub(super) fn finish(&self, c: &ConnInner) {
+        if self.finished.replace(true) {
+            return;
+        }
         if let Some(t) = self.timer.take() {
             t.cancel();
         }
-        // SAFETY: invariant 1 (finalize runs on the owner worker, no handler runs).
+        // SAFETY: invariant 1 (finalize runs on the owner worker, no handler runs; a dialed
+        // connection is closed by the thread that holds it).
         let sess = unsafe { self.sess() };
         if self.established() && !self.failed.get() {
             sess.send_close_notify();
         }
-        if sess.wants_write() {
-            let _ = sess.write_tls(&mut FdWrite(c.fd()));
+        if !sess.wants_write() {
+            return;
         }
+        match &c.io {
+            Io::Server { .. } => {
+                let _ = sess.write_tls(&mut FdWrite(c.fd()));
+            }
+            Io::Client(s) => {
+                // Through a reference that keeps the descriptor open, and fails if a
+                // `ConnHandle` closed it meanwhile (its number may name another file).
+                if let Ok(r) = s.netfd().checked() {
+                    let _ = sess.write_tls(&mut FdWrite(r.as_raw_fd()));
+                }
+            }
+        }
+    }
+
+    /// The handshake of a dialed connection, before `dial_tls` returns: sends and reads the
+    /// flights through the stream (parking or blocking) until it completes, under `deadline`
+    /// (set on the socket for the handshake and cleared after it).
+    pub(super) fn client_handshake(
+        &self,
+        c: &ConnInner,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> io::Result<()> {
+        let Io::Client(s) = &c.io else { unreachable!("only dialed connections") };
+        s.set_deadline(Some(deadline))?;
+        let r = (|| loop {
+            self.send_records(c, true)?;
+            if self.established() {
+                return Ok(());
+            }
+            self.fill(c)?;
+            if c.eof.get() && !self.established() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection during the TLS handshake",
+                ));
+            }
+        })();
+        let r = r.and_then(|()| self.send_records(c, true));
+        s.set_deadline(None)?;
+        r.map_err(|e| match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("dial_tls {}: TLS handshake not finished within {timeout:?}", c.peer()),
+            ),
+            k => io::Error::new(k, format!("dial_tls {}: {e}", c.peer())),
+        })
     }
 }
 
@@ -425,7 +532,8 @@ impl Connection {
         self.tls_info()?.alpn.as_deref()
     }
 
-    /// The server name the TLS client asked for (SNI), if any (feature `rustls`).
+    /// The server name the TLS client asked for (SNI), if any (feature `rustls`); on a
+    /// connection made by [`dial_tls`](super::dial_tls), the name the server was verified as.
     pub fn server_name(&self) -> Option<&str> {
         self.tls_info()?.sni.as_deref()
     }

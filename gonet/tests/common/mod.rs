@@ -133,22 +133,31 @@ impl Drop for Reap {
     }
 }
 
-/// Whether `openssl` is on PATH (for the interop tests); under `CI=true` its absence fails.
-pub fn openssl_available() -> bool {
-    let found = std::process::Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+/// Whether `tool` runs (`tool ARG` succeeds); under `CI=true` its absence fails, naming the
+/// package that provides it (CI installs it, `.ci/run`).
+pub fn tool_available(tool: &str, arg: &str, package: &str) -> bool {
+    let found =
+        std::process::Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success());
     if !found {
-        // CI installs openssl (.ci/run): there, a missing tool is a failure, not a skip.
+        // CI installs the tool (.ci/run): there, a missing tool is a failure, not a skip.
         assert!(
             std::env::var_os("CI").is_none_or(|v| v != "true"),
-            "openssl is not on PATH but CI=true: the openssl interop check cannot run \
-             (install openssl)"
+            "{tool} is not on PATH but CI=true: the {tool} interop check cannot run \
+             (install {package})"
         );
-        eprintln!("note: openssl is not on PATH; skipping the openssl interop check");
+        eprintln!("note: {tool} is not on PATH; skipping the {tool} interop check");
     }
     found
+}
+
+/// Whether `openssl` is on PATH (for the interop tests); under `CI=true` its absence fails.
+pub fn openssl_available() -> bool {
+    tool_available("openssl", "version", "openssl")
+}
+
+/// Whether `redis-cli` is on PATH; under `CI=true` its absence fails.
+pub fn redis_cli_available() -> bool {
+    tool_available("redis-cli", "--version", "redis-tools")
 }
 
 /// Runs `openssl s_client -quiet` (protocol flag `version`, e.g. `-tls1_3`) against the echo
