@@ -485,6 +485,7 @@ pub(crate) fn go_local(
 /// work (hyper's HTTP/2 streams: `hyper::Executor`): a burst of them runs before the goroutine
 /// that spawned them, if they wake it, runs again, as tokio's run queue orders tasks. Its
 /// stack is taken when it first runs, as [`go`]'s.
+#[cfg(feature = "hyper")]
 #[track_caller]
 pub(crate) fn go_here(f: impl FnOnce() + Send + 'static) {
     let Some(w) = worker::current() else {
