@@ -195,11 +195,17 @@ impl TimerHeap {
         self.far_sweep_at = (self.far.len() * 2).max(SWEEP_MIN);
     }
 
-    /// Removes and returns one live timer due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
+    /// Moves the far timers into the heap if the earliest is due within `HORIZON` of `now`
+    /// (then [`next`](Self::next) reports a time after `now`).
+    pub(crate) fn move_far_due(&mut self, now: Instant) {
         if self.far_min.is_some_and(|m| m <= now + HORIZON) {
             self.move_far(now);
         }
+    }
+
+    /// Removes and returns one live timer due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
+        self.move_far_due(now);
         loop {
             if self.heap.peek()?.when > now {
                 return None;
@@ -213,6 +219,11 @@ impl TimerHeap {
 
     pub(crate) fn len(&self) -> usize {
         self.heap.len() + self.far.len()
+    }
+
+    /// Timers in the heap (not far).
+    pub(crate) fn near_len(&self) -> usize {
+        self.heap.len()
     }
 
     /// Drops every timer (runtime shutdown).

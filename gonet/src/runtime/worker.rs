@@ -493,7 +493,7 @@ impl Worker {
                     self.stacks.borrow_mut().trim(Instant::now());
                 }
             }
-            self.fire_timers();
+            self.fire_timers(tick);
             match self.find_runnable(tick) {
                 Some(g) => self.execute(g),
                 None => self.idle(),
@@ -501,10 +501,15 @@ impl Worker {
         }
     }
 
-    fn fire_timers(&self) {
-        let len = self.timers.borrow().len();
+    fn fire_timers(&self, tick: u32) {
+        let (len, near) = {
+            let t = self.timers.borrow();
+            (t.len(), t.near_len())
+        };
         self.shared.stats.timers.set_local(len as u64);
-        if len == 0 {
+        // Only far timers (timer.rs: due a horizon of a second or more after they were set):
+        // looking every 61 rounds moves them in time, and spares a clock read per switch.
+        if near == 0 && (len == 0 || tick % 61 != 0) {
             return;
         }
         let now = Instant::now();
@@ -633,7 +638,11 @@ impl Worker {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let next = self.timers.borrow_mut().next();
+            let next = {
+                let mut t = self.timers.borrow_mut();
+                t.move_far_due(Instant::now());
+                t.next()
+            };
             match next.map_or(trim, |t| Some(trim.map_or(t, |r| r.min(t)))) {
                 None => -1,
                 Some(t) => {
@@ -755,8 +764,14 @@ impl Worker {
     fn spin(&self) -> bool {
         let st = &self.shared.stats;
         st.spins.set_local(st.spins.get() + 1);
-        let window_end = Instant::now() + self.rt.spin;
-        let until = match self.timers.borrow_mut().next() {
+        let now = Instant::now();
+        let window_end = now + self.rt.spin;
+        let next = {
+            let mut t = self.timers.borrow_mut();
+            t.move_far_due(now);
+            t.next()
+        };
+        let until = match next {
             Some(t) => window_end.min(t),
             None => window_end,
         };
