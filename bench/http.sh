@@ -71,7 +71,14 @@ start_server() {
 }
 
 # User + system CPU ticks of process $1 (all its threads).
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# (empty if it has exited).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || true; }
+
+# CPU µs per request from ticks $1 -> $2 over $3 requests (n/a when a reading is missing).
+cpu_per_req() {
+    if [ -z "$1" ] || [ -z "$2" ] || [ -z "$3" ]; then echo n/a; return; fi
+    awk -v t="$(($2 - $1))" -v hz="$TCK" -v n="$3" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }'
+}
 TCK=$(getconf CLK_TCK)
 
 # wrk's latency ("812.00us", "1.23ms", "2.00s") in microseconds.
@@ -98,6 +105,7 @@ for round in $(seq 1 "$ROUNDS"); do
         t0=$(cpu_ticks "$SERVER_PID")
         taskset -c 1 "${PRIO[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk.out"
         t1=$(cpu_ticks "$SERVER_PID")
+        [ -n "$t1" ] || { log "WARNING: $srv exited during the run:"; cat "$TMP/server.log" >&2; }
         stop_server
         reqs=$(awk '/ requests in / { print $1 }' "$TMP/wrk.out")
         rps=$(awk '/^Requests\/sec:/ { print $2 }' "$TMP/wrk.out")
@@ -115,8 +123,8 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "$srv rps $rps" >>"$samples"
         echo "$srv p50_us $(to_us "$p50")" >>"$samples"
         echo "$srv p99_us $(to_us "$p99")" >>"$samples"
-        cpu=$(awk -v t="$((t1 - t0))" -v hz="$TCK" -v n="$reqs" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
-        echo "$srv cpu_us $cpu" >>"$samples"
+        cpu=$(cpu_per_req "$t0" "$t1" "$reqs")
+        [ "$cpu" = n/a ] || echo "$srv cpu_us $cpu" >>"$samples"
         log "$srv: $rps req/s, p50 $p50, p99 $p99, $cpu µs CPU/request"
     done
 done
@@ -145,9 +153,9 @@ for round in $(seq 1 "$ROUNDS"); do
             cat "$TMP/h2.out" >&2
             continue
         fi
-        cpu=$(awk -v t="$((t1 - t0))" -v hz="$TCK" -v n="$ok" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+        cpu=$(cpu_per_req "$t0" "$t1" "$ok")
         echo "h2-$srv rps $rps" >>"$samples"
-        echo "h2-$srv cpu_us $cpu" >>"$samples"
+        [ "$cpu" = n/a ] || echo "h2-$srv cpu_us $cpu" >>"$samples"
         log "$srv HTTP/2: $rps req/s, $cpu µs CPU/request"
     done
 done

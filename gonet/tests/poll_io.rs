@@ -230,6 +230,24 @@ fn after_a_short_read_the_next_poll_waits_and_a_new_tasks_waker_is_the_one_woken
 }
 
 #[test]
+fn the_end_of_stream_after_a_short_read_is_seen_without_another_edge() {
+    // Data and FIN arrive together: one edge. The read of the data is short, which would arm
+    // the waker for the next edge, but none comes: the next poll must still read the EOF.
+    run(1, || {
+        let (mut c, s) = pair();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut buf = [0u8; 64];
+        assert!(s.poll_read(&mut Context::from_waker(&waker), &mut buf).is_pending());
+        c.write_all(b"last").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(await_wakes(&count, 1), "the data did not wake the reader");
+        assert_eq!(read_with(&s, &waker, &mut buf), 4, "a short read of the data");
+        assert_eq!(read_with(&s, &waker, &mut buf), 0, "end of stream");
+    });
+}
+
+#[test]
 fn ping_pong_with_short_reads_loses_no_edge() {
     // Reads into a larger buffer than the message (each read is short, so it arms the waker
     // and the next poll takes the no-syscall path), the peer on another worker.

@@ -22,8 +22,11 @@
 //!   more room (writes): arm the slot as on `EAGAIN`, and disarm again if the state word shows
 //!   an edge since the syscall. The next poll then takes the fast path instead of a syscall
 //!   that would fail — for hyper, whose idle connection polls its read again after every
-//!   response, the difference between one `recv` per request and three. Any other completed
-//!   syscall disarms the slot (its next poll must try the syscall).
+//!   response, one `recv` per request instead of five. Any other completed syscall disarms
+//!   the slot (its next poll must try the syscall).
+//! * Once the peer's end of stream or an error was reported (`PollDesc::hung_up`) no edge
+//!   follows, so neither the fast path nor the arming on a short transfer applies: every poll
+//!   tries the syscall (as tokio keeps `READ_CLOSED` sticky).
 //!
 //! Close, a deadline change and the deadline timer wake the slot (disarming it) as they kick a
 //! parked goroutine; the woken task's next poll then fails with the closed error or
@@ -66,7 +69,9 @@ impl NetFd {
         if let Err(e) = self.pd.check(d) {
             return Poll::Ready(Err(e));
         }
-        if self.pd.waker_armed_for(d, cx.waker()) {
+        // After the peer's end of stream or an error no edge follows: always try the syscall.
+        let hup = self.pd.hung_up();
+        if !hup && self.pd.waker_armed_for(d, cx.waker()) {
             return Poll::Pending;
         }
         loop {
@@ -74,9 +79,13 @@ impl NetFd {
             let r = f();
             if r >= 0 {
                 let n = r as usize;
-                if n > 0 && n < len {
-                    // Drained (or full): arm now, unless an edge came since the syscall.
-                    if self.pd.register_waker(d, cx.waker()).is_err() || self.pd.ready_since(d) {
+                if n > 0 && n < len && !hup {
+                    // Drained (or full): arm now, unless an edge came since the syscall (its
+                    // `hup` is published before its `READY`).
+                    if self.pd.register_waker(d, cx.waker()).is_err()
+                        || self.pd.ready_since(d)
+                        || self.pd.hung_up()
+                    {
                         self.pd.disarm_waker(d);
                     }
                 } else {
