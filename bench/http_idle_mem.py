@@ -2,7 +2,9 @@
 # http_idle_mem.py — memory per idle keep-alive HTTP/1.1 connection of a hello server:
 # starts SERVER_BIN on 127.0.0.1:18181 (one worker: GONET_PROCS=1), warms it with 50
 # connections, then opens N connections, sends one request on each and keeps them open, and
-# reports the server's RSS growth per connection.
+# reports the server's RSS growth per connection: 0.5 s after the last response, and again after
+# IDLE_S (3) seconds of idleness (a runtime may give memory back to an idle process: gonet
+# releases the stack pages an idle goroutine's returned calls left, after 1 s parked).
 # Usage: python3 bench/http_idle_mem.py SERVER_BIN [N=2000]   (ulimit -n must exceed N)
 # e.g. target/release/examples/hyper_hello, target/release/http_hyper, target/release/http_go
 import os, socket, subprocess, sys, time
@@ -26,5 +28,8 @@ conns = [socket.create_connection(("127.0.0.1", 18181)) for _ in range(n)]
 for s in conns: req(s)
 time.sleep(0.5)
 r1 = rss()
-print(f"{binp}: {n} idle keep-alive conns: RSS {r0} -> {r1} KiB, {(r1-r0)*1024/n:.0f} bytes/conn")
+time.sleep(max(float(os.environ.get("IDLE_S", "3")) - 0.5, 0))
+r2 = rss()
+print(f"{binp}: {n} idle keep-alive conns: RSS {r0} -> {r1} KiB, {(r1-r0)*1024/n:.0f} bytes/conn "
+      f"after 0.5 s; {r2} KiB, {(r2-r0)*1024/n:.0f} bytes/conn after {os.environ.get('IDLE_S', '3')} s")
 p.kill()

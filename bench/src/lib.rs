@@ -316,6 +316,23 @@ pub fn bytes_per(before: u64, after: u64, items: usize) -> String {
     format!("{:.0}", (after as f64 - before as f64) / items.max(1) as f64)
 }
 
+/// The response type of the hyper hello servers.
+pub type HelloResponse = hyper::Response<http_body_util::Full<bytes::Bytes>>;
+
+/// The response of the hyper hello servers (`http_hyper` on tokio, `http_hyper_gonet` on
+/// gonet): `Hello, World!` as `text/plain; charset=utf-8`, the same bytes as Go's net/http
+/// peer and gonet's http_hello answer.
+pub fn hello_response() -> HelloResponse {
+    let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"Hello, World!",
+    )));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

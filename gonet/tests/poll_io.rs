@@ -188,6 +188,96 @@ fn a_dropped_futures_waker_is_released_with_the_socket_and_never_woken_after() {
     });
 }
 
+/// Polls `s` for a read with `waker` until `Ready`, sleeping between polls.
+fn read_with(s: &TcpStream, waker: &Waker, buf: &mut [u8]) -> usize {
+    loop {
+        match s.poll_read(&mut Context::from_waker(waker), buf) {
+            Poll::Ready(r) => return r.unwrap(),
+            Poll::Pending => gonet::time::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Waits (bounded) until `c` counts at least `n` wakes.
+fn await_wakes(c: &Count, n: usize) -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    while c.0.load(Ordering::SeqCst) < n && Instant::now() < until {
+        gonet::time::sleep(Duration::from_millis(1));
+    }
+    c.0.load(Ordering::SeqCst) >= n
+}
+
+#[test]
+fn after_a_short_read_the_next_poll_waits_and_a_new_tasks_waker_is_the_one_woken() {
+    // A short read arms the read waker (the next poll needs no syscall); a poll by another
+    // task must still replace the waker, or the new task is never woken.
+    run(1, || {
+        let (mut c, s) = pair();
+        let (a, b) = (Arc::new(Count(AtomicUsize::new(0))), Arc::new(Count(AtomicUsize::new(0))));
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let mut buf = [0u8; 64];
+        c.write_all(b"one").unwrap();
+        assert_eq!(read_with(&s, &wa, &mut buf), 3, "a short read");
+        let woken_a = a.0.load(Ordering::SeqCst);
+        assert!(s.poll_read(&mut Context::from_waker(&wa), &mut buf).is_pending());
+        assert!(s.poll_read(&mut Context::from_waker(&wb), &mut buf).is_pending());
+        c.write_all(b"two").unwrap();
+        assert!(await_wakes(&b, 1), "the last task to poll was not woken by new data");
+        assert_eq!(a.0.load(Ordering::SeqCst), woken_a, "the replaced waker was woken");
+        assert_eq!(read_with(&s, &wb, &mut buf), 3);
+        assert_eq!(&buf[..3], b"two");
+    });
+}
+
+#[test]
+fn the_end_of_stream_after_a_short_read_is_seen_without_another_edge() {
+    // Data and FIN arrive together: one edge. The read of the data is short, which would arm
+    // the waker for the next edge, but none comes: the next poll must still read the EOF.
+    run(1, || {
+        let (mut c, s) = pair();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut buf = [0u8; 64];
+        assert!(s.poll_read(&mut Context::from_waker(&waker), &mut buf).is_pending());
+        c.write_all(b"last").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(await_wakes(&count, 1), "the data did not wake the reader");
+        assert_eq!(read_with(&s, &waker, &mut buf), 4, "a short read of the data");
+        assert_eq!(read_with(&s, &waker, &mut buf), 0, "end of stream");
+    });
+}
+
+#[test]
+fn ping_pong_with_short_reads_loses_no_edge() {
+    // Reads into a larger buffer than the message (each read is short, so it arms the waker
+    // and the next poll takes the no-syscall path), the peer on another worker.
+    run(2, || {
+        let (c, s) = pair();
+        let peer = gonet::go(move || {
+            let mut c = c;
+            let mut b = [0u8; 3];
+            for i in 0..20_000u32 {
+                std::io::Read::read_exact(&mut c, &mut b).unwrap();
+                assert_eq!(b, [i as u8; 3]);
+                c.write_all(&b).unwrap();
+            }
+        });
+        gonet::block_on(async {
+            let mut b = [0u8; 64];
+            for i in 0..20_000u32 {
+                let n = poll_fn(|cx| s.poll_write(cx, &[i as u8; 3])).await.unwrap();
+                assert_eq!(n, 3);
+                let mut got = 0;
+                while got < 3 {
+                    got += poll_fn(|cx| s.poll_read(cx, &mut b[got..])).await.unwrap();
+                }
+                assert_eq!(b[..3], [i as u8; 3]);
+            }
+        });
+        peer.join().unwrap();
+    });
+}
+
 #[test]
 fn unix_streams_poll_too() {
     run(1, || {

@@ -502,3 +502,51 @@ fn stats_count_pending_timers() {
         assert!(pending <= 1, "{pending} timers pending after the sleepers woke");
     });
 }
+
+/// Recurses `depth` frames of 1 KiB each (touching them) and returns the address of the
+/// deepest frame's buffer.
+#[inline(never)]
+fn touch_deep(depth: usize) -> usize {
+    let buf = std::hint::black_box([depth as u8; 1024]);
+    if depth == 0 {
+        return buf.as_ptr() as usize;
+    }
+    let a = touch_deep(depth - 1);
+    std::hint::black_box(&buf);
+    a
+}
+
+/// Whether the page holding `addr` is resident (`mincore`).
+fn resident(addr: usize) -> bool {
+    let page = addr & !4095;
+    let mut v = [0u8; 1];
+    // SAFETY: `page` is page-aligned and lies in a mapped stack; `v` has room for one page.
+    let r = unsafe { libc::mincore(page as *mut libc::c_void, 4096, v.as_mut_ptr()) };
+    assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+    v[0] & 1 != 0
+}
+
+#[test]
+fn a_long_parked_goroutine_gives_back_its_dead_stack_pages_and_resumes_intact() {
+    run(1, || {
+        let (addr_tx, addr_rx) = chan::bounded::<usize>(1);
+        let (go_tx, go_rx) = chan::bounded::<()>(0);
+        let h = gonet::go(move || {
+            let keep = std::hint::black_box([0x5au8; 2048]); // live across the park
+            addr_tx.send(touch_deep(64)).unwrap(); // 64 KiB below here, then returned
+            go_rx.recv().unwrap(); // parked, idle
+            assert!(std::hint::black_box(&keep).iter().all(|&b| b == 0x5a), "live frame lost");
+            touch_deep(64) != 0 // the released pages serve new frames
+        });
+        let deep = addr_rx.recv().unwrap();
+        gonet::time::sleep(Duration::from_millis(50));
+        assert!(resident(deep), "the deep frame's page should still be resident");
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while resident(deep) && std::time::Instant::now() < until {
+            gonet::time::sleep(Duration::from_millis(20));
+        }
+        assert!(!resident(deep), "the idle goroutine's dead stack page was not given back");
+        go_tx.send(()).unwrap();
+        assert!(h.join().unwrap());
+    });
+}

@@ -238,7 +238,10 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
-        crate::go_named("hyper task", move || {
+        // On this worker's run queue, in order with the goroutines woken meanwhile: an
+        // HTTP/2 connection's streams all answer before the connection flushes (one write for
+        // the burst, not one per stream).
+        crate::runtime::go_here(move || {
             crate::block_on(fut);
         });
     }

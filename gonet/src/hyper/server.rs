@@ -290,8 +290,14 @@ impl Server {
         let mut conn = std::pin::pin!(self.builder.serve_connection(io, svc));
         let mut graceful = false;
         let _ = crate::block_on(std::future::poll_fn(|cx| {
-            // The waker first, then the state: a `raise` after the load finds the waker.
-            *sig.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            // The waker first, then the state: a `raise` after the load finds the waker. (The
+            // same task's waker is kept, not cloned again at every poll.)
+            {
+                let mut w = sig.waker.lock().unwrap_or_else(|e| e.into_inner());
+                if !w.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+            }
             match sig.state.load(Ordering::SeqCst) {
                 FORCE => return Poll::Ready(Ok(())),
                 GRACEFUL if !graceful => {

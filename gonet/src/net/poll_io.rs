@@ -6,14 +6,32 @@
 //! # The poll operation (`NetFd::poll_io`)
 //!
 //! Take a reference on the descriptor (fail once closed), check close and the direction's
-//! deadline, then try the syscall. On `EAGAIN`, store the task's waker in the `PollDesc`'s
-//! waker slot for the direction (`netpoll/waker_slot.rs`) and try the syscall *once more*:
-//! readiness that arrived between the first `EAGAIN` and the store raised an edge whose
-//! notification found no waker, but its data is seen by the retry; any later edge finds the
-//! waker. Only a second `EAGAIN` returns `Pending`. Close, a deadline change and the deadline
-//! timer wake the slot as they kick a parked goroutine; the woken task's next poll then fails
-//! with the closed error or `TimedOut` (Go's deadlines hold for futures too; std's per-call
-//! timeouts do not apply to polls).
+//! deadline. Then, as tokio does with its cached readiness, avoid syscalls whose `EAGAIN` is
+//! already known:
+//!
+//! * **Fast path**: the direction's waker slot is still armed with this task's waker
+//!   (`WakerSlot::armed_for`): the last syscall found the socket drained (or its send buffer
+//!   full) and no notification came since, so the syscall would fail again. `Pending`, with no
+//!   syscall; the next notification wakes the stored waker, which wakes this task.
+//! * Otherwise consume the direction's pending `READY` in the `PollDesc` state word, then try
+//!   the syscall. On `EAGAIN`, store the waker in the slot and arm it (`register_waker`), then
+//!   look at the state word: a `READY` there is an edge that came after the syscall and may
+//!   have found no waker, so retry; else return `Pending`: any later edge finds the waker
+//!   (both sides store, then load, SeqCst: one sees the other).
+//! * A **short** transfer (`0 < n < len`) means the socket had no more to give (reads) or no
+//!   more room (writes): arm the slot as on `EAGAIN`, and disarm again if the state word shows
+//!   an edge since the syscall. The next poll then takes the fast path instead of a syscall
+//!   that would fail — for hyper, whose idle connection polls its read again after every
+//!   response, one `recv` per request instead of five. Any other completed syscall disarms
+//!   the slot (its next poll must try the syscall).
+//! * Once the peer's end of stream or an error was reported (`PollDesc::hung_up`) no edge
+//!   follows, so neither the fast path nor the arming on a short transfer applies: every poll
+//!   tries the syscall (as tokio keeps `READ_CLOSED` sticky).
+//!
+//! Close, a deadline change and the deadline timer wake the slot (disarming it) as they kick a
+//! parked goroutine; the woken task's next poll then fails with the closed error or
+//! `TimedOut` (Go's deadlines hold for futures too; std's per-call timeouts do not apply to
+//! polls).
 //!
 //! A poll takes neither direction lock of the blocking path: it never waits, so it cannot
 //! hold one, and the goroutine state word is left to blocking calls. One task per direction
@@ -35,11 +53,13 @@ impl Drop for Ref<'_> {
 }
 
 impl NetFd {
-    /// Runs the non-blocking syscall `f` for a future (see the top of this file).
+    /// Runs the non-blocking syscall `f`, which transfers at most `len` bytes, for a future
+    /// (see the top of this file).
     pub(crate) fn poll_io(
         &self,
         d: Dir,
         cx: &mut Context<'_>,
+        len: usize,
         mut f: impl FnMut() -> isize,
     ) -> Poll<io::Result<usize>> {
         if let Err(e) = self.incref() {
@@ -49,23 +69,45 @@ impl NetFd {
         if let Err(e) = self.pd.check(d) {
             return Poll::Ready(Err(e));
         }
-        let mut registered = false;
+        // After the peer's end of stream or an error no edge follows: always try the syscall.
+        let hup = self.pd.hung_up();
+        if !hup && self.pd.waker_armed_for(d, cx.waker()) {
+            return Poll::Pending;
+        }
         loop {
+            self.pd.consume_ready(d);
             let r = f();
             if r >= 0 {
-                return Poll::Ready(Ok(r as usize));
+                let n = r as usize;
+                if n > 0 && n < len && !hup {
+                    // Drained (or full): arm now, unless an edge came since the syscall (its
+                    // `hup` is published before its `READY`).
+                    if self.pd.register_waker(d, cx.waker()).is_err()
+                        || self.pd.ready_since(d)
+                        || self.pd.hung_up()
+                    {
+                        self.pd.disarm_waker(d);
+                    }
+                } else {
+                    self.pd.disarm_waker(d);
+                }
+                return Poll::Ready(Ok(n));
             }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) if registered => return Poll::Pending,
                 Some(libc::EAGAIN) => {
                     if let Err(e) = self.pd.register_waker(d, cx.waker()) {
                         return Poll::Ready(Err(e));
                     }
-                    registered = true;
+                    if !self.pd.ready_since(d) {
+                        return Poll::Pending;
+                    }
                 }
-                _ => return Poll::Ready(Err(e)),
+                _ => {
+                    self.pd.disarm_waker(d);
+                    return Poll::Ready(Err(e));
+                }
             }
         }
     }
@@ -89,14 +131,14 @@ impl NetFd {
         }
         // SAFETY: `buf` is writable for `buf.len()` bytes during the call; `recv` writes at
         // most that many and never reads them.
-        self.poll_io(Dir::Read, cx, || unsafe {
+        self.poll_io(Dir::Read, cx, buf.len(), || unsafe {
             libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0)
         })
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // SAFETY: `buf` is readable for `buf.len()` bytes; MSG_NOSIGNAL: EPIPE, not SIGPIPE.
-        self.poll_io(Dir::Write, cx, || unsafe {
+        self.poll_io(Dir::Write, cx, buf.len(), || unsafe {
             libc::send(self.fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
         })
     }
@@ -109,8 +151,11 @@ impl NetFd {
         let mut msg: libc::msghdr = super::unsafe_zeroed_msghdr();
         msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
         msg.msg_iovlen = bufs.len().min(1024);
+        let len = bufs[..msg.msg_iovlen].iter().map(|b| b.len()).sum();
         // SAFETY: `msg` points to `bufs`, valid iovecs (IoSlice is ABI-compatible with iovec).
-        self.poll_io(Dir::Write, cx, || unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL) })
+        self.poll_io(Dir::Write, cx, len, || unsafe {
+            libc::sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL)
+        })
     }
 }
 

@@ -363,6 +363,35 @@ impl PollDesc {
         Ok(())
     }
 
+    /// A future's poll, before its syscall: consumes a pending readiness notification of
+    /// direction `d`, so that [`ready_since`](Self::ready_since) reports only later ones.
+    #[inline]
+    pub(crate) fn consume_ready(&self, d: Dir) {
+        self.slot(d).consume_ready();
+    }
+
+    /// A future's poll, after [`register_waker`](Self::register_waker): whether readiness was
+    /// notified since [`consume_ready`](Self::consume_ready). If not, any later readiness
+    /// finds the waker (`waker_slot.rs`).
+    #[inline]
+    pub(crate) fn ready_since(&self, d: Dir) -> bool {
+        self.slot(d).is_ready()
+    }
+
+    /// Whether the future whose waker is `w` is still registered for direction `d` with no
+    /// notification since: its syscall would fail with `EAGAIN` again (the poll's fast path).
+    #[inline]
+    pub(crate) fn waker_armed_for(&self, d: Dir, w: &std::task::Waker) -> bool {
+        self.wakers[d as usize].armed_for(w)
+    }
+
+    /// Disarms direction `d`'s waker slot: the future's last syscall made progress, so its
+    /// next poll must try the syscall again.
+    #[inline]
+    pub(crate) fn disarm_waker(&self, d: Dir) {
+        self.wakers[d as usize].disarm();
+    }
+
     /// Arms a deadline timer for a waiter about to park, unless one at or before it is armed.
     fn arm_deadline(&'static self, d: Dir) {
         let dl = self.deadline(d).load(Ordering::Acquire);

@@ -75,6 +75,21 @@ impl StateWord {
         old == READY
     }
 
+    /// Future path (`net/poll_io.rs`), before its syscall: consumes a pending `READY`, so that
+    /// a `READY` seen later ([`is_ready`](Self::is_ready)) is an edge that came after this
+    /// point. Never touches `WAIT` or a token. A stale read here only costs a syscall later.
+    pub(crate) fn consume_ready(&self) {
+        if self.0.load(Ordering::Relaxed) == READY {
+            let _ = self.0.compare_exchange(READY, NIL, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+
+    /// Future path, after storing its waker: whether a readiness notification is pending
+    /// (SeqCst: pairs with the notifier, which stores `READY` before it looks for a waker).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == READY
+    }
+
     /// Notifier: `io` stores `READY`; a kick (`!io`) turns `WAIT`/token into `NIL` and never
     /// fabricates readiness. Returns the parked waiter's token, which the caller now owns.
     pub(crate) fn unblock(&self, io: bool) -> Option<usize> {

@@ -8,8 +8,14 @@
 //! instructions. A registrant stores the waker and sets `armed` (SeqCst), *then* retries its
 //! syscall or re-checks close/deadline; a notifier publishes its event (readiness in the state
 //! word, `closing`, the deadline; all before its SeqCst fence or store), *then* loads `armed`.
-//! So either the notifier sees the waker and wakes it, or the registrant's retry sees the event
-//! (the data is in the socket, `closing` or the deadline is set): no edge is lost.
+//! So either the notifier sees the waker and wakes it, or the registrant's re-check sees the
+//! event (`READY` in the state word, `closing` or the deadline is set): no edge is lost.
+//!
+//! While `armed` stays set, no notification has come since the registrant armed it after
+//! finding the socket drained: its next poll may return `Pending` without a syscall
+//! ([`armed_for`](WakerSlot::armed_for), checked under the lock where a notifier disarms). A
+//! poll whose syscall made progress disarms the slot ([`disarm`](WakerSlot::disarm)), keeping
+//! the waker so that the same task's next registration clones nothing.
 //!
 //! Invariants:
 //! 1. A stored waker is woken at most once per store (the wake takes it out).
@@ -48,6 +54,27 @@ impl WakerSlot {
             }
         }
         self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the slot is armed with a waker that wakes the same task as `w`: no
+    /// notification came since it was armed, and the next one wakes `w`'s task. Checked
+    /// under the lock, where a notifier disarms and takes the waker, so a notifier that
+    /// comes later finds it (the poll's fast path in `net/poll_io.rs`).
+    pub(crate) fn armed_for(&self, w: &Waker) -> bool {
+        if !self.armed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let slot = self.lock();
+        self.armed.load(Ordering::SeqCst) && slot.as_ref().is_some_and(|old| old.will_wake(w))
+    }
+
+    /// Disarms the slot, keeping its waker for a later registration by the same task (no
+    /// clone then): a notification no longer wakes it. One load when not armed.
+    pub(crate) fn disarm(&self) {
+        if self.armed.load(Ordering::SeqCst) {
+            let _slot = self.lock();
+            self.armed.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Wakes and drops the stored waker, if any.

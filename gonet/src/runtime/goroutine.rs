@@ -77,6 +77,9 @@ pub(crate) struct G {
     pub(crate) wait: Cell<Wait>,
     /// When it last parked, on the coarse clock (`wait.rs`); owner thread only.
     pub(crate) parked_ms: Cell<u64>,
+    /// The `parked_ms` of the park during which its idle stack was last released
+    /// (`Worker::release_idle_stacks`); owner thread only.
+    pub(crate) released_ms: Cell<u64>,
     /// What it runs for a higher layer, for the panic hook (`contain::with_context`); owner
     /// thread only.
     pub(crate) panic_ctx: Cell<Option<(super::contain::Describe, *const ())>>,
@@ -147,6 +150,7 @@ impl G {
             yielder: Cell::new(std::ptr::null()),
             parked: Cell::new(false),
             sp: Cell::new(0),
+            released_ms: Cell::new(u64::MAX),
             wait: Cell::new(Wait::Unknown),
             panic_ctx: Cell::new(None),
             parked_ms: Cell::new(0),

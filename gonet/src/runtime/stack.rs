@@ -12,6 +12,11 @@
 //! faulted in. It shrinks lazily: every [`TRIM_PERIOD`], the stacks that sat unused in the
 //! pool for the whole period (its low-water mark), beyond [`KEEP`], go back to the kernel —
 //! slab stacks with `MADV_DONTNEED` onto the slab free list, mapped ones with `munmap`.
+//!
+//! A live goroutine's stack keeps the pages its deepest calls touched. [`release_below`] gives
+//! back the part of a suspended goroutine's stack that lies a page or more below where it
+//! suspended; its worker calls it for goroutines parked a second or more
+//! (`Worker::release_idle_stacks`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -100,6 +105,30 @@ impl Stack {
     pub(crate) fn guard(&self) -> (usize, usize) {
         (self.low, self.low + GUARD)
     }
+}
+
+/// Bytes kept below a suspended goroutine's recorded stack pointer when its idle stack is
+/// released: the context switch saves its registers within 192 bytes below that point
+/// (`prefetch.rs`); a whole page is kept.
+const RELEASE_MARGIN: usize = GUARD;
+
+/// Gives back to the kernel the pages of a *suspended* goroutine's stack that lie wholly
+/// below its recorded stack pointer `sp` less [`RELEASE_MARGIN`], down to `low` (the lowest
+/// usable address, just above the guard): the frames that were there returned before it
+/// suspended, so nothing lives there. The pages read back as zeros when the goroutine's
+/// calls reach that deep again. Returns whether it released any.
+///
+/// # Safety
+/// `[low, sp)` is the unused part of the stack of a goroutine that is suspended at `sp` (the
+/// `sp` its `suspend` recorded) and that nobody resumes until this returns.
+pub(crate) unsafe fn release_below(low: usize, sp: usize) -> bool {
+    let hi = sp.saturating_sub(RELEASE_MARGIN) & !(GUARD - 1);
+    if low == 0 || hi <= low {
+        return false;
+    }
+    // SAFETY: by the contract, `[low, hi)` is a page-aligned part of a private anonymous
+    // stack mapping holding no live data; MADV_DONTNEED replaces it with zero-fill pages.
+    unsafe { libc::madvise(low as *mut libc::c_void, hi - low, libc::MADV_DONTNEED) == 0 }
 }
 
 /// The usable size actually mapped for a requested size: whole pages, at least four.

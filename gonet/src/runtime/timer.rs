@@ -11,12 +11,23 @@
 //! long timeouts that complete early keeps the heap bounded (amortised O(1) per timer). Other
 //! actions that may become stale check a sequence number of their own when they run (see
 //! `netpoll::poll_desc`).
+//!
+//! Far timers: a timer due more than [`HORIZON`] after its push goes to an unsorted list, not
+//! the heap — an O(1) push. Such timers are mostly timeouts cancelled long before they are due
+//! (hyper's 30 s header-read timeout, armed and cancelled at every request of a keep-alive
+//! connection): in the list they cost neither the heap's O(log n) push nor the pop of their
+//! dead entry. The list is swept, as the heap, when it has doubled, and its entries move into
+//! the heap once due within `HORIZON`: [`TimerHeap::next`] reports `far_min - HORIZON` (the
+//! earliest far deadline, less the horizon) as a deadline, so an idle worker wakes for the
+//! move, and [`TimerHeap::pop_due`] moves them when that instant has passed. Invariant: every
+//! live far timer is due after `far_min`, so each is in the heap at least `HORIZON` before
+//! it is due.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::goroutine::GRef;
 use super::park::ready;
@@ -84,12 +95,20 @@ impl Ord for Entry {
 /// Heap size below which no sweep happens.
 const SWEEP_MIN: usize = 1024;
 
-/// A heap of timers.
+/// Timers due further than this after their push wait in the far list (see the top of this
+/// file).
+const HORIZON: Duration = Duration::from_secs(1);
+
+/// A heap of timers, and the list of far ones.
 pub(crate) struct TimerHeap {
     heap: BinaryHeap<Entry>,
+    /// Far timers, unsorted; `far_min` is the earliest deadline among them (maybe a dead one).
+    far: Vec<Entry>,
+    far_min: Option<Instant>,
     seq: u64,
-    /// Sweep dead entries when the heap reaches this size.
+    /// Sweep dead entries when the heap (the far list) reaches this size.
     sweep_at: usize,
+    far_sweep_at: usize,
     /// Sweeps so far (the amortisation is checked by the tests below).
     #[cfg(test)]
     sweeps: u64,
@@ -99,8 +118,11 @@ impl Default for TimerHeap {
     fn default() -> Self {
         TimerHeap {
             heap: BinaryHeap::new(),
+            far: Vec::new(),
+            far_min: None,
             seq: 0,
             sweep_at: SWEEP_MIN,
+            far_sweep_at: SWEEP_MIN,
             #[cfg(test)]
             sweeps: 0,
         }
@@ -114,7 +136,22 @@ impl TimerHeap {
 
     fn push_entry(&mut self, when: Instant, action: Action, dead: Option<Arc<AtomicBool>>) {
         self.seq += 1;
-        self.heap.push(Entry { when, seq: self.seq, action, dead });
+        let e = Entry { when, seq: self.seq, action, dead };
+        if when > Instant::now() + HORIZON {
+            self.far_min = Some(self.far_min.map_or(when, |m| m.min(when)));
+            self.far.push(e);
+            if self.far.len() >= self.far_sweep_at {
+                self.far.retain(|e| !e.is_dead());
+                self.far_sweep_at = (self.far.len() * 2).max(SWEEP_MIN);
+                self.far_min = self.far.iter().map(|e| e.when).min();
+                #[cfg(test)]
+                {
+                    self.sweeps += 1;
+                }
+            }
+            return;
+        }
+        self.heap.push(e);
         if self.heap.len() >= self.sweep_at {
             self.heap.retain(|e| !e.is_dead());
             self.sweep_at = (self.heap.len() * 2).max(SWEEP_MIN);
@@ -125,16 +162,50 @@ impl TimerHeap {
         }
     }
 
-    /// The earliest deadline of a live timer, if any (dead ones on top are dropped).
+    /// The earliest deadline of a live timer in the heap (dead ones on top are dropped), or
+    /// the instant the far timers must move into the heap, whichever comes first.
     pub(crate) fn next(&mut self) -> Option<Instant> {
-        while self.heap.peek()?.is_dead() {
+        while self.heap.peek().is_some_and(Entry::is_dead) {
             self.heap.pop();
         }
-        self.heap.peek().map(|e| e.when)
+        let near = self.heap.peek().map(|e| e.when);
+        let far = self.far_min.map(|m| m - HORIZON);
+        match (near, far) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Moves the far timers due within `HORIZON` of `now` into the heap, dropping dead ones.
+    fn move_far(&mut self, now: Instant) {
+        let until = now + HORIZON;
+        let mut min = None;
+        for e in std::mem::take(&mut self.far) {
+            if e.is_dead() {
+                continue;
+            }
+            if e.when <= until {
+                self.heap.push(e);
+            } else {
+                min = Some(min.map_or(e.when, |m: Instant| m.min(e.when)));
+                self.far.push(e);
+            }
+        }
+        self.far_min = min;
+        self.far_sweep_at = (self.far.len() * 2).max(SWEEP_MIN);
+    }
+
+    /// Moves the far timers into the heap if the earliest is due within `HORIZON` of `now`
+    /// (then [`next`](Self::next) reports a time after `now`).
+    pub(crate) fn move_far_due(&mut self, now: Instant) {
+        if self.far_min.is_some_and(|m| m <= now + HORIZON) {
+            self.move_far(now);
+        }
     }
 
     /// Removes and returns one live timer due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
+        self.move_far_due(now);
         loop {
             if self.heap.peek()?.when > now {
                 return None;
@@ -147,12 +218,19 @@ impl TimerHeap {
     }
 
     pub(crate) fn len(&self) -> usize {
+        self.heap.len() + self.far.len()
+    }
+
+    /// Timers in the heap (not far).
+    pub(crate) fn near_len(&self) -> usize {
         self.heap.len()
     }
 
     /// Drops every timer (runtime shutdown).
     pub(crate) fn clear(&mut self) {
         self.heap.clear();
+        self.far.clear();
+        self.far_min = None;
     }
 }
 
@@ -269,6 +347,35 @@ mod tests {
             Cancel(dead).cancel();
         }
         assert!(h.len() <= SWEEP_MIN, "{} entries left of 100k cancelled timers", h.len());
+    }
+
+    /// A far timer (beyond the horizon) is reported by `next` early enough to move it into
+    /// the heap, and fires when due, in deadline order with near ones; a cancelled far timer
+    /// never fires.
+    #[test]
+    fn far_timers_move_into_the_heap_and_fire_when_due() {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut h = TimerHeap::default();
+        let now = Instant::now();
+        let (far, later) = (now + Duration::from_secs(5), now + Duration::from_secs(9));
+        h.push(later, Action::Call(Box::new(|| {})));
+        h.push(far, counted(&drops));
+        let dead = Arc::new(AtomicBool::new(false));
+        h.push_entry(far, Action::Call(Box::new(|| panic!("cancelled"))), Some(dead.clone()));
+        Cancel(dead).cancel();
+        assert_eq!(h.far.len(), 3, "beyond the horizon: in the far list");
+        assert!(h.next().is_some_and(|n| n <= far - HORIZON), "next must wake for the move");
+        assert!(h.pop_due(now).is_none());
+        assert!(h.pop_due(far - Duration::from_millis(1)).is_none(), "not due yet");
+        assert_eq!(h.far.len(), 1, "the due-soon timers moved, the dead one dropped");
+        match h.pop_due(far) {
+            Some(a) => a.fire(),
+            None => panic!("a far timer did not fire when due"),
+        }
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        assert!(h.pop_due(far).is_none(), "the cancelled one must not fire");
+        assert!(h.pop_due(later).is_some());
+        assert_eq!(h.len(), 0);
     }
 
     /// `clear` drops every timer at once (the worker calls it at shutdown inside its panic

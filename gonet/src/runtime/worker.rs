@@ -6,7 +6,9 @@
 //!   (a crossbeam work-stealing deque);
 //! * `inbox` — run tokens of *its* goroutines made runnable by other threads, and unstarted
 //!   goroutines placed on it by other workers (invariant 5);
-//! * a timer heap, a stack pool, a list of its live goroutines and its epoll `Poller`.
+//! * a timer heap, a stack pool, a list of its live goroutines and its epoll `Poller`. With
+//!   nothing to run, it also gives back the dead stack pages of goroutines parked a second or
+//!   more (`release_idle_stacks`, at most one bounded pass per second).
 //!
 //! Invariants:
 //! 1. A started goroutine runs only on its owner. `ready` on the owner's thread pushes on
@@ -254,7 +256,22 @@ pub(crate) struct Worker {
     spin_worth: Cell<bool>,
     /// Poll I/O at the next round instead of waiting for the fairness tick (`poll_soon`).
     poll_soon: Cell<bool>,
+    /// Idle stack release (`release_idle_stacks`): the coarse-clock time of the next pass,
+    /// and whether a parked goroutine's stack waits for one.
+    release_next_ms: Cell<u64>,
+    release_pending: Cell<bool>,
+    /// Where the next pass starts in `live`.
+    release_cursor: Cell<usize>,
 }
+
+/// A goroutine parked this long (ms) gives back its stack below where it suspended
+/// (`Worker::release_idle_stacks`).
+const STACK_IDLE_MS: u64 = 1000;
+/// One idle-release pass looks at this many goroutines at most, releases this many stacks at
+/// most, and if it did not get round, the next comes this soon (ms).
+const RELEASE_SCAN: usize = 4096;
+const RELEASE_BATCH: usize = 1024;
+const RELEASE_AGAIN_MS: u64 = 10;
 
 thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(std::ptr::null()) };
@@ -414,6 +431,9 @@ impl Worker {
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
             spin_worth: Cell::new(true),
             poll_soon: Cell::new(false),
+            release_next_ms: Cell::new(0),
+            release_pending: Cell::new(false),
+            release_cursor: Cell::new(0),
         }
     }
 
@@ -475,7 +495,7 @@ impl Worker {
                     self.stacks.borrow_mut().trim(Instant::now());
                 }
             }
-            self.fire_timers();
+            self.fire_timers(tick);
             match self.find_runnable(tick) {
                 Some(g) => self.execute(g),
                 None => self.idle(),
@@ -483,10 +503,15 @@ impl Worker {
         }
     }
 
-    fn fire_timers(&self) {
-        let len = self.timers.borrow().len();
+    fn fire_timers(&self, tick: u32) {
+        let (len, near) = {
+            let t = self.timers.borrow();
+            (t.len(), t.near_len())
+        };
         self.shared.stats.timers.set_local(len as u64);
-        if len == 0 {
+        // Only far timers (timer.rs: due a horizon of a second or more after they were set):
+        // looking every 61 rounds moves them in time, and spares a clock read per switch.
+        if near == 0 && (len == 0 || tick % 61 != 0) {
             return;
         }
         let now = Instant::now();
@@ -616,9 +641,19 @@ impl Worker {
         let timeout = if self.has_work() {
             0
         } else {
-            // A pool holding stacks it may give back wakes the worker to trim it (stack.rs).
+            // A pool holding stacks it may give back wakes the worker to trim it (stack.rs),
+            // and parked goroutines whose stacks are not released yet to release them.
             let trim = self.stacks.borrow_mut().trim(Instant::now());
-            let next = self.timers.borrow_mut().next();
+            let release = self.release_idle_stacks();
+            let trim = match (trim, release) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let next = {
+                let mut t = self.timers.borrow_mut();
+                t.move_far_due(Instant::now());
+                t.next()
+            };
             match next.map_or(trim, |t| Some(trim.map_or(t, |r| r.min(t)))) {
                 None => -1,
                 Some(t) => {
@@ -644,6 +679,64 @@ impl Worker {
     fn ready_at_a_glance(&self) -> bool {
         self.poll_io(0);
         !self.runq.borrow().is_empty() || self.drain_inbox()
+    }
+
+    /// Idle stack release, at most once per [`STACK_IDLE_MS`], when the worker has nothing to
+    /// run: each goroutine of this worker that has been parked for `STACK_IDLE_MS` or longer
+    /// gives back the pages of its stack below the point where it suspended
+    /// (`stack::release_below`), once per park. The deep frames an idle connection used while
+    /// it was busy (hyper's poll call chain: two or three pages) then cost nothing until it is
+    /// busy again, as Go shrinks the stacks of idle goroutines. Returns when to look again:
+    /// while some parked goroutine's stack is not released yet.
+    fn release_idle_stacks(&self) -> Option<Instant> {
+        let now = super::wait::coarse_ms();
+        let next = self.release_next_ms.get();
+        if now < next {
+            return self
+                .release_pending
+                .get()
+                .then(|| Instant::now() + Duration::from_millis(next - now));
+        }
+        // A pass looks at no more than RELEASE_SCAN goroutines and releases no more than
+        // RELEASE_BATCH stacks, from where the last one stopped, so a worker with a million
+        // idle goroutines never holds its next event for long.
+        let live = self.live.borrow();
+        let n = live.len();
+        let mut at = self.release_cursor.get();
+        let (mut scanned, mut released, mut pending) = (0, 0, false);
+        while scanned < n.min(RELEASE_SCAN) && released < RELEASE_BATCH {
+            if at >= n {
+                at = 0;
+            }
+            let g = &live[at];
+            at += 1;
+            scanned += 1;
+            let parked = g.parked_ms.get();
+            if !g.parked.get() || g.released_ms.get() == parked {
+                continue;
+            }
+            if now.saturating_sub(parked) < STACK_IDLE_MS {
+                pending = true;
+                continue;
+            }
+            let (_, low) = g.guard.get();
+            // SAFETY: we are `g`'s owner thread and it is parked (not running: the run loop
+            // is here), suspended at the `sp` its last `suspend` recorded; below that lies
+            // only what its returned calls left. Nobody resumes it before this returns.
+            unsafe { super::stack::release_below(low, g.sp.get()) };
+            g.released_ms.set(parked);
+            released += 1;
+        }
+        self.release_cursor.set(at);
+        // Not round yet and this part had work: come back soon for the rest. A quiet part
+        // (nothing released, nobody about to be) lets a quiet worker sleep; the rest is
+        // looked at by the passes that its next idle moments make.
+        let more = scanned < n && released > 0;
+        let wait = if more { RELEASE_AGAIN_MS } else { STACK_IDLE_MS };
+        let pending = pending || more;
+        self.release_next_ms.set(now + wait);
+        self.release_pending.set(pending);
+        pending.then(|| Instant::now() + Duration::from_millis(wait))
     }
 
     /// Polls for work without sleeping, for up to the spin window and never past the next
@@ -691,8 +784,14 @@ impl Worker {
     fn spin(&self) -> bool {
         let st = &self.shared.stats;
         st.spins.set_local(st.spins.get() + 1);
-        let window_end = Instant::now() + self.rt.spin;
-        let until = match self.timers.borrow_mut().next() {
+        let now = Instant::now();
+        let window_end = now + self.rt.spin;
+        let next = {
+            let mut t = self.timers.borrow_mut();
+            t.move_far_due(now);
+            t.next()
+        };
+        let until = match next {
             Some(t) => window_end.min(t),
             None => window_end,
         };
