@@ -280,28 +280,76 @@ impl Runtime {
         // The main goroutine counts as spawned on worker 0 (no worker runs yet).
         rt.workers[0].stats.spawned.set_local(1);
 
+        // Every runtime thread is set up (its stack and signal stack mapped: the standard
+        // library aborts the process when a new thread cannot map its signal stack) before
+        // the first goroutine runs: workers wait at `gate` until all of them and the watchdog
+        // are up, so no thread of ours starts in a window where user code has exhausted
+        // memory or lowered the address-space limit.
+        let gate = Arc::new(Gate::default());
         let mut threads = Vec::new();
         for (i, d) in deques.into_iter().enumerate() {
             let rt2 = rt.clone();
+            let g = gate.clone();
             let spawned =
                 thread::Builder::new().name(format!("gonet-worker-{i}")).spawn(move || {
-                    let w = Worker::new(rt2.workers[i].clone(), rt2.clone(), d);
-                    w.run();
+                    let w = panic::catch_unwind(AssertUnwindSafe(|| {
+                        Worker::new(rt2.workers[i].clone(), rt2.clone(), d)
+                    }));
+                    g.arrive_and_wait(); // arrives even if `new` failed: `run` never waits
+                    match w {
+                        Ok(w) => w.run(),
+                        Err(p) => panic::resume_unwind(p),
+                    }
                 });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
+                    gate.open();
                     stop(&rt, threads);
                     return Err(e);
                 }
             }
         }
+        gate.wait_for(threads.len());
         let dog = watchdog::start(rt.clone(), self.traceback, self.deadlock, quits);
+        gate.open();
         let r = handle.join();
         drop(dog);
         stop(&rt, threads);
         run_exit_hooks(&rt);
         Ok(r)
+    }
+}
+
+/// The start gate of a runtime's worker threads (see `Runtime::run`): each arrives, then
+/// waits until the runtime opens it.
+#[derive(Default)]
+struct Gate {
+    /// Threads arrived, and whether the gate is open.
+    state: std::sync::Mutex<(usize, bool)>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    fn arrive_and_wait(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        self.cv.notify_all();
+        while !s.1 {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn wait_for(&self, n: usize) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while s.0 < n {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn open(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.cv.notify_all();
     }
 }
 

@@ -43,10 +43,21 @@ pub(crate) fn start(
 ) -> Watchdog {
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let s = stop.clone();
+    // The new thread sets itself up (its signal stack: an mmap) before it runs our closure;
+    // wait for that, so that it happens before the first goroutine runs and never in a
+    // window where the program has exhausted memory or lowered its address-space limit (the
+    // standard library aborts the process when a thread cannot get its signal stack).
+    let (up_tx, up_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let thread = thread::Builder::new()
         .name("gonet-watchdog".into())
-        .spawn(move || watch(&rt, &s, quit, deadlock, quits))
+        .spawn(move || {
+            let _ = up_tx.send(());
+            watch(&rt, &s, quit, deadlock, quits)
+        })
         .ok();
+    if thread.is_some() {
+        let _ = up_rx.recv();
+    }
     Watchdog { stop, thread }
 }
 
