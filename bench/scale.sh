@@ -26,7 +26,7 @@
 #
 # Environment: NS (worker counts; default "1" below 8 CPUs, else those of "4 8" that leave at
 # least as many CPUs to the load), CONNS ("N 4N 100 1000": numbers, or kN for k times N),
-# SERVERS ("floor echo reactor go netpoll tokio"), DURATION (3 s measured), WARMUP (1 s),
+# SERVERS ("floor echo reactor go netpoll tokio"; `echo@S`/`reactor@S`: with GONET_SPIN_US=S), DURATION (3 s measured), WARMUP (1 s),
 # ROUNDS (2), LOADGENS (generator threads; default one per load CPU, at most C), SIZE (64),
 # PORT_BASE (19600), NICE (a niceness for servers and load, as in reactor.sh), NETPOLL_SRC
 # (see bench/netpoll/setup.sh; an echo_netpoll built earlier is used when unset).
@@ -69,7 +69,7 @@ fresh_server_per_run
 
 # The binary of server $1 (the same names in target/release and in a pack's bin/).
 server_bin() {
-    case $1 in
+    case ${1%@*} in
         floor) echo "$BIN/echo_epoll" ;;
         echo) echo "$BIN/examples/echo" ;;
         reactor) echo "$BIN/examples/reactor_echo" ;;
@@ -86,7 +86,7 @@ if [ "$PACKED" = no ]; then
     log "building loadgen, echo_epoll, echo_tokio (release)"
     (cd "$ROOT" && cargo build --release -p gonet-bench --bin loadgen --bin echo_epoll --bin echo_tokio)
     for ex in echo reactor; do
-        wanted "$ex" || continue
+        case " $SERVERS " in *" $ex "* | *" $ex@"*) ;; *) continue ;; esac
         name=$(basename "$(server_bin "$ex")")
         if [ ! -f "$ROOT/examples/$name.rs" ]; then
             skip "$ex" "examples/$name.rs is not in this tree"
@@ -126,16 +126,18 @@ if [ "$(ulimit -n)" -lt 4096 ]; then
 fi
 
 # Starts server $1 with $2 workers pinned to CPUs 0..$2-1 on a free port; sets SERVER_PID
-# and PORT. gonet's servers run as shipped (default idle spin).
+# and PORT. gonet's servers run as shipped (default idle spin); `echo@S` or `reactor@S` runs
+# them with GONET_SPIN_US=S (e.g. `echo@0`: spin off, `echo@20`: a fixed 20 µs window).
 start_server() {
-    local n=$2 args=()
+    local n=$2 args=() spin=()
     free_port
     case $1 in
         floor) args=(--threads "$n") ;;
         tokio) args=(--workers "$n") ;;
+        *@*) spin=(GONET_SPIN_US="${1#*@}") ;;
     esac
     # taskset and env exec into the server, so $! is the server's own pid.
-    taskset -c "0-$((n - 1))" "${PRIO[@]}" env GONET_PROCS="$n" GOMAXPROCS="$n" NETPOLL_LOOPS="$n" \
+    taskset -c "0-$((n - 1))" "${PRIO[@]}" env "${spin[@]}" GONET_PROCS="$n" GOMAXPROCS="$n" NETPOLL_LOOPS="$n" \
         "$(server_bin "$1")" "${args[@]}" "127.0.0.1:$PORT" >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
     SERVER_PIDS+=("$SERVER_PID")

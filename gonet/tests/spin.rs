@@ -1,6 +1,7 @@
 //! The idle spin (`Builder::spin`): a worker that runs dry keeps polling for a bounded window,
 //! catches work that arrives within it without sleeping, and stops spinning while its gaps
-//! are longer than the window. CPU time is measured on the worker's own thread.
+//! are longer than the window; in adaptive mode (the default) the window is what a sleep was
+//! measured to cost. CPU time is measured on the worker's own thread.
 
 mod common;
 
@@ -103,6 +104,96 @@ fn zero_window_never_spins() {
             assert!(sleeps >= 20, "{sleeps} sleeps for 20 timer waits");
         });
     });
+}
+
+/// Echoes `n` 8-byte requests from a plain thread, each after `gap`, on the main goroutine
+/// (the only worker's), and returns the stats before and after.
+fn serve_requests(n: u64, gap: Duration) -> (gonet::runtime::Stats, gonet::runtime::Stats) {
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut c = StdStream::connect(addr).unwrap();
+        let mut b = [0u8; 8];
+        for i in 0..n {
+            std::thread::sleep(gap);
+            c.write_all(&i.to_le_bytes()).unwrap();
+            c.read_exact(&mut b).unwrap();
+        }
+    });
+    let (mut conn, _) = ln.accept().unwrap();
+    let before = gonet::runtime::stats().unwrap();
+    let mut b = [0u8; 8];
+    for _ in 0..n {
+        conn.read_exact(&mut b).unwrap();
+        conn.write_all(&b).unwrap();
+    }
+    let after = gonet::runtime::stats().unwrap();
+    gonet::blocking(move || client.join()).unwrap();
+    (before, after)
+}
+
+/// Adaptive mode measures what a sleep costs the worker (its thread's CPU clock around the
+/// blocking `epoll_wait`) and spins no longer than that: with a 50 ms cap, the window comes
+/// down from the cap to the measured cost — microseconds, not milliseconds, on any machine.
+#[test]
+fn adaptive_spin_is_capped_by_the_measured_cost_of_a_sleep() {
+    within(Duration::from_secs(60), || {
+        let cap = Duration::from_millis(50);
+        let rt = gonet::Builder::new().procs(1).spin_mode(gonet::runtime::SpinMode::Adaptive(cap));
+        rt.build().unwrap().run(move || {
+            let w = &gonet::runtime::stats().unwrap().workers[0];
+            assert_eq!(w.spin_window_ns, cap.as_nanos() as u64, "before any sleep: the cap");
+            // Requests 3 ms apart: the worker really sleeps between them.
+            let (_, after) = serve_requests(60, Duration::from_millis(3));
+            let w = &after.workers[0];
+            eprintln!("sleep cost {} ns over {} sleeps", w.sleep_cost_ns, w.sleeps);
+            assert!(w.sleeps >= 30, "{} sleeps", w.sleeps);
+            assert!(
+                w.sleep_cost_ns > 0 && w.sleep_cost_ns < 2_000_000,
+                "a sleep measured at {} ns of CPU",
+                w.sleep_cost_ns
+            );
+            assert_eq!(w.spin_window_ns, w.sleep_cost_ns, "the window is the measured cost");
+        });
+    });
+}
+
+/// A worker serving one connection whose requests come slower than a sleep costs makes one
+/// `epoll_wait` per request, as a hand-written loop does: no glance before each sleep (it
+/// would find nothing), no spin.
+#[test]
+fn one_slow_connection_costs_one_poll_per_request() {
+    within(Duration::from_secs(60), || {
+        let rt = gonet::Builder::new().procs(1).build().unwrap();
+        rt.run(|| {
+            let (before, after) = serve_requests(200, Duration::from_millis(1));
+            let (b, a) = (&before.workers[0], &after.workers[0]);
+            let polls = a.polls - b.polls;
+            assert!(polls <= 240, "{polls} epoll_wait calls for 200 requests");
+            assert!(a.spins - b.spins <= 20, "{} spins for gaps of 1 ms", a.spins - b.spins);
+        });
+    });
+}
+
+/// `GONET_SPIN_US`: a number is a fixed window, `auto[:MAX]` the adaptive mode.
+#[test]
+fn spin_env_selects_fixed_or_adaptive() {
+    let window = |v: &str| {
+        std::env::set_var("GONET_SPIN_US", v);
+        let rt = gonet::Builder::new().procs(1).build().unwrap();
+        std::env::remove_var("GONET_SPIN_US");
+        rt.run(|| gonet::runtime::stats().unwrap().workers[0].spin_window_ns)
+    };
+    assert_eq!(window("35"), 35_000);
+    assert_eq!(window("0"), 0);
+    assert_eq!(window("auto:70"), 70_000);
+    assert_eq!(window("auto"), gonet::runtime::DEFAULT_SPIN.as_nanos() as u64);
+    for bad in ["auto:", "auto70", "auto:x", "-3"] {
+        std::env::set_var("GONET_SPIN_US", bad);
+        let err = gonet::Builder::new().build().unwrap_err();
+        std::env::remove_var("GONET_SPIN_US");
+        assert!(err.to_string().contains("GONET_SPIN_US"), "{bad}: {err}");
+    }
 }
 
 /// A bad GONET_SPIN_US is a clear error from `build`, not a silent default.

@@ -3,7 +3,8 @@
 //!
 //! Files, by concept: `goroutine` (the `G`), `stack` (stacks and their pool), `park` (the
 //! park/wake protocol), `worker` (the scheduling loop), `timer`, `join` (`JoinHandle`),
-//! `blocking` (the blocking pool), `watchdog` (stall reports), `overflow` (stack overflow
+//! `idle_policy` (glance, spin or sleep when a worker runs dry), `blocking` (the blocking
+//! pool), `watchdog` (stall reports), `overflow` (stack overflow
 //! reports), `contain` (panics from user code the runtime runs itself) and `stats`.
 
 mod block_on;
@@ -11,6 +12,7 @@ mod blocking;
 pub(crate) mod contain;
 pub(crate) mod dump;
 pub(crate) mod goroutine;
+mod idle_policy;
 mod join;
 mod overflow;
 pub(crate) mod park;
@@ -37,6 +39,7 @@ pub use block_on::block_on;
 pub use blocking::blocking;
 pub(crate) use blocking::blocking_scoped;
 pub use dump::{Dump, GoroutineDump};
+pub use idle_policy::SpinMode;
 pub use join::JoinHandle;
 pub use report::{Deadlock, Reports, Traceback};
 pub use stats::{stats, Stats, WorkerSnapshot};
@@ -50,7 +53,8 @@ use worker::{RtShared, Worker, WorkerShared};
 /// touched pages become resident.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
-/// Default spin window of an idle worker (see [`Builder::spin`]).
+/// Default cap on the spin of an idle worker, which by default spins for what a sleep costs
+/// it ([`SpinMode::Adaptive`]; see [`Builder::spin_mode`]).
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
 /// Configures a [`Runtime`].
@@ -58,7 +62,7 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 pub struct Builder {
     procs: Option<usize>,
     stack_size: usize,
-    spin: Option<Duration>,
+    spin: Option<SpinMode>,
     traceback: Option<Traceback>,
     deadlock: Option<Deadlock>,
     reports: Option<Reports>,
@@ -97,20 +101,33 @@ impl Builder {
         self
     }
 
-    /// How long a worker that runs out of work keeps polling its netpoller (without blocking)
-    /// before it sleeps in `epoll_wait`; `Duration::ZERO` sleeps at once.
+    /// A fixed spin window: how long a worker that runs out of work keeps polling its
+    /// netpoller (without blocking) before it sleeps in `epoll_wait`, whatever a sleep costs;
+    /// `Duration::ZERO` sleeps at once. Shorthand for
+    /// [`spin_mode`](Builder::spin_mode)`(SpinMode::Fixed(window))` (`SpinMode::Off` for zero).
+    pub fn spin(self, window: Duration) -> Builder {
+        self.spin_mode(if window.is_zero() { SpinMode::Off } else { SpinMode::Fixed(window) })
+    }
+
+    /// How a worker that runs out of work spins before it sleeps. Default:
+    /// [`SpinMode::Adaptive`]`(`[`DEFAULT_SPIN`]`)`, or what `GONET_SPIN_US` says (a number of
+    /// microseconds: a fixed window, `0` off; `auto` or `auto:MAX_US`: adaptive).
     ///
-    /// A sleeping worker is woken by the kernel when a socket becomes ready, and the peer
-    /// whose packet made it ready pays for that wake-up (on a VM, an inter-processor
-    /// interrupt through the hypervisor). Under request/response load a worker often runs
-    /// dry for a few microseconds between batches; spinning through such gaps saves the
-    /// sleep, the wake-up and the latency they add. The cost is bounded: at most one window of
-    /// CPU each time the worker runs dry, a worker with timers due or work to steal stops
-    /// spinning at once, and the spin is adaptive: a worker spins only while the previous
-    /// spin found work or the previous sleep was shorter than the window, so a lightly loaded
-    /// or idle worker, whose gaps are longer, sleeps at once.
-    pub fn spin(mut self, window: Duration) -> Builder {
-        self.spin = Some(window);
+    /// A sleeping worker is woken by the kernel when a socket becomes ready; the sleep and the
+    /// wake-up cost the worker CPU (and latency), a few microseconds on bare metal, 15 µs and
+    /// more on VMs where waking an idle virtual CPU goes through the hypervisor. Under
+    /// request/response load a worker often runs dry for a few microseconds between batches,
+    /// and spinning through such gaps saves that cost. The adaptive mode measures what a sleep
+    /// costs this worker (its thread's CPU clock around one sleep in 16) and spins for no
+    /// longer than that, capped by the window — the spin-then-block rule that never spends
+    /// more than twice the CPU of the best choice —, so a machine with cheap wake-ups barely
+    /// spins and one with dear wake-ups spins through them. In every mode the spin is
+    /// bounded: a worker with timers due or work to steal stops at once; at most half the
+    /// workers (rounded up) spin at a time; and a worker spins only while the previous spin
+    /// found work or the previous sleep was shorter than the window, so a lightly loaded or
+    /// idle worker, whose gaps are longer, sleeps at once.
+    pub fn spin_mode(mut self, mode: SpinMode) -> Builder {
+        self.spin = Some(mode);
         self
     }
 
@@ -178,17 +195,34 @@ impl Builder {
     }
 }
 
-fn default_spin() -> io::Result<Duration> {
+fn default_spin() -> io::Result<SpinMode> {
     match std::env::var("GONET_SPIN_US") {
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(us) => Ok(Duration::from_micros(us)),
-            _ => Err(io::Error::new(
+        Ok(v) => parse_spin(&v).ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("gonet: GONET_SPIN_US={v:?} is not a number of microseconds"),
-            )),
-        },
-        Err(_) => Ok(DEFAULT_SPIN),
+                format!(
+                    "gonet: GONET_SPIN_US={v:?} is neither a number of microseconds nor auto[:MAX_US]"
+                ),
+            )
+        }),
+        Err(_) => Ok(SpinMode::Adaptive(DEFAULT_SPIN)),
     }
+}
+
+/// `GONET_SPIN_US`: `N` (a fixed window of N µs, `0` off), `auto` or `auto:N` (adaptive,
+/// capped at N µs, by default [`DEFAULT_SPIN`]).
+fn parse_spin(v: &str) -> Option<SpinMode> {
+    let v = v.trim();
+    if let Some(rest) = v.strip_prefix("auto") {
+        let max = match rest.strip_prefix(':') {
+            Some(us) => Duration::from_micros(us.trim().parse().ok()?),
+            None if rest.is_empty() => DEFAULT_SPIN,
+            None => return None,
+        };
+        return Some(if max.is_zero() { SpinMode::Off } else { SpinMode::Adaptive(max) });
+    }
+    let us: u64 = v.parse().ok()?;
+    Some(if us == 0 { SpinMode::Off } else { SpinMode::Fixed(Duration::from_micros(us)) })
 }
 
 fn default_procs() -> io::Result<usize> {
@@ -209,7 +243,7 @@ fn default_procs() -> io::Result<usize> {
 pub struct Runtime {
     procs: usize,
     stack_size: usize,
-    spin: Duration,
+    spin: SpinMode,
     traceback: Traceback,
     deadlock: Deadlock,
     reports: Reports,

@@ -37,6 +37,9 @@ pub(crate) struct WorkerStats {
     pub(crate) sleeps: Counter,
     pub(crate) spins: Counter,
     pub(crate) spin_hits: Counter,
+    /// The idle policy's current spin window and measured sleep cost (ns).
+    pub(crate) spin_window_ns: Counter,
+    pub(crate) sleep_cost_ns: Counter,
     /// Entries in the worker's timer heap (dead ones not yet swept included), as of the
     /// worker's last scheduling round.
     pub(crate) timers: Counter,
@@ -73,6 +76,14 @@ pub struct WorkerSnapshot {
     pub spins: u64,
     /// Of those, spins that found work before the window ended.
     pub spin_hits: u64,
+    /// How long the worker spins now when it runs dry, in nanoseconds: the configured window,
+    /// or with [`SpinMode::Adaptive`](crate::runtime::SpinMode) the measured cost of a sleep
+    /// when that is shorter (0: spinning is off).
+    pub spin_window_ns: u64,
+    /// The CPU time one of the worker's sleeps costs it (a blocking `epoll_wait`, the switch
+    /// out and back in), in nanoseconds: a moving average of the sleeps measured so far
+    /// (adaptive mode only; before the first sample, the configured window).
+    pub sleep_cost_ns: u64,
     /// Entries in the worker's timer heap at its last scheduling round, cancelled ones not
     /// yet swept included: what the timers cost in memory.
     pub timers: u64,
@@ -123,6 +134,8 @@ pub fn stats() -> Option<Stats> {
             sleeps: st.sleeps.get(),
             spins: st.spins.get(),
             spin_hits: st.spin_hits.get(),
+            spin_window_ns: st.spin_window_ns.get(),
+            sleep_cost_ns: st.sleep_cost_ns.get(),
             timers: st.timers.get(),
             live: st.live.get(),
             placed: st.placed.get(),

@@ -13,15 +13,16 @@
 //! Invariants:
 //! 1. A started goroutine runs only on its owner. `ready` on the owner's thread pushes on
 //!    `runq`; from anywhere else it goes through the owner's inbox.
-//! 2. Running dry: a worker with nothing to run first polls epoll once without blocking and
-//!    takes what is ready (a busy worker between batches, touching nothing shared); else it
-//!    spins — polls epoll without blocking,
-//!    its inbox and the steal sources — for up to the spin window and never past its next
-//!    timer, while the previous spin found work or the previous sleep was shorter than the
-//!    window. It is not `sleeping` meanwhile, so wakers skip the eventfd. Spinning is
-//!    budgeted (Go's `nmspinning` rule): a worker starts a spin only while twice the number of
-//!    spinning workers is below the number of workers not asleep (`RtShared::spinning`,
-//!    raised by compare-and-swap, so at most half the workers, rounded up, ever spin).
+//! 2. Running dry: a worker with nothing to run may first poll epoll once without blocking and
+//!    take what is ready (a busy worker between batches, touching nothing shared: the
+//!    glance); else it may spin — poll epoll without blocking, its inbox and the steal
+//!    sources — for up to the spin window and never past its next timer. Whether to glance,
+//!    whether to spin and for how long (no longer than a sleep costs, in the default adaptive
+//!    mode) is the worker's `IdlePolicy` (`idle_policy.rs`). It is not `sleeping` meanwhile,
+//!    so wakers skip the eventfd. Spinning is budgeted (Go's `nmspinning` rule): a worker
+//!    starts a spin only while twice the number of spinning workers is below the number of
+//!    workers not asleep (`RtShared::spinning`, raised by compare-and-swap, so at most half
+//!    the workers, rounded up, ever spin).
 //!    Then it sleeps: it sets `sleeping` (SeqCst), re-checks its inbox and every steal
 //!    source, and only then blocks in `epoll_wait` until its next timer. Anyone who makes
 //!    work for it publishes the work first, then swaps `sleeping` to false and, if it was
@@ -70,6 +71,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 
 use super::contain;
 use super::goroutine::{Coro, GRef, Suspend, G};
+use super::idle_policy::{thread_cpu_time, IdlePolicy, SpinMode};
 use super::overflow;
 use super::prefetch;
 use super::stack::StackPool;
@@ -87,8 +89,8 @@ pub(crate) struct RtShared {
     /// Number of workers spinning (invariant 2's budget).
     pub(crate) spinning: AtomicUsize,
     pub(crate) stack_size: usize,
-    /// How long a worker that ran dry polls before sleeping (`Builder::spin`).
-    pub(crate) spin: Duration,
+    /// How a worker that ran dry spins before sleeping (`Builder::spin`, `idle_policy.rs`).
+    pub(crate) spin: SpinMode,
     /// Where warnings go (`report.rs`).
     pub(crate) reports: super::report::Reports,
     /// Run once every worker thread has exited (`runtime::at_exit`).
@@ -252,8 +254,8 @@ pub(crate) struct Worker {
     /// Where such a goroutine leaves its backtrace.
     pub(crate) dump_slot: RefCell<Option<std::backtrace::Backtrace>>,
     events: RefCell<Vec<libc::epoll_event>>,
-    /// Whether the next idle spin is likely to pay (see `spin_for_work`).
-    spin_worth: Cell<bool>,
+    /// Whether to glance and how long to spin when running dry (`idle_policy.rs`).
+    policy: RefCell<IdlePolicy>,
     /// Poll I/O at the next round instead of waiting for the fairness tick (`poll_soon`).
     poll_soon: Cell<bool>,
     /// Idle stack release (`release_idle_stacks`): the coarse-clock time of the next pass,
@@ -417,6 +419,7 @@ pub(crate) fn sleep_until(when: Instant) {
 impl Worker {
     pub(crate) fn new(shared: Arc<WorkerShared>, rt: Arc<RtShared>, spawnq: Deque<GRef>) -> Worker {
         let stacks = StackPool::new(rt.stack_size);
+        let rt_spin = rt.spin;
         Worker {
             shared,
             rt,
@@ -429,7 +432,7 @@ impl Worker {
             dumping: Cell::new(false),
             dump_slot: RefCell::new(None),
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 256]),
-            spin_worth: Cell::new(true),
+            policy: RefCell::new(IdlePolicy::new(rt_spin)),
             poll_soon: Cell::new(false),
             release_next_ms: Cell::new(0),
             release_pending: Cell::new(false),
@@ -471,6 +474,7 @@ impl Worker {
     pub(crate) fn run(&self) {
         WORKER.with(|w| w.set(self as *const Worker));
         overflow::init_thread();
+        self.publish_policy(&self.policy.borrow());
         // Invariant 4: nothing the loop or the shutdown runs unwinds out of here; what is left
         // is the scheduler's own bug, with no sane recovery.
         let index = self.shared.index;
@@ -624,13 +628,42 @@ impl Worker {
             || self.rt.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Nothing to run: spin for a while (invariant 2), then sleep in `epoll_wait` until I/O, a
-    /// wake-up or the next timer.
+    /// Nothing to run: glance, spin for a while (invariant 2), then sleep in `epoll_wait`
+    /// until I/O, a wake-up or the next timer. Whether to glance and how long to spin is the
+    /// worker's `IdlePolicy`, fed here with what each step found.
     fn idle(&self) {
-        if self.ready_at_a_glance() || self.spin_for_work() {
+        if self.policy.borrow().should_glance() {
+            let found = self.ready_at_a_glance();
+            self.policy.borrow_mut().after_glance(found);
+            if found {
+                return;
+            }
+        }
+        if self.spin_for_work() {
             return;
         }
-        let slept_from = (!self.rt.spin.is_zero()).then(Instant::now);
+        let measure = self.policy.borrow_mut().measure_next_sleep();
+        let cpu_from = measure.then(thread_cpu_time);
+        let slept_from = Instant::now();
+        self.sleep();
+        let cpu = cpu_from.map(|from| thread_cpu_time().saturating_sub(from));
+        let mut policy = self.policy.borrow_mut();
+        policy.after_sleep(slept_from.elapsed(), cpu);
+        if measure {
+            self.publish_policy(&policy);
+        }
+    }
+
+    /// Shows the idle policy's window and measured sleep cost in `stats()`.
+    fn publish_policy(&self, policy: &IdlePolicy) {
+        let st = &self.shared.stats;
+        st.spin_window_ns.set_local(policy.window().as_nanos() as u64);
+        st.sleep_cost_ns.set_local(policy.sleep_cost_ns());
+    }
+
+    /// The sleep itself: announce it, look for work once more, block in `epoll_wait` until
+    /// I/O, a wake-up, the next timer or the next stack trim.
+    fn sleep(&self) {
         let st = &self.shared.stats;
         st.sleeps.set_local(st.sleeps.get() + 1);
         self.shared.sleeping.store(true, Ordering::SeqCst);
@@ -666,10 +699,6 @@ impl Worker {
         self.poll_io(timeout);
         self.shared.sleeping.store(false, Ordering::SeqCst);
         self.rt.idle.fetch_sub(1, Ordering::SeqCst);
-        if let Some(from) = slept_from {
-            // A spin would have caught work that came within the window.
-            self.spin_worth.set(from.elapsed() < self.rt.spin);
-        }
     }
 
     /// One non-blocking poll before spinning or sleeping: a busy worker that ran dry between
@@ -743,16 +772,23 @@ impl Worker {
     /// timer. Returns whether work showed up (or a timer is due): the caller goes back to the
     /// scheduling loop instead of sleeping.
     ///
-    /// The spin is adaptive: it runs only while it pays, that is when the previous spin found
-    /// work or the previous sleep was shorter than the window. A lightly loaded worker, whose
-    /// gaps between requests are longer than the window, thus sleeps at once and burns
-    /// nothing; a busy one spins through its short gaps.
+    /// The spin runs only while it pays and for no longer than a sleep costs (`IdlePolicy`):
+    /// a lightly loaded worker, whose gaps between requests are longer than the window,
+    /// sleeps at once and burns nothing; a busy one spins through its short gaps.
     fn spin_for_work(&self) -> bool {
-        if self.rt.spin.is_zero() || !self.spin_worth.get() || !self.start_spinning() {
+        let window = {
+            let mut p = self.policy.borrow_mut();
+            if !p.should_spin() {
+                return false;
+            }
+            p.window()
+        };
+        if !self.start_spinning() {
             return false;
         }
-        let found = self.spin();
+        let found = self.spin(window);
         self.rt.spinning.fetch_sub(1, Ordering::SeqCst);
+        self.policy.borrow_mut().after_spin(found);
         found
     }
 
@@ -781,11 +817,11 @@ impl Worker {
     }
 
     /// The spin itself (see `spin_for_work`), by a worker counted in `spinning`.
-    fn spin(&self) -> bool {
+    fn spin(&self, window: Duration) -> bool {
         let st = &self.shared.stats;
         st.spins.set_local(st.spins.get() + 1);
         let now = Instant::now();
-        let window_end = now + self.rt.spin;
+        let window_end = now + window;
         let next = {
             let mut t = self.timers.borrow_mut();
             t.move_far_due(now);
@@ -803,9 +839,7 @@ impl Worker {
             }
             if Instant::now() >= until {
                 // Due timers are fired by the loop; an expired window goes to sleep.
-                let timer_due = until < window_end;
-                self.spin_worth.set(timer_due);
-                return timer_due;
+                return until < window_end;
             }
             std::hint::spin_loop();
         }

@@ -1,0 +1,315 @@
+//! What a worker does when it runs dry: whether it first glances at its netpoller, and how
+//! long it spins before it sleeps (the worker's side of invariant 2 in `worker.rs`; the
+//! budget of how many workers may spin at once is `Worker::start_spinning`'s).
+//!
+//! Spinning trades CPU for latency. A sleep costs the worker CPU of its own — the blocking
+//! `epoll_wait`, the switch out and, when work comes, the switch back in — and that cost
+//! differs tenfold between machines: a few microseconds on bare metal, 15 µs and more on VMs
+//! where waking an idle virtual CPU goes through the hypervisor. The rule is the classic one
+//! for spin-then-block (ski rental): spin for at most what a sleep costs. Whatever the gap
+//! until the next work, that spends at most twice the CPU of the best choice made knowing
+//! the gap in advance, and less than a sleep whenever the gap is shorter than a sleep's cost.
+//! The cost is measured, not guessed: in [`SpinMode::Adaptive`] the worker brackets one sleep
+//! in [`SAMPLE_EVERY`] (and its first [`WARM_SAMPLES`]) with its thread's CPU clock, keeps a
+//! moving average of the sleeps that really blocked, and spins for that long, capped by the
+//! configured window. A worker whose spins always catch their work would never sleep and so
+//! never learn that a sleep is cheaper than its spins: until the first samples are in, and
+//! then once in [`PROBE_EVERY`] dry spells, it sleeps without spinning (a probe). [`SpinMode::Fixed`] spins for the configured window whatever a sleep
+//! costs (`Builder::spin`, `GONET_SPIN_US`).
+//!
+//! Two one-bit predictors keep either from being paid for nothing:
+//! * a spin runs only while it pays: the previous spin found work, or the previous sleep was
+//!   shorter than the window (a spin would have caught its work). A lightly loaded worker,
+//!   whose gaps are longer, sleeps at once;
+//! * the glance — one non-blocking poll before spinning or sleeping, which lets a busy worker
+//!   take queued readiness without touching the runtime's shared counters — runs only while
+//!   dry spells end quickly: the previous glance found work, a spin found work, or a sleep
+//!   returned within [`QUICK`]. A worker serving one connection, whose every dry spell is a
+//!   real sleep, thus makes one `epoll_wait` per request, as a hand-written loop does.
+
+use std::time::Duration;
+
+/// How a worker spins when it runs dry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpinMode {
+    /// Never: sleep at once.
+    Off,
+    /// Up to this window, whatever a sleep costs.
+    Fixed(Duration),
+    /// Up to what a sleep has been measured to cost, and never longer than this window.
+    Adaptive(Duration),
+}
+
+impl SpinMode {
+    /// The longest a spin may last.
+    pub fn max(self) -> Duration {
+        match self {
+            SpinMode::Off => Duration::ZERO,
+            SpinMode::Fixed(d) | SpinMode::Adaptive(d) => d,
+        }
+    }
+}
+
+/// One sleep in this many is measured once the first [`WARM_SAMPLES`] are in.
+pub(crate) const SAMPLE_EVERY: u64 = 16;
+/// Sleeps measured from the start, so the window settles within the first few requests.
+pub(crate) const WARM_SAMPLES: u64 = 8;
+/// One dry spell in this many sleeps at once and is measured (a probe), so a worker whose
+/// spins always hit still learns what a sleep costs.
+pub(crate) const PROBE_EVERY: u64 = 256;
+/// A sleep that returned within this found work already queued (a blocked thread's wake-up
+/// alone takes longer): the glance would have found it too.
+pub(crate) const QUICK: Duration = Duration::from_micros(2);
+/// Weight of a new sample in the moving average: 1/8.
+const EWMA_SHIFT: u32 = 3;
+
+/// A worker's idle decisions and what it has learned (one per worker; not shared).
+#[derive(Debug)]
+pub(crate) struct IdlePolicy {
+    mode: SpinMode,
+    /// Moving average of the CPU time a blocking sleep costs, in nanoseconds; starts at the
+    /// configured window, so a fresh worker spins as configured until it has measured.
+    sleep_cost_ns: u64,
+    spin_worth: bool,
+    glance_worth: bool,
+    sleeps: u64,
+    samples: u64,
+    /// Dry spells seen by `should_spin`, and whether the current one is a probe.
+    spells: u64,
+    probe: bool,
+}
+
+impl IdlePolicy {
+    pub(crate) fn new(mode: SpinMode) -> IdlePolicy {
+        IdlePolicy {
+            mode,
+            sleep_cost_ns: mode.max().as_nanos() as u64,
+            spin_worth: true,
+            glance_worth: true,
+            sleeps: 0,
+            samples: 0,
+            spells: 0,
+            probe: false,
+        }
+    }
+
+    /// How long a spin may last now: the configured window, or in adaptive mode the measured
+    /// cost of a sleep when that is shorter.
+    pub(crate) fn window(&self) -> Duration {
+        match self.mode {
+            SpinMode::Off => Duration::ZERO,
+            SpinMode::Fixed(d) => d,
+            SpinMode::Adaptive(max) => max.min(Duration::from_nanos(self.sleep_cost_ns)),
+        }
+    }
+
+    /// The measured CPU cost of one sleep (ns), as far as it is known.
+    pub(crate) fn sleep_cost_ns(&self) -> u64 {
+        self.sleep_cost_ns
+    }
+
+    /// Whether to poll once without blocking before spinning or sleeping.
+    pub(crate) fn should_glance(&self) -> bool {
+        self.glance_worth
+    }
+
+    pub(crate) fn after_glance(&mut self, found: bool) {
+        self.glance_worth = found;
+    }
+
+    /// Whether a spin is likely to pay (the budget is asked separately). In adaptive mode a
+    /// warming-up worker, and one dry spell in [`PROBE_EVERY`], sleeps instead, measured.
+    pub(crate) fn should_spin(&mut self) -> bool {
+        if let SpinMode::Adaptive(_) = self.mode {
+            self.spells += 1;
+            self.probe = self.samples < WARM_SAMPLES || self.spells % PROBE_EVERY == 0;
+            if self.probe {
+                return false;
+            }
+        }
+        self.spin_worth && !self.window().is_zero()
+    }
+
+    /// A spin ended: it found work (or a timer came due), or its window ran out.
+    pub(crate) fn after_spin(&mut self, found: bool) {
+        self.spin_worth = found;
+        if found {
+            self.glance_worth = true;
+        }
+    }
+
+    /// Whether the sleep about to start should be measured (its CPU cost bracketed).
+    pub(crate) fn measure_next_sleep(&mut self) -> bool {
+        self.sleeps += 1;
+        matches!(self.mode, SpinMode::Adaptive(_))
+            && (std::mem::take(&mut self.probe) || self.sleeps % SAMPLE_EVERY == 0)
+    }
+
+    /// A sleep ended after `slept` of wall time; `cpu` is the thread CPU time it cost when it
+    /// was measured.
+    pub(crate) fn after_sleep(&mut self, slept: Duration, cpu: Option<Duration>) {
+        // A spin would have caught work that came within the window.
+        self.spin_worth = slept < self.window();
+        self.glance_worth = slept < QUICK;
+        if let Some(cpu) = cpu {
+            // Only a sleep that blocked (off the CPU for longer than it ran) says what a
+            // sleep costs; one that found work queued costs a plain system call.
+            if slept > cpu * 2 {
+                self.record_cost(cpu);
+            }
+        }
+    }
+
+    fn record_cost(&mut self, cpu: Duration) {
+        // Bounded so that a descheduled thread's odd sample cannot stall the average.
+        let ns = (cpu.as_nanos() as u64).min(10 * self.mode.max().as_nanos() as u64 + 1_000);
+        self.sleep_cost_ns = if self.samples == 0 {
+            ns
+        } else {
+            let old = self.sleep_cost_ns as i64;
+            (old + ((ns as i64 - old) >> EWMA_SHIFT)) as u64
+        };
+        self.samples += 1;
+    }
+}
+
+/// CPU time the calling thread has used so far.
+pub(crate) fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID needs nothing else.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Duration = Duration::from_micros(1);
+
+    fn sleep_measured(p: &mut IdlePolicy, slept: Duration, cpu: Duration) {
+        p.should_spin();
+        let m = p.measure_next_sleep();
+        p.after_sleep(slept, m.then_some(cpu));
+    }
+
+    #[test]
+    fn adaptive_window_follows_the_measured_sleep_cost_under_the_cap() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(20 * US));
+        assert_eq!(p.window(), 20 * US, "before any sample: the configured window");
+        // Sleeps that cost 3 µs each: the window comes down to 3 µs.
+        for _ in 0..200 {
+            sleep_measured(&mut p, 100 * US, 3 * US);
+        }
+        assert!(p.window() >= 2 * US && p.window() <= 4 * US, "{:?}", p.window());
+        // Sleeps that cost 50 µs: the window goes up to the cap, no further.
+        for _ in 0..2000 {
+            sleep_measured(&mut p, 1000 * US, 50 * US);
+        }
+        assert_eq!(p.window(), 20 * US);
+        assert!(p.sleep_cost_ns() > 40_000, "{}", p.sleep_cost_ns());
+    }
+
+    #[test]
+    fn a_sleep_that_did_not_block_is_no_sample() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(20 * US));
+        for _ in 0..100 {
+            // Returned with work queued: 1 µs of wall time, 1 µs of CPU.
+            sleep_measured(&mut p, US, US);
+        }
+        assert_eq!(p.window(), 20 * US);
+        assert_eq!(p.samples, 0);
+    }
+
+    #[test]
+    fn only_some_sleeps_are_measured_after_the_first() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(20 * US));
+        let measured = (0..1000)
+            .filter(|_| {
+                p.should_spin();
+                let m = p.measure_next_sleep();
+                p.after_sleep(100 * US, m.then_some(5 * US));
+                m
+            })
+            .count() as u64;
+        let most = WARM_SAMPLES + 1000 / SAMPLE_EVERY + 1000 / PROBE_EVERY;
+        assert!(measured <= most, "{measured}");
+        assert!(measured >= 1000 / SAMPLE_EVERY, "{measured}");
+    }
+
+    #[test]
+    fn fixed_and_off_never_measure_and_keep_their_window() {
+        let mut f = IdlePolicy::new(SpinMode::Fixed(2 * US));
+        let mut o = IdlePolicy::new(SpinMode::Off);
+        for _ in 0..100 {
+            assert!(!f.measure_next_sleep() && !o.measure_next_sleep());
+            f.after_sleep(US, None);
+        }
+        assert_eq!(f.window(), 2 * US);
+        assert_eq!(o.window(), Duration::ZERO);
+        assert!(!o.should_spin());
+        assert!(f.should_spin());
+    }
+
+    #[test]
+    fn an_adaptive_worker_probes_sleeps_even_when_its_spins_always_hit() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50_000 * US));
+        // Warm-up: no spin until the first samples are in, each sleep measured.
+        for _ in 0..WARM_SAMPLES {
+            assert!(!p.should_spin());
+            assert!(p.measure_next_sleep());
+            p.after_sleep(3000 * US, Some(20 * US));
+        }
+        assert!(p.window() < 30 * US, "{:?}", p.window());
+        // Every spin hits from now on: still one probe (a measured sleep) per PROBE_EVERY.
+        let mut probes = 0;
+        for _ in 0..4 * PROBE_EVERY {
+            if p.should_spin() {
+                p.after_spin(true);
+            } else {
+                // A probe, or the one sleep after the warm-up's long ones (not worth a spin).
+                let probe = p.probe;
+                let measured = p.measure_next_sleep();
+                assert!(measured || !probe, "a probe is measured");
+                probes += probe as u32;
+                p.after_sleep(10 * US, measured.then_some(4 * US));
+            }
+        }
+        assert!((4..=5).contains(&probes), "{probes} probes");
+        assert!(p.window() < 20 * US, "the probes moved the window: {:?}", p.window());
+    }
+
+    #[test]
+    fn spin_runs_only_while_it_pays() {
+        let mut p = IdlePolicy::new(SpinMode::Fixed(20 * US));
+        assert!(p.should_spin(), "fixed: no warm-up");
+        p.after_spin(false);
+        assert!(!p.should_spin(), "a fruitless spin: sleep next time");
+        p.after_sleep(500 * US, None);
+        assert!(!p.should_spin(), "a long sleep: a spin would not have caught it");
+        p.after_sleep(5 * US, None);
+        assert!(p.should_spin(), "a short sleep: a spin would have");
+        p.after_spin(true);
+        assert!(p.should_spin());
+    }
+
+    #[test]
+    fn glance_runs_only_while_dry_spells_end_quickly() {
+        let mut p = IdlePolicy::new(SpinMode::Off);
+        assert!(p.should_glance());
+        p.after_glance(true);
+        assert!(p.should_glance());
+        p.after_glance(false);
+        assert!(!p.should_glance(), "a glance that found nothing");
+        p.after_sleep(80 * US, None);
+        assert!(!p.should_glance(), "a real sleep: one connection, one epoll_wait");
+        p.after_sleep(QUICK / 2, None);
+        assert!(p.should_glance(), "work was queued: busy again");
+        p.after_glance(false);
+        p.after_spin(true);
+        assert!(p.should_glance(), "a spin found work: busy again");
+    }
+}
