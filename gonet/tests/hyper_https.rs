@@ -17,7 +17,7 @@ use bytes::Bytes;
 use common::run;
 use gonet::hyper::{Client, Server, ServerHandle};
 use gonet::net::TcpListener;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use https_util::{client_config, get_concurrently, wait_until, SelfSigned};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -183,22 +183,87 @@ fn forced_shutdown_closes_a_tls_connection_under_a_blocked_service() {
     });
 }
 
+/// A response body that sends its first half at once and the rest only once its `Gate` is
+/// opened: until then the response is unfinished, so its connection cannot be idle.
+struct Gated {
+    first: Option<Bytes>,
+    rest: Option<Bytes>,
+    gate: Arc<Gate>,
+}
+
+#[derive(Default)]
+struct Gate(std::sync::Mutex<(bool, Option<std::task::Waker>)>);
+
+impl Gate {
+    fn open(&self) {
+        let mut g = self.0.lock().unwrap();
+        g.0 = true;
+        if let Some(w) = g.1.take() {
+            w.wake();
+        }
+    }
+}
+
+impl hyper::body::Body for Gated {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        if let Some(b) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b))));
+        }
+        {
+            let mut g = self.gate.0.lock().unwrap();
+            if !g.0 {
+                g.1 = Some(cx.waker().clone());
+                return std::task::Poll::Pending;
+            }
+        }
+        std::task::Poll::Ready(self.rest.take().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
 #[test]
 fn a_streamed_response_returns_its_connection_to_the_pool_once_read() {
     run(2, || {
         let (scfg, cert) = server_config(&["127.0.0.1"]);
-        let (addr, h) = start(scfg);
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap().to_string();
+        let server = Server::new();
+        let h = server.handle();
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let gate = g.clone();
+            async move {
+                let body = if req.uri().path() == "/streamed" {
+                    Either::Left(Gated {
+                        first: Some(Bytes::from("tls /streamed ")),
+                        rest: Some(Bytes::from("HTTP/1.1")),
+                        gate,
+                    })
+                } else {
+                    Either::Right(Full::new(Bytes::from("again")))
+                };
+                Ok::<_, Infallible>(Response::new(body))
+            }
+        });
+        gonet::go(move || server.serve_tls(ln, scfg, svc).unwrap());
         let client = Client::builder().tls(client_config(&[&cert], &["http/1.1"])).build();
         let url = format!("https://{addr}/streamed");
         let req = Request::get(url.as_str()).body(Full::new(Bytes::new())).unwrap();
         let resp = gonet::block_on(client.send(req)).unwrap();
-        // In use: not idle until its body has been read.
+        // In use while its response is unfinished: not in the pool.
+        gonet::time::sleep(Duration::from_millis(20));
         assert_eq!(client.idle_connections(), 0);
+        gate.open();
         let body = gonet::block_on(resp.into_body().collect()).unwrap().to_bytes();
         assert_eq!(body, Bytes::from("tls /streamed HTTP/1.1"));
         wait_until(|| client.idle_connections() > 0);
         assert_eq!(client.idle_connections(), 1, "the connection should be back in the pool");
-        client.get(&url).unwrap();
+        assert_eq!(client.get(&format!("https://{addr}/again")).unwrap().body(), "again");
         assert_eq!(h.active(), 1, "the next request should reuse it");
         // Closing the idle connections closes the server's side too.
         client.close_idle_connections();

@@ -6,9 +6,11 @@
 //! (the server name from the URI, the user's `rustls::ClientConfig`), and ALPN picks HTTP/2
 //! (`h2`) or HTTP/1.1. The pool keeps, per `scheme://host:port`, idle HTTP/1 senders and at
 //! most one HTTP/2 sender (multiplexed, cloned per request). An HTTP/1 sender is out of the
-//! pool while its request is in flight and goes back once the response's body was read to its
-//! end and the connection is ready (`get`: before it returns, so sequential `get`s reuse one
-//! connection; `send`: a goroutine waits for it). Closed senders are dropped when met.
+//! pool while its request is in flight and goes back once hyper's connection is ready for the
+//! next request, i.e. the whole response has arrived (a short body may still sit unread in the
+//! response's buffer then; a body still streaming keeps the connection out): `get` waits for
+//! that before it returns, so sequential `get`s reuse one connection; for `send` a goroutine
+//! waits for it. Closed senders are dropped when met.
 //!
 //! (hyper-util's pooled client is not used: it needs tokio's `net` and `sync` features, i.e.
 //! mio, and gonet keeps tokio to its IO traits.)
