@@ -18,11 +18,15 @@
 //! other connections; on HTTP/2, each stream runs on a goroutine too.
 
 mod client;
+#[cfg(feature = "hyper-client-legacy")]
+mod connector;
 mod server;
 #[cfg(feature = "rustls")]
 mod tls;
 
 pub use client::{Client, ClientBuilder};
+#[cfg(feature = "hyper-client-legacy")]
+pub use connector::{Connecting, Connector, MaybeTlsStream};
 pub use server::{HttpService, Server, ServerHandle};
 
 use std::future::Future;
