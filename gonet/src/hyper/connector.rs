@@ -33,8 +33,8 @@ use super::{timeout, Io};
 use crate::net::{Dialer, TcpStream};
 
 /// Connects `hyper_util::client::legacy::Client` to servers over gonet sockets (feature
-/// `hyper-client-legacy`): `http://` and, with feature `rustls` and a [`tls`](Connector::tls)
-/// config, `https://` (ALPN choosing HTTP/2 or HTTP/1.1).
+/// `hyper-client-legacy`): `http://`, and `https://` with feature `rustls` and a config given
+/// to `Connector::tls` (ALPN choosing HTTP/2 or HTTP/1.1).
 ///
 /// hyper-util's client brings the pool (keep-alive, idle timeout, per-host limits), HTTP/2
 /// multiplexing and the tower-shaped API that middleware and SDKs take; gonet supplies the
@@ -96,7 +96,7 @@ impl Default for Connector {
 }
 
 impl Connector {
-    /// `http://` only (see [`tls`](Connector::tls)), no connect timeout, `TCP_NODELAY` on,
+    /// `http://` only (see `Connector::tls`), no connect timeout, `TCP_NODELAY` on,
     /// and [`Dialer::default()`]'s options (keep-alive every 15 s).
     pub fn new() -> Connector {
         Connector {
