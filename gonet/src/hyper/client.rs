@@ -12,8 +12,11 @@
 //! that before it returns, so sequential `get`s reuse one connection; for `send` a goroutine
 //! waits for it. Closed senders are dropped when met.
 //!
-//! (hyper-util's pooled client is not used: it needs tokio's `net` and `sync` features, i.e.
-//! mio, and gonet keeps tokio to its IO traits.)
+//! This pool is gonet's own: hyper-util's pooled client needs tokio's `net` and `sync`
+//! features (mio), which the `hyper` feature keeps out. Use this `Client` in code written for
+//! gonet (blocking-style `get`, connections back in the pool before `get` returns); use
+//! `hyper_util::client::legacy::Client` with `gonet::hyper::Connector` (feature
+//! `hyper-client-legacy`) where an API takes hyper-util's client or a tower stack built on it.
 
 use std::collections::HashMap;
 use std::io;

@@ -10,6 +10,8 @@
 //!   HTTP/1.1 and prior-knowledge HTTP/2 (h2c) through hyper-util's auto builder, graceful
 //!   [`ServerHandle::shutdown`].
 //! * [`Client`] sends requests over pooled keep-alive connections, with timeouts.
+//! * With feature `hyper-client-legacy`: `Connector`, gonet sockets for hyper-util's pooled
+//!   client (`hyper_util::client::legacy::Client`), for code and middleware written for it.
 //! * With feature `rustls` too: HTTPS. `Server::serve_tls` and the client's `https://`
 //!   (a `rustls` config of the user's, ALPN choosing HTTP/2 or HTTP/1.1).
 //!
@@ -18,11 +20,15 @@
 //! other connections; on HTTP/2, each stream runs on a goroutine too.
 
 mod client;
+#[cfg(feature = "hyper-client-legacy")]
+mod connector;
 mod server;
 #[cfg(feature = "rustls")]
 mod tls;
 
 pub use client::{Client, ClientBuilder};
+#[cfg(feature = "hyper-client-legacy")]
+pub use connector::{Connecting, Connector, MaybeTlsStream};
 pub use server::{HttpService, Server, ServerHandle};
 
 use std::future::Future;
