@@ -8,11 +8,13 @@
 //! where waking an idle virtual CPU goes through the hypervisor. The rule is the classic one
 //! for spin-then-block (ski rental): spin for at most what a sleep costs. Whatever the gap
 //! until the next work, that spends at most twice the CPU of the best choice made knowing
-//! the gap in advance, and less than a sleep whenever the gap is shorter than a sleep's cost.
+//! the gap in advance (three times with [`COST_FACTOR`] 2 when the bracket saw all of the
+//! cost), and less than a sleep whenever the gap is shorter than a sleep's cost.
 //! The cost is measured, not guessed: in [`SpinMode::Adaptive`] the worker brackets one sleep
 //! in [`SAMPLE_EVERY`] (and its first [`WARM_SAMPLES`]) with its thread's CPU clock, keeps a
-//! moving average of the sleeps that really blocked, and spins for that long, capped by the
-//! configured window. A worker whose spins always catch their work would never sleep and so
+//! moving average of the sleeps that really blocked, and spins for [`COST_FACTOR`] times that
+//! (the bracket misses the cache refills a sleep costs afterwards), capped by the configured
+//! window. A worker whose spins always catch their work would never sleep and so
 //! never learn that a sleep is cheaper than its spins: until the first samples are in, and
 //! then once in [`PROBE_EVERY`] dry spells, it sleeps without spinning (a probe). [`SpinMode::Fixed`] spins for the configured window whatever a sleep
 //! costs (`Builder::spin`, `GONET_SPIN_US`).
@@ -60,6 +62,14 @@ pub(crate) const PROBE_EVERY: u64 = 256;
 /// A sleep that returned within this found work already queued (a blocked thread's wake-up
 /// alone takes longer): the glance would have found it too.
 pub(crate) const QUICK: Duration = Duration::from_micros(2);
+/// What a sleep costs the worker, as a multiple of what the bracket around the blocking
+/// `epoll_wait` measures. The bracket sees the sleep and the wake-up, not the caches and TLB
+/// entries the sleep cost the code that runs after it: on a 2-CPU VM a raw epoll echo loop
+/// spent 22.8 µs of CPU per request at one connection, of which its `read` and `write` take
+/// ~3 µs and the bracket sees 13–16 µs. Spinning up to twice the bracketed cost keeps the
+/// spin-then-block bound (at most three times the CPU of the best choice) while covering
+/// what a sleep really costs.
+pub(crate) const COST_FACTOR: u64 = 2;
 /// Weight of a new sample in the moving average: 1/8.
 const EWMA_SHIFT: u32 = 3;
 
@@ -93,13 +103,15 @@ impl IdlePolicy {
         }
     }
 
-    /// How long a spin may last now: the configured window, or in adaptive mode the measured
-    /// cost of a sleep when that is shorter.
+    /// How long a spin may last now: the configured window, or in adaptive mode what a sleep
+    /// costs ([`COST_FACTOR`] times the measured part) when that is shorter.
     pub(crate) fn window(&self) -> Duration {
         match self.mode {
             SpinMode::Off => Duration::ZERO,
             SpinMode::Fixed(d) => d,
-            SpinMode::Adaptive(max) => max.min(Duration::from_nanos(self.sleep_cost_ns)),
+            SpinMode::Adaptive(max) => {
+                max.min(Duration::from_nanos(self.sleep_cost_ns.saturating_mul(COST_FACTOR)))
+            }
         }
     }
 
@@ -200,11 +212,12 @@ mod tests {
     fn adaptive_window_follows_the_measured_sleep_cost_under_the_cap() {
         let mut p = IdlePolicy::new(SpinMode::Adaptive(20 * US));
         assert_eq!(p.window(), 20 * US, "before any sample: the configured window");
-        // Sleeps that cost 3 µs each: the window comes down to 3 µs.
+        // Sleeps that cost 3 µs each: the window comes down to twice that.
         for _ in 0..200 {
             sleep_measured(&mut p, 100 * US, 3 * US);
         }
-        assert!(p.window() >= 2 * US && p.window() <= 4 * US, "{:?}", p.window());
+        let w = p.window();
+        assert!(w >= 5 * US && w <= 7 * US, "{w:?}");
         // Sleeps that cost 50 µs: the window goes up to the cap, no further.
         for _ in 0..2000 {
             sleep_measured(&mut p, 1000 * US, 50 * US);
@@ -263,7 +276,7 @@ mod tests {
             assert!(p.measure_next_sleep());
             p.after_sleep(3000 * US, Some(20 * US));
         }
-        assert!(p.window() < 30 * US, "{:?}", p.window());
+        assert!(p.window() < 50 * US, "{:?}", p.window());
         // Every spin hits from now on: still one probe (a measured sleep) per PROBE_EVERY.
         let mut probes = 0;
         for _ in 0..4 * PROBE_EVERY {
@@ -279,7 +292,7 @@ mod tests {
             }
         }
         assert!((4..=5).contains(&probes), "{probes} probes");
-        assert!(p.window() < 20 * US, "the probes moved the window: {:?}", p.window());
+        assert!(p.window() < 40 * US, "the probes moved the window: {:?}", p.window());
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 /// Default cap on the spin of an idle worker, which by default spins for what a sleep costs
 /// it ([`SpinMode::Adaptive`]; see [`Builder::spin_mode`]).
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// Configures a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -118,10 +118,11 @@ impl Builder {
     /// more on VMs where waking an idle virtual CPU goes through the hypervisor. Under
     /// request/response load a worker often runs dry for a few microseconds between batches,
     /// and spinning through such gaps saves that cost. The adaptive mode measures what a sleep
-    /// costs this worker (its thread's CPU clock around one sleep in 16) and spins for no
-    /// longer than that, capped by the window — the spin-then-block rule that never spends
-    /// more than twice the CPU of the best choice —, so a machine with cheap wake-ups barely
-    /// spins and one with dear wake-ups spins through them. In every mode the spin is
+    /// costs this worker (its thread's CPU clock around one sleep in 16; twice that, for the
+    /// cache refills the clock does not see) and spins for no longer than that, capped by the
+    /// window — the spin-then-block rule, which bounds the CPU spent to a small multiple of
+    /// the best choice's —, so a machine with cheap wake-ups barely spins and one with dear
+    /// wake-ups spins through them. In every mode the spin is
     /// bounded: a worker with timers due or work to steal stops at once; at most half the
     /// workers (rounded up) spin at a time; and a worker spins only while the previous spin
     /// found work or the previous sleep was shorter than the window, so a lightly loaded or
