@@ -27,6 +27,7 @@ tests_for() {
     netpoll/*) echo net_parked_elsewhere net_deadline net_close net_tcp net_thread net_faults idle ;;
     runtime/park.rs) echo runtime sync sync_shutdown chan select net_parked_elsewhere thread_interop ;;
     runtime/timer.rs) echo timers timing runtime thread_interop net_deadline ;;
+    runtime/idle_policy.rs) echo spin idle placement runtime ;;
     chan/*) echo chan chan_close select select_syntax thread_interop timers soundness ;;
     sync/*) echo sync sync_more sync_shutdown thread_interop ;;
     net/fd.rs) echo net_tcp net_close net_deadline net_udp net_unix net_options net_faults net_splice net_parked_elsewhere ;;
