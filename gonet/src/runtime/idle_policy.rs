@@ -296,6 +296,46 @@ mod tests {
     }
 
     #[test]
+    fn the_first_sample_replaces_the_guess_and_odd_samples_are_clamped() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(20 * US));
+        sleep_measured(&mut p, 100 * US, 3 * US);
+        assert_eq!(p.sleep_cost_ns(), 3_000, "the first sample is the estimate");
+        let mut q = IdlePolicy::new(SpinMode::Adaptive(20 * US));
+        // A thread descheduled inside the bracket: one second of "cost" is clamped.
+        sleep_measured(&mut q, Duration::from_secs(10), Duration::from_secs(1));
+        assert_eq!(q.sleep_cost_ns(), 10 * 20_000 + 1_000);
+    }
+
+    #[test]
+    fn boundaries_are_strict() {
+        // Off the CPU exactly twice as long as on it: not a sleep that blocked.
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(20 * US));
+        sleep_measured(&mut p, 8 * US, 4 * US);
+        assert_eq!(p.samples, 0);
+        // A sleep exactly as long as the window: a spin would have run out first.
+        let mut f = IdlePolicy::new(SpinMode::Fixed(20 * US));
+        f.after_sleep(20 * US, None);
+        assert!(!f.should_spin());
+        // A sleep of exactly QUICK is not quick.
+        f.after_sleep(QUICK, None);
+        assert!(!f.should_glance());
+    }
+
+    #[test]
+    fn spinning_starts_right_after_the_warm_up() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
+        for _ in 0..WARM_SAMPLES {
+            assert!(!p.should_spin(), "warming up");
+            assert!(p.measure_next_sleep());
+            p.after_sleep(100 * US, Some(4 * US));
+        }
+        assert_eq!(p.samples, WARM_SAMPLES);
+        // A short sleep (a spin would have caught its work), then the next dry spell spins.
+        p.after_sleep(US, None);
+        assert!(p.should_spin(), "warmed up: the next dry spell spins");
+    }
+
+    #[test]
     fn spin_runs_only_while_it_pays() {
         let mut p = IdlePolicy::new(SpinMode::Fixed(20 * US));
         assert!(p.should_spin(), "fixed: no warm-up");
