@@ -26,6 +26,16 @@
 # optimized profile for a quick look, and the report says which), RESULT (the report's file
 # name in bench/results, tls-latest.txt). A server named `reactorN` is the reactor with a
 # GONET_SPIN_US=N idle spin window (e.g. SERVERS="reactor reactor200 go").
+#
+# The floor (not in the default SERVERS): bench/src/bin/tls_floor.rs, one thread, one
+# edge-triggered epoll, rustls's unbuffered API, per request only one read, the decryption,
+# the encryption of the echo and one write — what no TLS server on one CPU can beat. Servers
+# `floor` (blocks in epoll_wait) and `floorspin` (FLOOR_SPIN=1: busy-polls epoll, never
+# sleeps), and `floorbuf`/`floorbufspin` the same on rustls's buffered ServerConnection (the
+# API the Rust peers and the reactor use), e.g. SERVERS="floor floorspin reactor go". When a
+# floor runs, the report adds each other server's ratios to it (r/s: server / floor, at most
+# about 1; cpu: server µs/req / floor's, at least about 1): a go/floor r/s ratio above 1/1.3
+# = 0.77 means no server here can do 1.3x Go's requests/s.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -43,10 +53,10 @@ one_server_at_a_time
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 ulimit -n 20000 2>/dev/null || true
 
-log "building tls_loadgen, tls_echo_tokio, the TLS examples ($PROFILE) and bench/go/tls_echo"
-# The load generator and the tokio peer need neither gonet nor jemalloc.
+log "building tls_loadgen, tls_echo_tokio, tls_floor, the TLS examples ($PROFILE) and bench/go/tls_echo"
+# The load generator and the Rust peers need neither gonet nor jemalloc.
 (cd "$ROOT" && cargo build --profile "$PROFILE" -p gonet-bench --no-default-features \
-    --bin tls_loadgen --bin tls_echo_tokio)
+    --bin tls_loadgen --bin tls_echo_tokio --bin tls_floor)
 (cd "$ROOT" && cargo build --profile "$PROFILE" -p gonet --features rustls \
     --example reactor_tls_echo --example tls_echo)
 ensure_go
@@ -87,6 +97,17 @@ start_server() {
         TMPDIR=$cert taskset -c 0 "$BIN/tls_echo_tokio" \
             "127.0.0.1:$PORT" >"$TMP/server.log" 2>&1 &
         CA=$cert/gonet-tls_echo_tokio-cert.pem
+        ;;
+    floor | floorspin | floorbuf | floorbufspin)
+        # The floor: FLOOR_BUFFERED=1 for floorbuf*, FLOOR_SPIN=1 for *spin.
+        cert=$TMP/$1
+        mkdir -p "$cert"
+        local buffered=0 spin=0
+        case $1 in floorbuf*) buffered=1 ;; esac
+        case $1 in *spin) spin=1 ;; esac
+        TMPDIR=$cert taskset -c 0 env FLOOR_BUFFERED=$buffered FLOOR_SPIN=$spin \
+            "$BIN/tls_floor" "127.0.0.1:$PORT" >"$TMP/server.log" 2>&1 &
+        CA=$cert/gonet-tls_floor-cert.pem
         ;;
     *)
         log "unknown server $1"
@@ -158,6 +179,27 @@ for sc in $SCENARIOS; do
 done
 RMED=$TMP/ratio-medians
 medians <"$RAT" >"$RMED" || true
+# The same against each floor that ran: server/floor per round, then their medians.
+FLOORS=$(for s in $SERVERS; do case $s in floor*) echo "$s" ;; esac; done)
+FRAT=$TMP/floor-ratios
+: >"$FRAT"
+for fl in $FLOORS; do
+    for sc in $SCENARIOS; do
+        for srv in $SERVERS; do
+            case $srv in floor*) continue ;; esac
+            for round in $(seq 1 "$ROUNDS"); do
+                for k in rps server_cpu_us_per_req; do
+                    a=$(awk -v g="$srv/$sc@$round" -v k="$k" '$1 == g && $2 == k { print $3 }' "$SAMPLES")
+                    b=$(awk -v g="$fl/$sc@$round" -v k="$k" '$1 == g && $2 == k { print $3 }' "$SAMPLES")
+                    r=$(ratio "${a:-n/a}" "${b:-n/a}")
+                    [ "$r" = n/a ] || echo "$srv:$fl/$sc $k $r" >>"$FRAT"
+                done
+            done
+        done
+    done
+done
+FMED=$TMP/floor-ratio-medians
+medians <"$FRAT" >"$FMED" || true
 
 OUT=$RESULTS/${RESULT:-tls-latest.txt}
 {
@@ -170,7 +212,7 @@ OUT=$RESULTS/${RESULT:-tls-latest.txt}
     echo "# r/s ratio = reactor r/s / this server's (> 1: reactor faster); cpu ratio = reactor µs/req / this"
     echo "# server's (< 1: reactor cheaper); each the median of the per-round ratios (runs back to back)"
     echo
-    printf '%-9s %-10s %10s %10s %10s %10s\n' scenario server "r/s" "µs/req" "r/s ratio" "cpu ratio"
+    printf '%-9s %-12s %10s %10s %10s %10s\n' scenario server "r/s" "µs/req" "r/s ratio" "cpu ratio"
     for sc in $SCENARIOS; do
         for srv in $SERVERS; do
             if [ "$srv" = reactor ]; then
@@ -179,16 +221,33 @@ OUT=$RESULTS/${RESULT:-tls-latest.txt}
                 rr=$(lookup "$RMED" "$srv/$sc" rps)
                 cr=$(lookup "$RMED" "$srv/$sc" server_cpu_us_per_req)
             fi
-            printf '%-9s %-10s %10s %10s %10s %10s\n' "$sc" "$srv" \
+            printf '%-9s %-12s %10s %10s %10s %10s\n' "$sc" "$srv" \
                 "$(fmt "$(lookup "$MED" "$srv/$sc" rps)" 0)" \
                 "$(fmt "$(lookup "$MED" "$srv/$sc" server_cpu_us_per_req)" 2)" "$rr" "$cr"
         done
     done
+    if [ -n "$FLOORS" ]; then
+        echo
+        echo "# against the floor (bench/src/bin/tls_floor.rs: one read, decrypt, encrypt, one write per"
+        echo "# request): r/s ratio = this server's r/s / the floor's (< 1: slower than the floor); cpu"
+        echo "# ratio = this server's µs/req / the floor's (> 1: dearer); medians of the per-round ratios"
+        printf '%-9s %-12s %-12s %10s %10s\n' scenario server floor "r/s ratio" "cpu ratio"
+        for sc in $SCENARIOS; do
+            for fl in $FLOORS; do
+                for srv in $SERVERS; do
+                    case $srv in floor*) continue ;; esac
+                    printf '%-9s %-12s %-12s %10s %10s\n' "$sc" "$srv" "$fl" \
+                        "$(lookup "$FMED" "$srv:$fl/$sc" rps)" \
+                        "$(lookup "$FMED" "$srv:$fl/$sc" server_cpu_us_per_req)"
+                done
+            done
+        done
+    fi
     if [ "$IDLE_CONNS" -gt 0 ]; then
         echo
         echo "# resident bytes per idle TLS connection ($IDLE_CONNS connections, each after the handshake and one echo)"
         for srv in $SERVERS; do
-            printf '%-10s %s\n' "$srv" "$(lookup "$IDLE" "$srv" idle_conn_bytes)"
+            printf '%-12s %s\n' "$srv" "$(lookup "$IDLE" "$srv" idle_conn_bytes)"
         done
     fi
 } >"$OUT"
