@@ -2,11 +2,12 @@
 //! tokio runtime.
 //!
 //! * [`Io`] adapts a gonet stream to `hyper::rt::Read`/`Write` (poll-based socket I/O).
-//! * [`Executor`] runs every future hyper spawns (HTTP/2 streams, connection tasks) on a
-//!   goroutine of its own: `go(move || block_on(fut))`.
+//! * [`Executor`] runs every future hyper spawns (HTTP/2 streams, connection tasks) as a
+//!   gonet task: polled by the worker's runner goroutines on one hot stack, given a stack of
+//!   its own only while it blocks (`runtime/task.rs`).
 //! * [`Timer`] puts hyper's timers (header-read timeout, keep-alive, HTTP/2 pings) on
 //!   gonet's timer heaps ([`crate::time::Delay`]).
-//! * [`Server`] is Go's `http.Serve(listener, handler)`: one goroutine per connection,
+//! * [`Server`] is Go's `http.Serve(listener, handler)`: one task per connection,
 //!   HTTP/1.1 and prior-knowledge HTTP/2 (h2c) through hyper-util's auto builder, graceful
 //!   [`ServerHandle::shutdown`].
 //! * [`Client`] sends requests over pooled keep-alive connections, with timeouts.
@@ -15,9 +16,10 @@
 //! * With feature `rustls` too: HTTPS. `Server::serve_tls` and the client's `https://`
 //!   (a `rustls` config of the user's, ALPN choosing HTTP/2 or HTTP/1.1).
 //!
-//! Because each connection runs on its own goroutine, a service may block goroutine-style —
-//! a gonet channel receive, `gonet::time::sleep`, a blocking socket call — without stalling
-//! other connections; on HTTP/2, each stream runs on a goroutine too.
+//! Because a task that blocks keeps its runner goroutine while another runner polls the
+//! others, a service may block goroutine-style — a gonet channel receive,
+//! `gonet::time::sleep`, a blocking socket call — without stalling other connections; on
+//! HTTP/2, each stream is a task too.
 
 mod client;
 #[cfg(feature = "hyper-client-legacy")]
@@ -233,8 +235,9 @@ impl<T: tokio::io::AsyncWrite + Unpin> hyper::rt::Write for TokioIo<T> {
     }
 }
 
-/// hyper's executor on goroutines: each spawned future runs on a goroutine of its own
-/// (`go(move || block_on(fut))`). Must be used inside a gonet runtime.
+/// hyper's executor on goroutines: each spawned future runs as a task homed on the calling
+/// worker (polled by its runner goroutines; it may block goroutine-style inside `poll`).
+/// Must be used inside a gonet runtime.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Executor;
 
@@ -247,8 +250,8 @@ where
         // On this worker's run queue, in order with the goroutines woken meanwhile: an
         // HTTP/2 connection's streams all answer before the connection flushes (one write for
         // the burst, not one per stream).
-        crate::runtime::go_here(move || {
-            crate::block_on(fut);
+        crate::runtime::task::spawn_here("hyper task", async move {
+            fut.await;
         });
     }
 }

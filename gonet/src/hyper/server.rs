@@ -1,22 +1,22 @@
 //! `Server`: Go's `http.Serve(listener, handler)` for hyper services, with graceful shutdown.
 //!
-//! The accept loop runs on the caller (a goroutine); each connection gets a goroutine that
-//! `block_on`s hyper-util's auto connection (HTTP/1.1, or HTTP/2 when the client opens with
+//! The accept loop runs on the caller (a goroutine); each connection is a task
+//! (`runtime/task.rs`, homed on the least loaded worker) running hyper-util's auto connection (HTTP/1.1, or HTTP/2 when the client opens with
 //! the HTTP/2 preface: h2c with prior knowledge, or after TLS's ALPN chose `h2`). With TLS
-//! (`serve_tls`), the connection's goroutine runs the handshake first, bounded by
+//! (`serve_tls`), the connection's task runs the handshake first, bounded by
 //! `tls_handshake_timeout`; a failed handshake is reported (as Go's `http: TLS handshake
 //! error from ADDR`) and the connection closed.
 //!
 //! # Shutdown
 //!
 //! Shared state: `closing`, the listener's close function, and the live connections, each with
-//! a signal word (`RUN → GRACEFUL → FORCE`, only forward) and the waker of its goroutine's
+//! a signal word (`RUN → GRACEFUL → FORCE`, only forward) and the waker of its task's
 //! future. [`ServerHandle::shutdown`] sets `closing`, closes the listener (the accept loop
 //! returns `Ok`), moves every connection to `GRACEFUL` and wakes it: its future calls hyper's
 //! `graceful_shutdown` (idle HTTP/1 connections close, busy ones after their response;
 //! HTTP/2 sends GOAWAY and finishes open streams). It waits for the set to empty until the
 //! deadline, then moves the rest to `FORCE`: their futures return, dropping (closing) the
-//! connection. A connection removes itself when its goroutine ends, by a drop guard, so a
+//! connection. A connection removes itself when its task ends, by a drop guard, so a
 //! panicking service does not leave it counted.
 
 use std::collections::HashMap;
@@ -152,7 +152,7 @@ impl Server {
         ServerHandle { shared: self.shared.clone() }
     }
 
-    /// Accepts connections from `ln` and serves each on its own goroutine until the server is
+    /// Accepts connections from `ln` and serves each as a task of its own until the server is
     /// shut down (then `Ok`), or `accept` fails with an error that is not a resource limit.
     /// On `EMFILE`/`ENFILE` it backs off (5 ms, doubling to 1 s) as Go's `http.Serve` does.
     pub fn serve<L, S>(&self, ln: L, svc: S) -> io::Result<()>
@@ -173,7 +173,7 @@ impl Server {
     }
 
     /// As [`serve`](Server::serve), over TLS (feature `rustls`, Go's `http.ServeTLS`): each
-    /// connection's goroutine runs the handshake with `tls` (a config with no ALPN protocols
+    /// connection's task runs the handshake with `tls` (a config with no ALPN protocols
     /// offers `h2` and `http/1.1`), then serves HTTP/2 if ALPN chose `h2`, else HTTP/1.1.
     #[cfg(feature = "rustls")]
     pub fn serve_tls<L, S>(&self, ln: L, tls: Arc<rustls::ServerConfig>, svc: S) -> io::Result<()>
@@ -188,21 +188,20 @@ impl Server {
             let conn = Arc::new(conn);
             let c = conn.clone();
             let (this, svc, tls) = (self.clone(), svc.clone(), tls.clone());
-            crate::go_named("https conn", move || {
+            crate::runtime::task::spawn("https conn", async move {
                 let hs = super::timeout(this.handshake_timeout, super::tls::accept(tls, conn));
                 let limit = this.handshake_timeout.unwrap_or_default();
-                let hs = crate::block_on(hs).unwrap_or_else(|_| {
+                let hs = hs.await.unwrap_or_else(|_| {
                     Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("timed out after {limit:?}"),
                     ))
                 });
                 match hs {
-                    Ok(stream) => this.run_conn(
-                        super::TokioIo(stream),
-                        svc,
-                        Box::new(move || drop(c.close())),
-                    ),
+                    Ok(stream) => {
+                        let close = Box::new(move || drop(c.close()));
+                        this.conn(super::TokioIo(stream), svc, close).await
+                    }
                     Err(e) => {
                         let peer = peer.map_or_else(|e| format!("? ({e})"), |a| a.to_string());
                         log_or_eprint(&format!(
@@ -255,8 +254,8 @@ impl Server {
         let conn = Arc::new(conn);
         let c = conn.clone();
         let this = self.clone();
-        crate::go_named("http conn", move || {
-            this.run_conn(Io(conn), svc, Box::new(move || drop(c.close())));
+        crate::runtime::task::spawn("http conn", async move {
+            this.conn(Io(conn), svc, Box::new(move || drop(c.close()))).await
         });
     }
 
@@ -270,10 +269,12 @@ impl Server {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
         S: HttpService,
     {
-        self.run_conn(io, svc, Box::new(|| {}));
+        crate::block_on(self.clone().conn(io, svc, Box::new(|| {})));
     }
 
-    fn run_conn<I, S>(&self, io: I, svc: S, close: Box<dyn Fn() + Send + Sync>)
+    /// Serves one connection (see [`serve_connection`](Server::serve_connection)): the future
+    /// a task runs for each accepted connection.
+    async fn conn<I, S>(self, io: I, svc: S, close: Box<dyn Fn() + Send + Sync>)
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
         S: HttpService,
@@ -289,7 +290,7 @@ impl Server {
         }
         let mut conn = std::pin::pin!(self.builder.serve_connection(io, svc));
         let mut graceful = false;
-        let _ = crate::block_on(std::future::poll_fn(|cx| {
+        let _ = std::future::poll_fn(|cx| {
             // The waker first, then the state: a `raise` after the load finds the waker. (The
             // same task's waker is kept, not cloned again at every poll.)
             {
@@ -307,7 +308,8 @@ impl Server {
                 _ => {}
             }
             conn.as_mut().poll(cx)
-        }));
+        })
+        .await;
     }
 }
 
@@ -348,7 +350,7 @@ impl ServerHandle {
     }
 }
 
-/// Removes a connection from the live set when its goroutine ends (normally or by a panic).
+/// Removes a connection from the live set when its task ends (normally or by a panic).
 struct Guard {
     shared: Arc<Shared>,
     id: u64,

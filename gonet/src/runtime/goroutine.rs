@@ -83,6 +83,9 @@ pub(crate) struct G {
     /// What it runs for a higher layer, for the panic hook (`contain::with_context`); owner
     /// thread only.
     pub(crate) panic_ctx: Cell<Option<(super::contain::Describe, *const ())>>,
+    /// Set while this goroutine, a task runner, polls a task (`task.rs`, invariant 5); owner
+    /// thread only.
+    pub(crate) task_poll: Cell<bool>,
     pub(crate) meta: Meta,
     cell: UnsafeCell<Exec>,
 }
@@ -153,6 +156,7 @@ impl G {
             released_ms: Cell::new(u64::MAX),
             wait: Cell::new(Wait::Unknown),
             panic_ctx: Cell::new(None),
+            task_poll: Cell::new(false),
             parked_ms: Cell::new(0),
             meta,
             cell: UnsafeCell::new(Exec {

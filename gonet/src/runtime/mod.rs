@@ -21,6 +21,8 @@ mod report;
 mod slab;
 mod stack;
 mod stats;
+#[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+pub(crate) mod task;
 pub(crate) mod timer;
 pub(crate) mod wait;
 mod watchdog;
@@ -560,25 +562,6 @@ pub(crate) fn go_local(
     let p = Arc::as_ptr(&g);
     w.spawn_local(g);
     Ok(p)
-}
-
-/// Starts an unnamed goroutine at the tail of the calling worker's run queue, behind the
-/// goroutines already runnable there (and ones woken meanwhile), so that it starts, and stays,
-/// on this worker — or, off a worker, as [`go`] does. For tasks that belong to the caller's
-/// work (hyper's HTTP/2 streams: `hyper::Executor`): a burst of them runs before the goroutine
-/// that spawned them, if they wake it, runs again, as tokio's run queue orders tasks. Its
-/// stack is taken when it first runs, as [`go`]'s.
-#[cfg(feature = "hyper")]
-#[track_caller]
-pub(crate) fn go_here(f: impl FnOnce() + Send + 'static) {
-    let Some(w) = worker::current() else {
-        go(f);
-        return;
-    };
-    let parent = worker::current_g().map_or(0, |g| g.id);
-    let meta = Meta { name: None, site: Location::caller(), parent };
-    let (_handle, g) = spawn_g(f, None, meta);
-    w.spawn_local(g);
 }
 
 /// Starts `f` as a goroutine on worker `target`, from any thread: it first runs, and so stays,

@@ -95,6 +95,10 @@ pub struct WorkerSnapshot {
     pub placed: u64,
     /// Open reactor connections (`reactor::EventLoop`) owned by this worker.
     pub connections: u64,
+    /// Unfinished tasks homed on this worker: futures the runtime polls on shared runner
+    /// goroutines, such as `gonet::hyper`'s connections and HTTP/2 streams (a task, like a
+    /// started goroutine, never changes worker).
+    pub tasks: u64,
 }
 
 /// A snapshot of a runtime's statistics, from [`stats`].
@@ -140,6 +144,7 @@ pub fn stats() -> Option<Stats> {
             live: st.live.get(),
             placed: st.placed.get(),
             connections: st.connections.load(Ordering::Relaxed),
+            tasks: ws.homed_tasks.load(Ordering::Relaxed) as u64,
         };
         s.spawned += snap.spawned;
         finished += snap.finished;

@@ -38,6 +38,8 @@ pub(crate) enum Wait {
     Dump,
     /// A future's waker, in `block_on`.
     Future,
+    /// A task runner with no task to poll (`task.rs`).
+    TaskIdle,
 }
 
 impl Wait {
@@ -57,6 +59,7 @@ impl Wait {
             Wait::Blocking => "blocking",
             Wait::Dump => "running",
             Wait::Future => "future (block_on)",
+            Wait::TaskIdle => "task runner idle",
         }
     }
 

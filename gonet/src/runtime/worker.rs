@@ -113,6 +113,8 @@ pub(crate) struct WorkerShared {
     stealer: Stealer<GRef>,
     /// Unstarted goroutines placed on this worker by others, not started yet (invariant 5).
     incoming: AtomicUsize,
+    /// Tasks homed on this worker (`task.rs`), counted in its load (invariant 5).
+    pub(crate) homed_tasks: AtomicUsize,
     pub(crate) stats: WorkerStats,
     /// For the stall watchdog: the goroutine running now (0: none). Together with the switch
     /// counter it tells the watchdog whether the same run has lasted between two samples,
@@ -146,6 +148,7 @@ impl WorkerShared {
             poller: Poller::new()?,
             stealer,
             incoming: AtomicUsize::new(0),
+            homed_tasks: AtomicUsize::new(0),
             stats: WorkerStats::default(),
             running: AtomicU64::new(0),
             running_site: Default::default(),
@@ -206,7 +209,14 @@ impl WorkerShared {
     /// Live started goroutines plus those placed here and not started yet (invariant 5).
     #[inline]
     fn load(&self) -> usize {
-        self.stats.live.get() as usize + self.incoming.load(Ordering::Relaxed)
+        self.stats.live.get() as usize
+            + self.incoming.load(Ordering::Relaxed)
+            + self.homed_tasks.load(Ordering::Relaxed)
+    }
+
+    /// Whether the worker has shut down (wake-ups are refused).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The goroutines waiting in the inbox (runnable), for a dump.
@@ -264,6 +274,8 @@ pub(crate) struct Worker {
     release_pending: Cell<bool>,
     /// Where the next pass starts in `live`.
     release_cursor: Cell<usize>,
+    /// Its task queue, runners and homed tasks (`task.rs`).
+    pub(crate) tasks: super::task::Local,
 }
 
 /// A goroutine parked this long (ms) gives back its stack below where it suspended
@@ -437,6 +449,7 @@ impl Worker {
             release_next_ms: Cell::new(0),
             release_pending: Cell::new(false),
             release_cursor: Cell::new(0),
+            tasks: super::task::Local::default(),
         }
     }
 
@@ -951,6 +964,39 @@ impl Worker {
         }
     }
 
+    /// Makes this worker the home of `task` (`task.rs`, invariant 4); fails once it has shut
+    /// down.
+    pub(crate) fn home_task(&self, task: &super::task::Task) -> Result<(), ()> {
+        if self.shared.is_closed() || shutting_down() {
+            return Err(());
+        }
+        task.set_home(self.shared.clone());
+        Ok(())
+    }
+
+    /// For a new long-lived unit of work (a task) spawned here: the worker whose load is
+    /// lowest if it is below this one's, else `None` (start here). Invariant 5's rule, with
+    /// the spawner's own load counted one less, as for a goroutine's origin.
+    pub(crate) fn least_loaded(&self) -> Option<Arc<WorkerShared>> {
+        let ws = &self.rt.workers;
+        if ws.len() == 1 {
+            return None;
+        }
+        let mine = self.shared.load().saturating_sub(1);
+        let me = self.shared.index;
+        let mut best: Option<&Arc<WorkerShared>> = None;
+        let mut best_load = mine;
+        for k in 1..ws.len() {
+            let w = &ws[(me + k) % ws.len()];
+            let l = w.load();
+            if l < best_load {
+                best = Some(w);
+                best_load = l;
+            }
+        }
+        best.cloned()
+    }
+
     /// Invariant 5: an unstarted, unplaced goroutine about to start here goes to the least
     /// loaded worker instead when that one's load (for this goroutine) is below ours.
     /// Returns the goroutine if it is to start here.
@@ -1105,6 +1151,8 @@ impl Worker {
                 self.current.set(std::ptr::null());
             }
         }
+        // Tasks homed here: their runners were unwound above, so no poll is in progress.
+        super::task::shutdown(self);
         // Goroutines that never started: their closures hold user values whose `Drop` may
         // panic or wake other goroutines (whose tokens then land in `runq`, emptied below).
         while let Some(g) = self.spawnq.pop() {
