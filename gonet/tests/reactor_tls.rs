@@ -204,6 +204,27 @@ fn input_cap_below_a_record_still_delivers_everything() {
     });
 }
 
+/// Two records in one write (16 KiB and 8 KiB of plaintext, 24.6 KiB on the wire): one read
+/// takes both and drains the socket, rustls decrypts the first and is fed no more (16 KiB of
+/// undelivered plaintext is its limit), and the rest of the second waits in the reactor's
+/// ciphertext buffer. The connection must not go idle with it there: no edge will come for
+/// bytes already read.
+#[test]
+fn ciphertext_read_beyond_what_rustls_takes_is_delivered() {
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let srv = Server::start(reactor_tls_echo::event_loop(t.server.clone()), 1);
+        for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
+            let mut s = connect(srv.addr, client_config(&t, versions, &[]), "localhost").unwrap();
+            for i in 0..4 {
+                echo(&mut s, &message(24 * 1024, i)).unwrap();
+            }
+            close_cleanly(&mut s);
+        }
+        srv.stop().unwrap();
+    });
+}
+
 #[test]
 fn garbage_is_closed_with_a_report() {
     capture_reports();

@@ -7,10 +7,15 @@
 //!   feeds rustls and sends its flights like any turn of the loop, and goes idle (no
 //!   goroutine) while the client is silent. A timer armed at the first turn closes a
 //!   connection whose handshake has not finished within the loop's handshake timeout.
-//! * **Input.** `fill_once` calls [`Tls::fill`]: one `read(2)` of ciphertext into rustls
-//!   (`read_tls`), `process_new_packets` (whole records are decrypted), then the plaintext is
-//!   moved (`reader()`) into the input `LinkBuffer` as far as the input cap allows. Records
-//!   rustls must answer (alerts, key updates, refused renegotiation) are sent at once.
+//! * **Input.** `fill_once` calls [`Tls::fill`]: one `recv(2)` of up to 32 KiB of ciphertext
+//!   into the connection's own buffer (`RecvBuf`: one block from the worker's pool, given back
+//!   as soon as rustls has taken every byte), then those bytes are handed to rustls from memory
+//!   (`read_tls` on a `&[u8]`, `process_new_packets` after each: whole records are
+//!   decrypted), then the plaintext is moved (`reader()`) into the input `LinkBuffer` as far
+//!   as the input cap allows. rustls reads at most 4 KiB into an empty deframer buffer, so fed
+//!   from the socket a 4 KiB echo (one 4123-byte record) took two `read(2)`s; from memory it
+//!   takes one `recv`, whatever the record size. Records rustls must answer (alerts, key
+//!   updates, refused renegotiation) are sent at once.
 //! * **Output.** `send_all` calls [`Tls::send_all`]: the handler's plaintext is taken from the
 //!   output buffer at send time and encrypted (`writer()`), and the records go out with one
 //!   `sendmsg` of rustls's record chunks (`write_tls`); on `EAGAIN` the handler waits for
@@ -35,13 +40,19 @@
 //! 1. The session is touched only under the access rule of conn.rs (the owner worker, one
 //!    handler at a time; for a dialed connection, the thread holding the `Connection`); each method forms `&mut ServerConnection` once per step, never
 //!    across a park, and calls no user code while holding it.
-//! 2. Memory stays bounded: rustls keeps at most 16 KiB of undelivered plaintext (it refuses
-//!    `read_tls` beyond, and `fill` reads only when none is undelivered), one record being
-//!    deframed, and `set_buffer_limit` records waiting to be sent (the output cap, clamped to
-//!    16..64 KiB); the input and output `LinkBuffer`s keep their caps.
+//! 2. Memory stays bounded: the ciphertext buffer holds at most one read (`CIPHER_READ`),
+//!    and the socket is read only when it is empty, rustls holds no undelivered plaintext and
+//!    the input is below its cap; rustls is fed from it only while it holds less than
+//!    `PLAIN_LIMIT` of undelivered plaintext (its own limit, beyond which it refuses
+//!    `read_tls`), so it keeps at most that plus what one `read_tls` (4 KiB or less) decrypts,
+//!    one record being deframed, and `set_buffer_limit` records waiting to be sent (the
+//!    output cap, clamped to 16..64 KiB); the input and output `LinkBuffer`s keep their caps.
+//!    An empty ciphertext buffer holds no block: an idle connection keeps none.
 //! 3. No lost readiness (trigger.rs invariant 2): the socket is marked drained only after a
-//!    short read *and* when rustls holds no undelivered plaintext, so a handler that could not
-//!    take all of it (input cap) runs again instead of idling.
+//!    short read (or `EAGAIN`) in the same step, *and* when rustls holds no undelivered
+//!    plaintext *and* no ciphertext is left in the buffer, so a handler that could not take
+//!    all of it (input cap) runs again instead of idling, and leftover ciphertext is fed to
+//!    rustls by the next step before the socket is read again.
 //! 4. ALPN, SNI and the version are copied out once, when the handshake completes, into a
 //!    `OnceCell` never written again; `Connection` borrows them from there, not from the
 //!    session.
@@ -55,6 +66,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion, ServerConfig, ServerConnection};
 
+use super::buffer::RecvBuf;
 use super::conn::{report, ConnInner, Connection, Done, Io};
 use super::trigger::Want;
 use crate::runtime::timer;
@@ -68,6 +80,12 @@ const MAX_RECORD_BUFFER: usize = 64 * 1024;
 const MOVE_CHUNK: usize = 16 * 1024;
 /// Most iovecs handed to rustls's writer at once.
 const MAX_IOV: usize = 64;
+/// Ciphertext read from the socket at once: a record of the largest size (16 KiB of
+/// plaintext and its overhead, 18 KiB at most on the wire) and more, in one pooled block.
+const CIPHER_READ: usize = 32 * 1024;
+/// Undelivered plaintext at which rustls is fed no more ciphertext: its own limit (0.23,
+/// `DEFAULT_RECEIVED_PLAINTEXT_LIMIT`), past which `read_tls` fails (invariant 2).
+const PLAIN_LIMIT: usize = 16 * 1024;
 
 /// What the handshake negotiated (invariant 4).
 struct Info {
@@ -79,6 +97,8 @@ struct Info {
 /// The TLS state of one connection (a server's or a dialed one's).
 pub(crate) struct Tls {
     sess: UnsafeCell<rustls::Connection>,
+    /// Ciphertext read from the socket and not yet taken by rustls (invariants 2 and 3).
+    cipher: UnsafeCell<RecvBuf>,
     /// The name a dialed connection verified the server against (`None` on a server
     /// connection: there SNI comes from the session).
     dialed_name: Option<Box<str>>,
@@ -132,6 +152,7 @@ impl Tls {
         sess.set_buffer_limit(Some(output_cap.clamp(MIN_RECORD_BUFFER, MAX_RECORD_BUFFER)));
         Tls {
             sess: UnsafeCell::new(sess),
+            cipher: UnsafeCell::new(RecvBuf::new()),
             dialed_name,
             finished: Cell::new(false),
             info: OnceCell::new(),
@@ -154,6 +175,16 @@ impl Tls {
     unsafe fn sess(&self) -> &mut rustls::Connection {
         // SAFETY: the caller's obligation (exclusive, single-threaded).
         unsafe { &mut *self.sess.get() }
+    }
+
+    /// The ciphertext buffer, for one step.
+    ///
+    /// # Safety
+    /// As [`Tls::sess`]: invariant 1, one step, no second call while the result lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn cipher(&self) -> &mut RecvBuf {
+        // SAFETY: the caller's obligation (exclusive, single-threaded).
+        unsafe { &mut *self.cipher.get() }
     }
 
     /// Whether the handshake has completed.
@@ -222,9 +253,10 @@ impl Tls {
         self.timer.set(Some(cancel));
     }
 
-    /// `fill_once` of a TLS connection: moves decrypted plaintext into the input, else reads
-    /// and decrypts once. `Ok(true)`: progress or end of stream; `Ok(false)`: nothing to read
-    /// now, or the input is at its cap.
+    /// `fill_once` of a TLS connection: moves decrypted plaintext into the input, else feeds
+    /// rustls the ciphertext left from an earlier read or, when there is none, reads the
+    /// socket once and feeds rustls that. `Ok(true)`: progress or end of stream; `Ok(false)`:
+    /// nothing to read now, or the input is at its cap.
     pub(super) fn fill(&self, c: &ConnInner) -> io::Result<bool> {
         if self.plain.get() > 0 {
             return Ok(self.move_plaintext(c)? > 0);
@@ -236,62 +268,127 @@ impl Tls {
         if c.input_room() == 0 {
             return Ok(false);
         }
-        let short = Cell::new(false);
-        // SAFETY: invariant 1; the borrow ends before anything below parks (a dialed
-        // connection's read parks inside it, on the thread that holds the connection: no
-        // other step can run meanwhile).
-        let sess = unsafe { self.sess() };
-        let r = match &c.io {
-            Io::Server { .. } => sess.read_tls(&mut FdRead { fd: c.fd(), short: &short }),
-            Io::Client(s) => sess.read_tls(&mut &*s),
-        };
-        match r {
-            Ok(0) => {
-                c.eof.set(true);
-                return Ok(true);
-            }
-            Ok(_) => self.got_bytes.set(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                c.trig.set_drained();
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
-        }
-        // SAFETY: invariant 1.
-        let sess = unsafe { self.sess() };
-        match sess.process_new_packets() {
-            Ok(st) => {
-                self.plain.set(st.plaintext_bytes_to_read());
-                self.peer_closed.set(st.peer_has_closed());
-            }
-            Err(e) => {
-                self.failed.set(true);
-                self.send_records(c, false)?; // the alert, if it goes out at once
-                let what = if self.established() { "bad TLS record" } else { "TLS handshake" };
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")));
+        let mut short = false;
+        // SAFETY: invariant 1; a short borrow.
+        if unsafe { self.cipher() }.is_empty() {
+            match self.read_cipher(c) {
+                Ok(0) => {
+                    c.eof.set(true);
+                    return Ok(true);
+                }
+                Ok(n) => {
+                    self.got_bytes.set(true);
+                    short = n < CIPHER_READ;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.trig.set_drained();
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
             }
         }
-        if !self.established() && !sess.is_handshaking() {
-            let sni = match &*sess {
-                rustls::Connection::Server(s) => s.server_name().map(Box::from),
-                rustls::Connection::Client(_) => self.dialed_name.clone(),
-            };
-            let _ = self.info.set(Info {
-                alpn: sess.alpn_protocol().map(Box::from),
-                sni,
-                version: sess.protocol_version(),
-            });
+        self.feed(c)?;
+        if !self.established() {
+            // SAFETY: invariant 1.
+            let sess = unsafe { self.sess() };
+            if !sess.is_handshaking() {
+                let sni = match &*sess {
+                    rustls::Connection::Server(s) => s.server_name().map(Box::from),
+                    rustls::Connection::Client(_) => self.dialed_name.clone(),
+                };
+                let _ = self.info.set(Info {
+                    alpn: sess.alpn_protocol().map(Box::from),
+                    sni,
+                    version: sess.protocol_version(),
+                });
+            }
         }
         // Handshake flights, alerts, key update answers.
         self.send_records(c, true)?;
         self.move_plaintext(c)?;
-        if short.get() && self.plain.get() == 0 {
+        // SAFETY: invariant 1; a short borrow.
+        if short && self.plain.get() == 0 && unsafe { self.cipher() }.is_empty() {
             c.trig.set_drained(); // invariant 3
         }
         if self.peer_closed.get() && self.plain.get() == 0 {
             c.eof.set(true);
         }
         Ok(true)
+    }
+
+    /// One read of ciphertext into the (empty) ciphertext buffer: `recv(2)` on a server
+    /// connection, through the stream (parking) on a dialed one. Returns the bytes read.
+    fn read_cipher(&self, c: &ConnInner) -> io::Result<usize> {
+        // SAFETY: invariant 1; the borrow ends with this call. A dialed connection's read
+        // parks inside it, on the thread that holds the connection: no other step runs then.
+        let cipher = unsafe { self.cipher() };
+        match &c.io {
+            Io::Server { .. } => {
+                let fd = c.fd();
+                cipher.fill(CIPHER_READ, |buf| loop {
+                    // `recv`, as on a plain connection (it skips the VFS read path).
+                    // SAFETY: `buf` is writable memory of `buf.len()` bytes lent by the buffer.
+                    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                    if n >= 0 {
+                        return Ok(n as usize);
+                    }
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                })
+            }
+            Io::Client(s) => cipher.fill(CIPHER_READ, |buf| Read::read(&mut &*s, buf)),
+        }
+    }
+
+    /// Hands the buffered ciphertext to rustls and decrypts it, `read_tls` then
+    /// `process_new_packets` until the buffer is empty, rustls holds `PLAIN_LIMIT` of
+    /// undelivered plaintext (the rest waits in the buffer: invariant 2), or the peer's
+    /// `close_notify` came (what follows it is dropped, as rustls would drop it).
+    fn feed(&self, c: &ConnInner) -> io::Result<()> {
+        loop {
+            if self.plain.get() >= PLAIN_LIMIT {
+                return Ok(());
+            }
+            if self.peer_closed.get() {
+                self.discard_cipher();
+                return Ok(());
+            }
+            // SAFETY: invariant 1; both borrows end before `send_records` below.
+            let (cipher, sess) = unsafe { (self.cipher(), self.sess()) };
+            if cipher.is_empty() {
+                return Ok(());
+            }
+            // rustls copies what fits its deframer buffer (4 KiB into an empty one).
+            let n = sess.read_tls(&mut cipher.bytes())?;
+            if n == 0 {
+                // rustls reads nothing once it has seen `close_notify`.
+                self.peer_closed.set(true);
+                continue;
+            }
+            cipher.consume(n);
+            match sess.process_new_packets() {
+                Ok(st) => {
+                    self.plain.set(st.plaintext_bytes_to_read());
+                    self.peer_closed.set(st.peer_has_closed());
+                }
+                Err(e) => {
+                    self.failed.set(true);
+                    cipher.clear();
+                    self.send_records(c, false)?; // the alert, if it goes out at once
+                    let what = if self.established() { "bad TLS record" } else { "TLS handshake" };
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Forgets the ciphertext not yet fed (the peer closed, or the connection is closing);
+    /// its block goes back to the pool.
+    fn discard_cipher(&self) {
+        // SAFETY: invariant 1; the borrow ends with this statement.
+        unsafe { self.cipher() }.clear();
     }
 
     /// Moves decrypted plaintext into the input buffer, up to the input cap.
@@ -403,8 +500,9 @@ impl Tls {
         if let Some(t) = self.timer.take() {
             t.cancel();
         }
-        // SAFETY: invariant 1 (finalize runs on the owner worker, no handler runs; a dialed
-        // connection is closed by the thread that holds it).
+        self.discard_cipher(); // its block back to this worker's pool
+                               // SAFETY: invariant 1 (finalize runs on the owner worker, no handler runs; a dialed
+                               // connection is closed by the thread that holds it).
         let sess = unsafe { self.sess() };
         if self.established() && !self.failed.get() {
             sess.send_close_notify();
@@ -459,32 +557,6 @@ impl Tls {
             ),
             k => io::Error::new(k, format!("dial_tls {}: {e}", c.peer())),
         })
-    }
-}
-
-/// `read(2)` on the descriptor for `read_tls`; notes a short read (the receive queue was
-/// emptied).
-struct FdRead<'a> {
-    fd: RawFd,
-    short: &'a Cell<bool>,
-}
-
-impl Read for FdRead<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            // SAFETY: `buf` is writable memory of `buf.len()` bytes.
-            let n = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                if (n as usize) < buf.len() {
-                    self.short.set(true);
-                }
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
     }
 }
 
