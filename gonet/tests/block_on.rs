@@ -194,6 +194,22 @@ fn delay_completes_at_its_deadline_and_reset_moves_it() {
         }));
         assert!(t.elapsed() >= Duration::from_millis(60));
         assert!(d.is_elapsed());
+
+        // Polled again and again before its deadline (its task woken by others): an armed
+        // delay stays pending until its timer fired.
+        let t = std::time::Instant::now();
+        let mut d = gonet::time::delay(Duration::from_millis(20));
+        let mut polls = 0u32;
+        gonet::block_on(std::future::poll_fn(|cx| {
+            polls += 1;
+            let r = Pin::new(&mut d).poll(cx);
+            if r.is_pending() && polls < 1000 {
+                cx.waker().wake_by_ref();
+                gonet::yield_now();
+            }
+            r
+        }));
+        assert!(t.elapsed() >= Duration::from_millis(20), "ready after {polls} polls");
     });
 }
 

@@ -119,7 +119,8 @@ impl Signal {
         if self.state.fetch_max(to, Ordering::SeqCst) < FORCE && to == FORCE {
             (self.close)();
         }
-        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Cloned, not taken: the connection's poll keeps it there (see `conn`).
+        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(w) = w {
             w.wake();
         }
@@ -290,14 +291,14 @@ impl Server {
         }
         let mut conn = std::pin::pin!(self.builder.serve_connection(io, svc));
         let mut graceful = false;
+        // A copy of the waker in `sig`, which `raise` never takes out: the poll compares
+        // against it without the lock, and locks only when the waker changes.
+        let mut last: Option<Waker> = None;
         let _ = std::future::poll_fn(|cx| {
-            // The waker first, then the state: a `raise` after the load finds the waker. (The
-            // same task's waker is kept, not cloned again at every poll.)
-            {
-                let mut w = sig.waker.lock().unwrap_or_else(|e| e.into_inner());
-                if !w.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
-                    *w = Some(cx.waker().clone());
-                }
+            // The waker first, then the state: a `raise` after the load finds the waker.
+            if !last.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
+                last = Some(cx.waker().clone());
+                *sig.waker.lock().unwrap_or_else(|e| e.into_inner()) = last.clone();
             }
             match sig.state.load(Ordering::SeqCst) {
                 FORCE => return Poll::Ready(Ok(())),

@@ -2,10 +2,13 @@
 //! [`block_on`](crate::block_on) (hyper's `Timer`, timeouts in async code), where
 //! `tokio::time::sleep` would panic for want of tokio's runtime.
 //!
-//! Protocol: a poll stores the waker *before* comparing the clock with the deadline, and the
-//! timer callback takes the waker after its deadline passed; so either the poll sees the
-//! deadline passed, or the callback finds the waker. Each deadline has at most one timer
-//! entry: a `reset` or a drop cancels it (the heap sweeps cancelled entries).
+//! Protocol: a poll stores the waker *before* it looks for the deadline's passing, and the
+//! timer callback, once its deadline passed, records that it fired for that deadline and takes
+//! the waker, under the same lock; so either the poll sees the deadline passed, or the
+//! callback finds the waker. The first poll for a deadline compares the clock and arms the
+//! timer; later polls for the same deadline only look at the fired mark (no clock read: hyper
+//! polls its header-read timeout at every poll of a connection). Each deadline has at most one
+//! timer entry: a `reset` or a drop cancels it (the heap sweeps cancelled entries).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +24,15 @@ pub struct Delay {
     at: Instant,
     /// The deadline that `timer` was armed for, and its cancel handle.
     timer: Option<(Instant, Cancel)>,
-    waker: Arc<Mutex<Option<Waker>>>,
+    slot: Arc<Mutex<Slot>>,
+}
+
+/// What a poll and the timer callback share.
+#[derive(Default)]
+struct Slot {
+    waker: Option<Waker>,
+    /// The deadline of the last callback that fired (it had passed by then).
+    fired_for: Option<Instant>,
 }
 
 /// A future that completes after `d` (Go's `time.After` for async code).
@@ -31,7 +42,7 @@ pub fn delay(d: Duration) -> Delay {
 
 /// A future that completes at `at`.
 pub fn delay_until(at: Instant) -> Delay {
-    Delay { at, timer: None, waker: Arc::new(Mutex::new(None)) }
+    Delay { at, timer: None, slot: Arc::default() }
 }
 
 impl Delay {
@@ -55,33 +66,42 @@ impl Future for Delay {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let at = self.at;
+        let armed = self.timer.as_ref().is_some_and(|(armed, _)| *armed == at);
         {
-            let mut w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
-            match &*w {
-                Some(old) if old.will_wake(cx.waker()) => {}
-                _ => *w = Some(cx.waker().clone()),
+            let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if armed && s.fired_for == Some(at) {
+                return Poll::Ready(());
             }
+            match &s.waker {
+                Some(old) if old.will_wake(cx.waker()) => {}
+                _ => s.waker = Some(cx.waker().clone()),
+            }
+        }
+        if armed {
+            return Poll::Pending; // the callback wakes us when `at` has passed
         }
         if self.is_elapsed() {
             return Poll::Ready(());
         }
-        let at = self.at;
-        if self.timer.as_ref().is_none_or(|(armed, _)| *armed != at) {
-            if let Some((_, c)) = self.timer.take() {
-                c.cancel();
-            }
-            let slot = self.waker.clone();
-            let c = call_at_cancellable(
-                at,
-                Box::new(move || {
-                    let w = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    if let Some(w) = w {
-                        w.wake();
-                    }
-                }),
-            );
-            self.timer = Some((at, c));
+        if let Some((_, c)) = self.timer.take() {
+            c.cancel();
         }
+        let slot = self.slot.clone();
+        let c = call_at_cancellable(
+            at,
+            Box::new(move || {
+                let w = {
+                    let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+                    s.fired_for = Some(at);
+                    s.waker.take()
+                };
+                if let Some(w) = w {
+                    w.wake();
+                }
+            }),
+        );
+        self.timer = Some((at, c));
         Poll::Pending
     }
 }
