@@ -276,6 +276,9 @@ pub(crate) struct Worker {
     release_cursor: Cell<usize>,
     /// Its task queue, runners and homed tasks (`task.rs`).
     pub(crate) tasks: super::task::Local,
+    /// Events its epoll returned: with goroutine runs, the work an idle policy epoch divides
+    /// its CPU time by (`idle_policy.rs`).
+    io_events: Cell<u64>,
 }
 
 /// A goroutine parked this long (ms) gives back its stack below where it suspended
@@ -450,6 +453,7 @@ impl Worker {
             release_pending: Cell::new(false),
             release_cursor: Cell::new(0),
             tasks: super::task::Local::default(),
+            io_events: Cell::new(0),
         }
     }
 
@@ -645,6 +649,13 @@ impl Worker {
     /// until I/O, a wake-up or the next timer. Whether to glance and how long to spin is the
     /// worker's `IdlePolicy`, fed here with what each step found.
     fn idle(&self) {
+        if self.policy.borrow_mut().epoch_due() {
+            let cpu = thread_cpu_time().as_nanos() as u64;
+            let work = self.shared.stats.switches.get() + self.io_events.get();
+            let mut policy = self.policy.borrow_mut();
+            policy.close_epoch(cpu, work);
+            self.publish_policy(&policy);
+        }
         if self.policy.borrow().should_glance() {
             let found = self.ready_at_a_glance();
             self.policy.borrow_mut().after_glance(found);
@@ -862,6 +873,7 @@ impl Worker {
     fn poll_io(&self, timeout_ms: i32) {
         let mut events = self.events.borrow_mut();
         let n = self.shared.poller.wait(&mut events, timeout_ms);
+        self.io_events.set(self.io_events.get() + n as u64);
         for ev in &events[..n] {
             let data = ev.u64;
             if data == WAKE_TOKEN {
