@@ -26,9 +26,12 @@
 //! sleep per request. So the adaptive mode also *measures* which of two windows costs less per
 //! unit of work — the short one above, or the configured cap — in epochs of [`EPOCH`] dry
 //! spells: the thread's CPU time over the epoch divided by the work done in it (goroutine runs
-//! and I/O events; the worker counts them). It keeps the cheaper window, the cap while that
-//! costs at most [`LONG_BIAS`] times the short one's (it buys latency), and runs the other one
-//! epoch in [`EXPLORE_EVERY`] to re-measure it as the load changes. On a 2-CPU VM, a TLS echo
+//! and I/O events; the worker counts them), and the work done per unit of wall time. It keeps
+//! the cheaper window, or the cap while that costs at most [`LONG_BIAS`] times the short one's
+//! and gets at least 5 % more work done (a closed-loop client, waiting for its answer, sends
+//! sooner: latency bought with CPU; a saturated or open-loop server gains nothing by it and
+//! keeps the cheaper window), and runs the other one epoch in [`EXPLORE_EVERY`] to re-measure
+//! it as the load changes. On a 2-CPU VM, a TLS echo
 //! at one connection costs 23.3 µs of server CPU per request spinning up to 50 µs and 24.3 µs
 //! sleeping, and serves 2.3 times as many requests; an idle server's epochs cost a sleep each
 //! with the short window and a sleep plus a fruitless spin with the long one, so it keeps the
@@ -131,12 +134,14 @@ pub(crate) struct IdlePolicy {
     spells: u64,
     probe: bool,
     /// The window in use, and the epoch measuring it: dry spells so far, and the thread's CPU
-    /// time (ns) and work count at its start (`None`: not started yet).
+    /// time (ns), work count and wall clock (ns) at its start (`None`: not started yet).
     arm: Window,
     epoch_spells: u64,
-    epoch_start: Option<(u64, u64)>,
-    /// CPU ns per unit of work measured for each window (moving averages), and epochs run.
+    epoch_start: Option<(u64, u64, u64)>,
+    /// For each window, moving averages of the CPU ns per unit of work and of the work done
+    /// per millisecond of wall time; and the epochs run.
     cost: [Option<u64>; 2],
+    rate: [u64; 2],
     epochs: u64,
 }
 
@@ -155,6 +160,7 @@ impl IdlePolicy {
             epoch_spells: 0,
             epoch_start: None,
             cost: [None, None],
+            rate: [0, 0],
             epochs: 0,
         }
     }
@@ -169,22 +175,23 @@ impl IdlePolicy {
         self.epoch_start.is_none() || self.epoch_spells >= EPOCH
     }
 
-    /// Ends the current epoch at thread CPU time `cpu_ns` and work count `work`: records what
-    /// its window cost per unit of work, picks the window of the next epoch and starts it.
-    pub(crate) fn close_epoch(&mut self, cpu_ns: u64, work: u64) {
-        if let Some((cpu0, work0)) = self.epoch_start {
+    /// Ends the current epoch at thread CPU time `cpu_ns`, work count `work` and wall clock
+    /// `wall_ns`: records what its window cost per unit of work and how much work it got done
+    /// per millisecond, picks the window of the next epoch and starts it.
+    pub(crate) fn close_epoch(&mut self, cpu_ns: u64, work: u64, wall_ns: u64) {
+        if let Some((cpu0, work0, wall0)) = self.epoch_start {
             let done = work.saturating_sub(work0).max(1);
             let per = cpu_ns.saturating_sub(cpu0) / done;
-            let slot = &mut self.cost[self.arm as usize];
-            *slot = Some(match *slot {
-                None => per,
-                Some(old) => (old + per) / 2,
-            });
+            let rate = done * 1_000_000 / wall_ns.saturating_sub(wall0).max(1);
+            let i = self.arm as usize;
+            let first = self.cost[i].is_none();
+            self.cost[i] = Some(self.cost[i].map_or(per, |old| (old + per) / 2));
+            self.rate[i] = if first { rate } else { (self.rate[i] + rate) / 2 };
             self.epochs += 1;
             self.arm = self.next_arm();
         }
         self.epoch_spells = 0;
-        self.epoch_start = Some((cpu_ns, work));
+        self.epoch_start = Some((cpu_ns, work, wall_ns));
     }
 
     fn next_arm(&self) -> Window {
@@ -193,7 +200,12 @@ impl IdlePolicy {
             [_, None] => return Window::Long,
             [Some(s), Some(l)] => (s, l),
         };
-        let best = if long * 5 <= short * LONG_BIAS_FIFTHS { Window::Long } else { Window::Short };
+        let [short_rate, long_rate] = self.rate;
+        // The long window when it is cheaper, or when it gets at least 5 % more work done (a
+        // closed-loop client waits less) for at most LONG_BIAS times the CPU per unit.
+        let long_pays = long <= short
+            || (long * 5 <= short * LONG_BIAS_FIFTHS && long_rate * 20 >= short_rate * 21);
+        let best = if long_pays { Window::Long } else { Window::Short };
         if self.epochs % EXPLORE_EVERY == 0 {
             best.other()
         } else {
@@ -448,15 +460,15 @@ mod tests {
         assert!(p.should_spin());
     }
 
-    /// Runs adaptive epochs in which each window costs what `cost` says per unit of work
-    /// (100 units an epoch); returns the window each epoch used.
-    fn epochs(p: &mut IdlePolicy, n: usize, cost: impl Fn(Window) -> u64) -> Vec<Window> {
+    /// Runs adaptive epochs of 100 units of work in which each window costs what `cost` says:
+    /// (CPU ns per unit, units per ms of wall time); returns the window each epoch used.
+    fn epochs(p: &mut IdlePolicy, n: usize, cost: impl Fn(Window) -> (u64, u64)) -> Vec<Window> {
         if p.epoch_start.is_none() {
             // The first dry spell starts the first epoch.
             assert!(p.epoch_due());
-            p.close_epoch(1_000_000, 0);
+            p.close_epoch(1_000_000, 0, 0);
         }
-        let (mut cpu, mut work) = p.epoch_start.unwrap();
+        let (mut cpu, mut work, mut wall) = p.epoch_start.unwrap();
         let mut used = Vec::new();
         for _ in 0..n {
             let arm = p.arm;
@@ -464,40 +476,52 @@ mod tests {
             for k in 1..=EPOCH {
                 assert_eq!(p.epoch_due(), k == EPOCH, "an epoch is {EPOCH} dry spells");
             }
-            cpu += cost(arm) * 100;
+            let (per, rate) = cost(arm);
+            cpu += per * 100;
             work += 100;
-            p.close_epoch(cpu, work);
+            wall += 100 * 1_000_000 / rate;
+            p.close_epoch(cpu, work, wall);
         }
         used
     }
 
+    fn count(used: &[Window], w: Window) -> usize {
+        used.iter().filter(|&&u| u == w).count()
+    }
+
     #[test]
-    fn the_long_window_is_kept_while_it_costs_at_most_a_fifth_more() {
+    fn the_long_window_is_kept_while_it_buys_work_for_at_most_a_fifth_more_cpu() {
         let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
         // Each window measured once first, the short one first.
-        let used = epochs(&mut p, 2, |_| 1000);
+        let used = epochs(&mut p, 2, |_| (1000, 50));
         assert_eq!(used, [Window::Short, Window::Long]);
-        // Long at 1.2x short's cost: kept, with one epoch in EXPLORE_EVERY on the short one.
-        let used = epochs(&mut p, 64, |w| if w == Window::Long { 1200 } else { 1000 });
-        let short = used.iter().filter(|&&w| w == Window::Short).count();
-        assert_eq!(short, 64 / EXPLORE_EVERY as usize, "{used:?}");
+        // Long: 1.2x the CPU per unit, twice the work per ms (one connection's round trips):
+        // kept, with one epoch in EXPLORE_EVERY on the short one.
+        let used = epochs(&mut p, 64, |w| if w == Window::Long { (1200, 100) } else { (1000, 50) });
+        assert_eq!(count(&used, Window::Short), 64 / EXPLORE_EVERY as usize, "{used:?}");
         assert_eq!(p.window(), 50 * US, "the long window is the cap");
     }
 
     #[test]
-    fn the_short_window_wins_once_the_long_costs_more() {
+    fn the_short_window_wins_when_the_long_buys_nothing_or_costs_too_much() {
+        // Same work per ms (a saturated or open-loop server), 1.1x the CPU: short.
         let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
         sleep_measured(&mut p, 100 * US, 3 * US);
-        // Long at 1.21x: too dear (the averages reach it within a few epochs).
-        let used = epochs(&mut p, 64, |w| if w == Window::Long { 1210 } else { 1000 });
-        let long = used[16..].iter().filter(|&&w| w == Window::Long).count();
-        assert_eq!(long, 48 / EXPLORE_EVERY as usize, "{used:?}");
+        let used = epochs(&mut p, 64, |w| if w == Window::Long { (1100, 50) } else { (1000, 50) });
+        assert_eq!(count(&used[16..], Window::Long), 48 / EXPLORE_EVERY as usize, "{used:?}");
         assert_eq!(used[62], Window::Short);
         p.arm = Window::Short;
         assert!(p.window() < 10 * US, "the short window: {:?}", p.window());
-        // The load changes: the long window gets cheap, and the exploring epochs find it.
-        let used = epochs(&mut p, 32, |w| if w == Window::Long { 500 } else { 1000 });
-        assert!(used[24..].iter().all(|&w| w == Window::Long) || p.epochs % EXPLORE_EVERY == 0);
+        // Twice the work but 1.21x the CPU: short.
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
+        let used = epochs(&mut p, 64, |w| if w == Window::Long { (1210, 100) } else { (1000, 50) });
+        assert_eq!(count(&used[16..], Window::Long), 48 / EXPLORE_EVERY as usize, "{used:?}");
+        // 4 % more work for 1.1x the CPU: short.
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
+        let used = epochs(&mut p, 64, |w| if w == Window::Long { (1100, 52) } else { (1000, 50) });
+        assert_eq!(count(&used[16..], Window::Long), 48 / EXPLORE_EVERY as usize, "{used:?}");
+        // The load changes: the long window gets cheaper, and the exploring epochs find it.
+        let used = epochs(&mut p, 32, |w| if w == Window::Long { (500, 50) } else { (1000, 50) });
         assert_eq!(used.last(), Some(&Window::Long), "{used:?}");
     }
 

@@ -279,6 +279,8 @@ pub(crate) struct Worker {
     /// Events its epoll returned: with goroutine runs, the work an idle policy epoch divides
     /// its CPU time by (`idle_policy.rs`).
     io_events: Cell<u64>,
+    /// The wall clock of the idle policy's epochs.
+    epoch_clock: Instant,
 }
 
 /// A goroutine parked this long (ms) gives back its stack below where it suspended
@@ -454,6 +456,7 @@ impl Worker {
             release_cursor: Cell::new(0),
             tasks: super::task::Local::default(),
             io_events: Cell::new(0),
+            epoch_clock: Instant::now(),
         }
     }
 
@@ -653,7 +656,7 @@ impl Worker {
             let cpu = thread_cpu_time().as_nanos() as u64;
             let work = self.shared.stats.switches.get() + self.io_events.get();
             let mut policy = self.policy.borrow_mut();
-            policy.close_epoch(cpu, work);
+            policy.close_epoch(cpu, work, self.epoch_clock.elapsed().as_nanos() as u64);
             self.publish_policy(&policy);
         }
         if self.policy.borrow().should_glance() {
