@@ -27,7 +27,7 @@
 //! unit of work — the short one above, or the configured cap — in epochs of [`EPOCH`] dry
 //! spells: the thread's CPU time over the epoch divided by the work done in it (goroutine runs
 //! and I/O events; the worker counts them), and the work done per unit of wall time. It keeps
-//! the cheaper window, or the cap while that costs at most [`LONG_BIAS`] times the short one's
+//! the cheaper window, or the cap while that costs at most 1.2 times ([`LONG_BIAS_FIFTHS`]) the short one's
 //! and gets at least 5 % more work done (a closed-loop client, waiting for its answer, sends
 //! sooner: latency bought with CPU; a saturated or open-loop server gains nothing by it and
 //! keeps the cheaper window), and runs the other one epoch in [`EXPLORE_EVERY`] to re-measure
@@ -94,12 +94,9 @@ const EWMA_SHIFT: u32 = 3;
 pub(crate) const EPOCH: u64 = 64;
 /// One epoch in this many runs the window not chosen, to re-measure it.
 pub(crate) const EXPLORE_EVERY: u64 = 8;
-/// The long window is kept while its CPU per unit of work is at most this many times the
-/// short one's (in fifths: 6/5 = 1.2).
+/// The long window is kept (when it gets more work done) while its CPU per unit of work is at
+/// most this many fifths of the short one's: 6/5 = 1.2.
 pub(crate) const LONG_BIAS_FIFTHS: u64 = 6;
-/// [`LONG_BIAS_FIFTHS`] as a ratio, for the docs.
-#[allow(dead_code)]
-pub(crate) const LONG_BIAS: f64 = LONG_BIAS_FIFTHS as f64 / 5.0;
 
 /// Which spin window an adaptive worker uses (see the top of this file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,7 +199,7 @@ impl IdlePolicy {
         };
         let [short_rate, long_rate] = self.rate;
         // The long window when it is cheaper, or when it gets at least 5 % more work done (a
-        // closed-loop client waits less) for at most LONG_BIAS times the CPU per unit.
+        // closed-loop client waits less) for at most 1.2 times the CPU per unit.
         let long_pays = long <= short
             || (long * 5 <= short * LONG_BIAS_FIFTHS && long_rate * 20 >= short_rate * 21);
         let best = if long_pays { Window::Long } else { Window::Short };

@@ -56,12 +56,7 @@ pub(crate) fn park_g(commit: impl FnOnce(GRef) -> Result<(), GRef>) {
     // SAFETY: only the lifetime is erased. The commit is called by the worker while this frame
     // is suspended inside `suspend` (so `f` is alive) and never after the goroutine resumes.
     let f: *mut (dyn FnMut(GRef) -> Result<(), GRef> + 'static) = unsafe { std::mem::transmute(f) };
-    // A task runner blocking inside a task's poll hands the task queue over (task.rs).
-    let runner = super::task::blocking();
     worker::suspend(Suspend::Park(f));
-    if runner {
-        super::task::unblocked();
-    }
 }
 
 /// A goroutine or thread blocked in [`park`], to be woken exactly once.

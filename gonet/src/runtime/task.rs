@@ -38,8 +38,9 @@
 //!    there (`go_on`).
 //! 5. Queued tasks are always drained: while the queue is not empty, some runner of the worker
 //!    is *active* (runnable or running, not parked idle, not blocked inside a poll). `active`
-//!    counts them: a runner parking idle or blocking in a poll lowers it, and a queue push
-//!    or a block that leaves it at 0 wakes an idle runner or starts a new one.
+//!    counts them: a runner parking idle or blocking in a poll (seen by `worker::suspend`,
+//!    which knows the parking goroutine) lowers it, and a queue push or a block that leaves
+//!    it at 0 wakes an idle runner or starts a new one.
 //! 6. At shutdown the home worker drops every task's future (contained), after its
 //!    goroutines, runners included, were unwound: no runner is mid-poll then.
 
@@ -371,30 +372,20 @@ fn drop_future(task: &Task) {
     }
 }
 
-/// The calling goroutine is about to park. If it is a runner inside a task's poll, it stops
-/// draining the queue until it resumes (invariant 5): another runner takes over if tasks wait.
-/// Returns whether it was one (the caller then calls [`unblocked`] after the park).
-#[inline]
-pub(crate) fn blocking() -> bool {
-    let Some(g) = worker::current_g() else { return false };
-    if !g.task_poll.get() {
-        return false;
-    }
-    let w = worker::current().expect("a goroutine runs on a worker");
+/// A runner of `w` is about to park inside a task's poll (`worker::suspend` checks): it stops
+/// draining the queue until it resumes (invariant 5), and another runner takes over if tasks
+/// wait.
+pub(crate) fn blocking(w: &Worker) {
     let l = &w.tasks;
     l.active.set(l.active.get() - 1);
     if l.active.get() == 0 && !l.queue.borrow().is_empty() {
         wake_a_runner(w);
     }
-    true
 }
 
-/// A runner that blocked inside a poll has resumed: it drains the queue again.
-#[inline]
-pub(crate) fn unblocked() {
-    if let Some(w) = worker::current() {
-        w.tasks.active.set(w.tasks.active.get() + 1);
-    }
+/// A runner of `w` that blocked inside a poll has resumed: it drains the queue again.
+pub(crate) fn unblocked(w: &Worker) {
+    w.tasks.active.set(w.tasks.active.get() + 1);
 }
 
 /// Worker shutdown (invariant 6), after every goroutine was unwound: drops the future of every

@@ -46,7 +46,7 @@
 //!    whatever order the fields then drop.
 //! 5. Placement: a started goroutine never migrates, so where it first runs is where it
 //!    stays. A worker's `load` is its live started goroutines plus the unstarted ones placed
-//!    on it (`incoming`); for a given goroutine the worker that spawned it (its `origin`)
+//!    on it (`incoming`) plus the tasks homed on it (`task.rs`, placed by the same rule); for a given goroutine the worker that spawned it (its `origin`)
 //!    counts one less, for the spawner itself (an accept loop, a parent about to join).
 //!    Before a worker starts a goroutine taken from a spawn queue or the injector, it
 //!    compares that load with the others': if some worker's is lower than its own, the
@@ -383,6 +383,11 @@ pub(crate) fn suspend(s: Suspend) {
     // SAFETY: `g` is the running goroutine (held alive by the run loop) and the yielder was set
     // by its own coroutine body on this thread; it stays valid while the coroutine exists.
     unsafe {
+        // A task runner parking inside a task's poll hands the task queue over (task.rs).
+        let runner = matches!(s, Suspend::Park(_)) && (*g).task_poll.get();
+        if runner {
+            super::task::blocking(w);
+        }
         (*g).sp.set(std::ptr::addr_of!(here) as usize);
         let y = (*g).yielder.get();
         (*y).suspend(s);
@@ -392,6 +397,9 @@ pub(crate) fn suspend(s: Suspend) {
             (*y).suspend(Suspend::Dumped);
         }
         (*g).wait.set(super::wait::Wait::Unknown);
+        if runner {
+            super::task::unblocked(w);
+        }
     }
 }
 
@@ -993,48 +1001,19 @@ impl Worker {
     /// lowest if it is below this one's, else `None` (start here). Invariant 5's rule, with
     /// the spawner's own load counted one less, as for a goroutine's origin.
     pub(crate) fn least_loaded(&self) -> Option<Arc<WorkerShared>> {
-        let ws = &self.rt.workers;
-        if ws.len() == 1 {
-            return None;
-        }
-        let mine = self.shared.load().saturating_sub(1);
-        let me = self.shared.index;
-        let mut best: Option<&Arc<WorkerShared>> = None;
-        let mut best_load = mine;
-        for k in 1..ws.len() {
-            let w = &ws[(me + k) % ws.len()];
-            let l = w.load();
-            if l < best_load {
-                best = Some(w);
-                best_load = l;
-            }
-        }
-        best.cloned()
+        self.lowest_load(self.shared.index).cloned()
     }
 
-    /// Invariant 5: an unstarted, unplaced goroutine about to start here goes to the least
-    /// loaded worker instead when that one's load (for this goroutine) is below ours.
-    /// Returns the goroutine if it is to start here.
-    fn place_elsewhere(&self, g: GRef) -> Option<GRef> {
+    /// Invariant 5's search for a unit of work spawned on worker `origin` (whose load counts
+    /// it one less): the worker whose load is lowest if it is below this one's (`origin`
+    /// first among equals), else `None`.
+    fn lowest_load(&self, origin: usize) -> Option<&Arc<WorkerShared>> {
         let ws = &self.rt.workers;
         let n = ws.len();
-        if n == 1 {
-            return Some(g);
-        }
-        // SAFETY: we hold the run token of this unstarted goroutine (goroutine.rs).
-        let origin = unsafe { g.exec().origin };
         let load = |w: &WorkerShared| w.load().saturating_sub(usize::from(w.index == origin));
-        // Starting here: count it at once (it is added to the live list only once it has a
-        // stack, which may take a page fault or a preemption), so that workers placing
-        // goroutines meanwhile see this one.
-        let here = |g| {
-            let st = &self.shared.stats;
-            st.live.set_local(st.live.get() + 1);
-            Some(g)
-        };
         let mine = load(&self.shared);
-        if mine == 0 {
-            return here(g);
+        if n == 1 || mine == 0 {
+            return None;
         }
         let me = self.shared.index;
         let mut best: Option<&Arc<WorkerShared>> = None;
@@ -1047,7 +1026,27 @@ impl Worker {
                 best_load = l;
             }
         }
-        let Some(target) = best else { return here(g) };
+        best
+    }
+
+    /// Invariant 5: an unstarted, unplaced goroutine about to start here goes to the least
+    /// loaded worker instead when that one's load (for this goroutine) is below ours.
+    /// Returns the goroutine if it is to start here.
+    fn place_elsewhere(&self, g: GRef) -> Option<GRef> {
+        if self.rt.workers.len() == 1 {
+            return Some(g);
+        }
+        // SAFETY: we hold the run token of this unstarted goroutine (goroutine.rs).
+        let origin = unsafe { g.exec().origin };
+        // Starting here: count it at once (it is added to the live list only once it has a
+        // stack, which may take a page fault or a preemption), so that workers placing
+        // goroutines meanwhile see this one.
+        let here = |g| {
+            let st = &self.shared.stats;
+            st.live.set_local(st.live.get() + 1);
+            Some(g)
+        };
+        let Some(target) = self.lowest_load(origin) else { return here(g) };
         // SAFETY: we hold the run token of this unstarted goroutine (goroutine.rs); the flag
         // is set before the token is handed over, and cleared only if it comes back.
         unsafe { g.exec().placed = true };
