@@ -337,3 +337,55 @@ fn server_connections_spread_over_the_workers_as_tasks() {
         assert!(h.shutdown(std::time::Instant::now() + Duration::from_secs(5)));
     });
 }
+
+#[test]
+fn pooled_client_connections_hold_no_goroutine_of_their_own() {
+    const CONNS: usize = 20;
+    run(1, || {
+        let ln = gonet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", ln.local_addr().unwrap());
+        let server = gonet::hyper::Server::new();
+        let h = server.handle();
+        // Every request waits until all CONNS are in flight, so the client must open CONNS
+        // connections (none can be reused meanwhile).
+        let gate = Gate::default();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let svc = {
+            let (gate, in_flight) = (gate.clone(), in_flight.clone());
+            hyper::service::service_fn(move |_req| {
+                let (gate, in_flight) = (gate.clone(), in_flight.clone());
+                async move {
+                    if in_flight.fetch_add(1, Ordering::SeqCst) + 1 == CONNS {
+                        gate.open();
+                    }
+                    gate.wait().await;
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"hi")),
+                    ))
+                }
+            })
+        };
+        gonet::go(move || server.serve(ln, svc).unwrap());
+        let client = gonet::hyper::Client::builder().max_idle_per_host(CONNS).build();
+        let before = live_goroutines();
+        let getters: Vec<_> = (0..CONNS)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                gonet::go(move || client.get(&url).unwrap().into_body())
+            })
+            .collect();
+        for g in getters {
+            assert_eq!(g.join().unwrap(), "hi");
+        }
+        assert_eq!(client.idle_connections(), CONNS, "connections back in the pool");
+        // CONNS client drivers and CONNS server connections, all tasks; what goroutines are
+        // left over are the runners that polled them.
+        until("the getters have exited", || live_goroutines() <= before + 2);
+        assert!(homed_tasks() >= 2 * CONNS as u64, "{} tasks", homed_tasks());
+        // The pooled connections still work: a sequential get reuses one of them.
+        assert_eq!(client.get(&url).unwrap().into_body(), "hi");
+        assert_eq!(client.idle_connections(), CONNS);
+        client.close_idle_connections();
+        assert!(h.shutdown(std::time::Instant::now() + Duration::from_secs(5)));
+    });
+}

@@ -1,15 +1,16 @@
 //! `Client`: HTTP requests over pooled keep-alive connections (Go's `http.Client`).
 //!
 //! Connections are dialed with gonet's `TcpStream` (a blocking connect: the goroutine parks)
-//! and handed to hyper's client connection; each connection's driver future runs on a
-//! goroutine of its own. `https://` (features `hyper` + `rustls`) runs a TLS handshake first
+//! and handed to hyper's client connection; each connection's driver future runs as a task
+//! (polled by the worker's shared runner goroutines: an idle pooled connection holds no
+//! goroutine and no stack). `https://` (features `hyper` + `rustls`) runs a TLS handshake first
 //! (the server name from the URI, the user's `rustls::ClientConfig`), and ALPN picks HTTP/2
 //! (`h2`) or HTTP/1.1. The pool keeps, per `scheme://host:port`, idle HTTP/1 senders and at
 //! most one HTTP/2 sender (multiplexed, cloned per request). An HTTP/1 sender is out of the
 //! pool while its request is in flight and goes back once hyper's connection is ready for the
 //! next request, i.e. the whole response has arrived (a short body may still sit unread in the
 //! response's buffer then; a body still streaming keeps the connection out): `get` waits for
-//! that before it returns, so sequential `get`s reuse one connection; for `send` a goroutine
+//! that before it returns, so sequential `get`s reuse one connection; for `send` a task
 //! waits for it. Closed senders are dropped when met.
 //!
 //! This pool is gonet's own: hyper-util's pooled client needs tokio's `net` and `sync`
@@ -134,10 +135,10 @@ impl Client {
         let (resp, busy) = timeout(self.inner.cfg.timeout, self.send_inner(req)).await??;
         if let Some((key, mut s)) = busy {
             // The connection returns to the pool once the caller has read the body to its
-            // end; a goroutine waits for that (or for the connection to close).
+            // end; a task waits for that (or for the connection to close).
             let pool = Arc::downgrade(&self.inner);
-            crate::go_named("http client conn reuse", move || {
-                if crate::block_on(s.ready()).is_ok() {
+            crate::runtime::task::spawn_here("http client conn reuse", async move {
+                if s.ready().await.is_ok() {
                     if let Some(inner) = pool.upgrade() {
                         Client { inner }.put(key, Sender::H1(s));
                     }
@@ -300,7 +301,8 @@ impl Client {
     }
 }
 
-/// Starts hyper's client connection on `io` (HTTP/2 if `h2`), its driver on a goroutine.
+/// Starts hyper's client connection on `io` (HTTP/2 if `h2`), its driver a task homed on this
+/// worker (the connection is this goroutine's: its replies wake the task here).
 async fn handshake<I>(io: I, h2: bool) -> io::Result<Sender>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -308,11 +310,11 @@ where
     if h2 {
         let (s, conn) =
             http2::Builder::new(Executor).timer(Timer).handshake(io).await.map_err(other)?;
-        crate::go_named("http2 client conn", move || drop(crate::block_on(conn)));
+        crate::runtime::task::spawn_here("http2 client conn", async move { drop(conn.await) });
         Ok(Sender::H2(s))
     } else {
         let (s, conn) = http1::handshake(io).await.map_err(other)?;
-        crate::go_named("http client conn", move || drop(crate::block_on(conn)));
+        crate::runtime::task::spawn_here("http client conn", async move { drop(conn.await) });
         Ok(Sender::H1(s))
     }
 }
