@@ -12,6 +12,12 @@
 //! actions that may become stale check a sequence number of their own when they run (see
 //! `netpoll::poll_desc`).
 //!
+//! Re-armed targets: an owner that arms and cancels one timeout over and over (`time::Delay`:
+//! hyper arms its header-read timeout at every request) pushes [`Action::Target`] entries
+//! that share one [`Target`] and carry the arm's generation, instead of a boxed callback and
+//! a cancel flag per arm. An entry is dead once the target's live generation has moved on (a
+//! re-arm or a cancel), and the target checks the generation again when it fires.
+//!
 //! Far timers: a timer due more than [`HORIZON`] after its push goes to an unsorted list, not
 //! the heap — an O(1) push. Such timers are mostly timeouts cancelled long before they are due
 //! (hyper's 30 s header-read timeout, armed and cancelled at every request of a keep-alive
@@ -39,15 +45,27 @@ pub(crate) enum Action {
     Wake(GRef),
     /// Run a callback on the worker's stack. It must not block or park.
     Call(Box<dyn FnOnce() + Send>),
+    /// Fire arm number `.1` of a re-armed target (see the top of this file).
+    Target(Arc<dyn Target>, u64),
 }
 
 impl Action {
-    fn fire(self) {
+    pub(crate) fn fire(self) {
         match self {
             Action::Wake(g) => ready(g),
             Action::Call(f) => f(),
+            Action::Target(t, gen) => t.fire(gen),
         }
     }
+}
+
+/// What a re-armed timer fires (see the top of this file). Generations are the owner's;
+/// `fire` may race a re-arm or a cancel on another thread and must check `gen` itself.
+pub(crate) trait Target: Send + Sync {
+    /// Whether arm `gen` is still live (else its entry is dead and is dropped unfired).
+    fn armed(&self, gen: u64) -> bool;
+    /// Arm `gen` is due. Runs on the worker's stack: it must not block or park.
+    fn fire(&self, gen: u64);
 }
 
 struct Entry {
@@ -60,6 +78,9 @@ struct Entry {
 
 impl Entry {
     fn is_dead(&self) -> bool {
+        if let Action::Target(t, gen) = &self.action {
+            return !t.armed(*gen);
+        }
         self.dead.as_ref().is_some_and(|d| d.load(Ordering::Relaxed))
     }
 }
@@ -135,9 +156,20 @@ impl TimerHeap {
     }
 
     fn push_entry(&mut self, when: Instant, action: Action, dead: Option<Arc<AtomicBool>>) {
+        self.push_seen(Instant::now(), when, action, dead);
+    }
+
+    /// [`push_entry`](Self::push_entry) for a caller that has just read the clock (`now`).
+    fn push_seen(
+        &mut self,
+        now: Instant,
+        when: Instant,
+        action: Action,
+        dead: Option<Arc<AtomicBool>>,
+    ) {
         self.seq += 1;
         let e = Entry { when, seq: self.seq, action, dead };
-        if when > Instant::now() + HORIZON {
+        if when > now + HORIZON {
             self.far_min = Some(self.far_min.map_or(when, |m| m.min(when)));
             self.far.push(e);
             if self.far.len() >= self.far_sweep_at {
@@ -248,10 +280,20 @@ pub(crate) fn call_at_cancellable(when: Instant, f: Box<dyn FnOnce() + Send>) ->
 }
 
 fn schedule(when: Instant, f: Box<dyn FnOnce() + Send>, dead: Option<Arc<AtomicBool>>) {
-    let action = Action::Call(f);
+    push(Instant::now(), when, Action::Call(f), dead);
+}
+
+/// Arms generation `gen` of `target` for `when`, on the current worker's heap (else the
+/// timer thread's); `now` is the caller's fresh clock reading. No allocation: the entry holds
+/// the target's `Arc`.
+pub(crate) fn arm(target: Arc<dyn Target>, gen: u64, when: Instant, now: Instant) {
+    push(now, when, Action::Target(target, gen), None);
+}
+
+fn push(now: Instant, when: Instant, action: Action, dead: Option<Arc<AtomicBool>>) {
     match worker::timers() {
-        Some(h) => h.borrow_mut().push_entry(when, action, dead),
-        None => global().push(when, action, dead),
+        Some(h) => h.borrow_mut().push_seen(now, when, action, dead),
+        None => global().push(now, when, action, dead),
     }
 }
 
@@ -277,10 +319,10 @@ fn global() -> &'static Global {
 }
 
 impl Global {
-    fn push(&self, when: Instant, action: Action, dead: Option<Arc<AtomicBool>>) {
+    fn push(&self, now: Instant, when: Instant, action: Action, dead: Option<Arc<AtomicBool>>) {
         let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = h.next().is_none_or(|n| when < n);
-        h.push_entry(when, action, dead);
+        h.push_seen(now, when, action, dead);
         drop(h);
         if earliest {
             self.cv.notify_one();
@@ -376,6 +418,49 @@ mod tests {
         assert!(h.pop_due(far).is_none(), "the cancelled one must not fire");
         assert!(h.pop_due(later).is_some());
         assert_eq!(h.len(), 0);
+    }
+
+    /// A re-armed target: only its live generation fires; the entries its re-arms and its
+    /// cancel left dead are dropped unfired, and swept like cancelled callbacks, so a
+    /// timeout re-armed at every request keeps the heap bounded.
+    #[test]
+    fn only_a_targets_live_generation_fires() {
+        #[derive(Default)]
+        struct Counting {
+            live: std::sync::atomic::AtomicU64,
+            fired: Mutex<Vec<u64>>,
+        }
+        impl Target for Counting {
+            fn armed(&self, gen: u64) -> bool {
+                self.live.load(Ordering::Relaxed) == gen
+            }
+            fn fire(&self, gen: u64) {
+                self.fired.lock().unwrap().push(gen);
+            }
+        }
+        let t = Arc::new(Counting::default());
+        let mut h = TimerHeap::default();
+        let now = Instant::now();
+        let at = |ms| now + Duration::from_millis(ms);
+        for gen in 1..=3 {
+            t.live.store(gen, Ordering::Relaxed);
+            h.push_seen(now, at(10 * gen), Action::Target(t.clone(), gen), None);
+        }
+        while let Some(a) = h.pop_due(at(100)) {
+            a.fire();
+        }
+        assert_eq!(*t.fired.lock().unwrap(), [3], "only the last arm fires");
+        t.live.store(4, Ordering::Relaxed);
+        h.push_seen(now, at(10), Action::Target(t.clone(), 4), None);
+        t.live.store(0, Ordering::Relaxed); // cancelled
+        assert!(h.pop_due(at(100)).is_none(), "a cancelled arm must not fire");
+        // Far arms, each re-armed over the last: the sweeps keep the list bounded.
+        for gen in 5..100_005 {
+            t.live.store(gen, Ordering::Relaxed);
+            h.push_seen(now, at(3_600_000), Action::Target(t.clone(), gen), None);
+        }
+        assert!(h.len() <= SWEEP_MIN, "{} entries left of 100k re-arms", h.len());
+        assert_eq!(Arc::strong_count(&t), h.len() + 1, "entries hold the target, nothing else");
     }
 
     /// `clear` drops every timer at once (the worker calls it at shutdown inside its panic

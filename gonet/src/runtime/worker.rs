@@ -551,8 +551,8 @@ impl Worker {
             let a = self.timers.borrow_mut().pop_due(now);
             match a {
                 Some(Action::Wake(g)) => self.runq.borrow_mut().push_back(g),
-                Some(Action::Call(f)) => {
-                    contain::catch(0, "running a timer callback", f);
+                Some(a) => {
+                    contain::catch(0, "running a timer callback", || a.fire());
                 }
                 None => break,
             }

@@ -2,37 +2,73 @@
 //! [`block_on`](crate::block_on) (hyper's `Timer`, timeouts in async code), where
 //! `tokio::time::sleep` would panic for want of tokio's runtime.
 //!
-//! Protocol: a poll stores the waker *before* it looks for the deadline's passing, and the
-//! timer callback, once its deadline passed, records that it fired for that deadline and takes
-//! the waker, under the same lock; so either the poll sees the deadline passed, or the
-//! callback finds the waker. The first poll for a deadline compares the clock and arms the
-//! timer; later polls for the same deadline only look at the fired mark (no clock read: hyper
-//! polls its header-read timeout at every poll of a connection). Each deadline has at most one
-//! timer entry: a `reset` or a drop cancels it (the heap sweeps cancelled entries).
+//! Protocol: a poll stores the waker and then, unless its deadline is armed already, reads
+//! the clock once: past the deadline it is ready, else it arms a timer. The timer is a
+//! re-armed target of the worker's heap (`runtime::timer`): the `Delay`'s one shared
+//! allocation, with one generation per arm, so arming allocates nothing and a `reset` or a
+//! drop only moves the live generation on (the heap sweeps the entries left dead). Firing, the
+//! timer records under the lock that its generation fired and takes the waker; a later poll
+//! for the same deadline looks only at that mark (no clock read: hyper polls its header-read
+//! timeout at every poll of a connection). So either the poll sees the mark, or the callback
+//! finds the waker.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::runtime::timer::{call_at_cancellable, Cancel};
+use crate::runtime::timer::{arm, Target};
 
 /// A future that completes once its deadline has passed (see [`delay`]).
 #[must_use = "a Delay does nothing unless polled"]
 pub struct Delay {
     at: Instant,
-    /// The deadline that `timer` was armed for, and its cancel handle.
-    timer: Option<(Instant, Cancel)>,
-    slot: Arc<Mutex<Slot>>,
+    /// The deadline the live arm is for, and its generation.
+    armed: Option<(Instant, u64)>,
+    /// The generation the next arm takes (generations start at 1; 0 is "none live").
+    next_gen: u64,
+    shared: Arc<Shared>,
 }
 
-/// What a poll and the timer callback share.
+/// What a poll and the timer share.
+#[derive(Default)]
+struct Shared {
+    /// The live arm's generation (0: none); the heap drops entries of any other.
+    live: AtomicU64,
+    slot: Mutex<Slot>,
+}
+
 #[derive(Default)]
 struct Slot {
     waker: Option<Waker>,
-    /// The deadline of the last callback that fired (it had passed by then).
-    fired_for: Option<Instant>,
+    /// The generation of the last arm that fired (its deadline had passed by then).
+    fired: u64,
+}
+
+impl Target for Shared {
+    fn armed(&self, gen: u64) -> bool {
+        self.live.load(Ordering::Relaxed) == gen
+    }
+
+    fn fire(&self, gen: u64) {
+        let w = {
+            let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            // Re-armed or dropped meanwhile. (`live` is written outside the lock: a fire that
+            // races a re-arm on another thread may still read the old generation and wake the
+            // task once for nothing; the next poll sees the new arm, not yet fired.)
+            if self.live.load(Ordering::Relaxed) != gen {
+                return;
+            }
+            s.fired = gen;
+            s.waker.take()
+        };
+        // Outside the lock: waking may run scheduler code.
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
 }
 
 /// A future that completes after `d` (Go's `time.After` for async code).
@@ -42,7 +78,7 @@ pub fn delay(d: Duration) -> Delay {
 
 /// A future that completes at `at`.
 pub fn delay_until(at: Instant) -> Delay {
-    Delay { at, timer: None, slot: Arc::default() }
+    Delay { at, armed: None, next_gen: 1, shared: Arc::default() }
 }
 
 impl Delay {
@@ -67,10 +103,10 @@ impl Future for Delay {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let at = self.at;
-        let armed = self.timer.as_ref().is_some_and(|(armed, _)| *armed == at);
+        let live = self.armed.filter(|&(armed_at, _)| armed_at == at).map(|(_, gen)| gen);
         {
-            let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-            if armed && s.fired_for == Some(at) {
+            let mut s = self.shared.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if live.is_some_and(|gen| s.fired == gen) {
                 return Poll::Ready(());
             }
             match &s.waker {
@@ -78,39 +114,27 @@ impl Future for Delay {
                 _ => s.waker = Some(cx.waker().clone()),
             }
         }
-        if armed {
-            return Poll::Pending; // the callback wakes us when `at` has passed
+        if live.is_some() {
+            return Poll::Pending; // the timer wakes us when `at` has passed
         }
-        if self.is_elapsed() {
+        let now = Instant::now();
+        if now >= at {
             return Poll::Ready(());
         }
-        if let Some((_, c)) = self.timer.take() {
-            c.cancel();
-        }
-        let slot = self.slot.clone();
-        let c = call_at_cancellable(
-            at,
-            Box::new(move || {
-                let w = {
-                    let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
-                    s.fired_for = Some(at);
-                    s.waker.take()
-                };
-                if let Some(w) = w {
-                    w.wake();
-                }
-            }),
-        );
-        self.timer = Some((at, c));
+        // A new generation: any entry of an earlier deadline is dead from here on.
+        let gen = self.next_gen;
+        self.next_gen += 1;
+        self.shared.live.store(gen, Ordering::Relaxed);
+        arm(self.shared.clone(), gen, at, now);
+        self.armed = Some((at, gen));
         Poll::Pending
     }
 }
 
 impl Drop for Delay {
     fn drop(&mut self) {
-        if let Some((_, c)) = self.timer.take() {
-            c.cancel();
-        }
+        // The heap drops the entry, unfired, when it meets it (or sweeps it).
+        self.shared.live.store(0, Ordering::Relaxed);
     }
 }
 
