@@ -221,20 +221,51 @@ fn a_panicking_drop_of_direct_data_closes_only_its_connection() {
             }
         })
         .build();
-        let srv = Server::start(lp, 1);
-        let mut a = srv.connect();
-        let mut b = srv.connect();
-        assert_eq!(roundtrip(&mut b, b"before"), b"before");
-        a.write_all(b"bomb").unwrap();
-        let (got, _) = read_to_end(&mut a);
-        assert_eq!(got, vec![b'z'; 4096], "the data is sent before it is dropped");
-        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        assert_eq!(roundtrip(&mut b, b"after"), b"after");
-        let mut c = srv.connect();
-        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        assert_eq!(roundtrip(&mut c, b"new"), b"new");
-        drop((b, c));
-        srv.stop().unwrap();
+        bomb_closes_only_its_connection(lp, b'z');
+    });
+}
+
+/// Drives a server whose handler answers `bomb` with 4096 bytes of `fill` held by a `Bomb`:
+/// that connection gets its data then end of stream, another connection (open before, and one
+/// opened after) is still served, and the loop shuts down.
+fn bomb_closes_only_its_connection(lp: EventLoop, fill: u8) {
+    let srv = Server::start(lp, 1);
+    let mut a = srv.connect();
+    let mut b = srv.connect();
+    assert_eq!(roundtrip(&mut b, b"before"), b"before");
+    a.write_all(b"bomb").unwrap();
+    let (got, _) = read_to_end(&mut a);
+    assert_eq!(got, vec![fill; 4096], "the data is sent before it is dropped");
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(roundtrip(&mut b, b"after"), b"after");
+    let mut c = srv.connect();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(roundtrip(&mut c, b"new"), b"new");
+    drop((b, c));
+    srv.stop().unwrap();
+}
+
+/// The same through a slice: a buffer holding a `write_direct` value, sliced and the slice
+/// appended to the output, still has its drop contained by the event loop (the slice carries
+/// the "may drop caller data" mark to the output).
+#[test]
+fn a_panicking_drop_of_direct_data_appended_as_a_slice_is_contained() {
+    net_util::within(LIMIT, || {
+        let lp = EventLoop::builder(|c: &mut Connection| {
+            let n = c.len();
+            let d = c.next(n)?.to_vec();
+            if d != b"bomb" {
+                return c.write_binary(&d);
+            }
+            let mut b = gonet::reactor::LinkBuffer::new();
+            b.write_direct(Bomb(vec![b'y'; 4096]))?;
+            b.flush();
+            let s = b.slice(4096)?;
+            drop(b); // the slice now holds the last reference
+            c.append(s)
+        })
+        .build();
+        bomb_closes_only_its_connection(lp, b'y');
     });
 }
 

@@ -41,7 +41,7 @@
 //! one thread at a time, which is what lets `&self` methods mutate it. No method holds the
 //! state borrowed while running caller code (the `fill` closure, the `Drop` of caller data).
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -49,6 +49,27 @@ use super::block::Block;
 
 /// Node capacity an empty, released buffer keeps (more is given back).
 const SHRINK_ABOVE: usize = 16;
+
+thread_local! {
+    /// One empty node deque per thread, kept for the next `slice`: a handler that slices a
+    /// message and appends it to the output (an echo, a proxy) makes and drops one buffer per
+    /// request, and this spares it the deque's allocation and free.
+    static SPARE_NODES: Cell<Option<VecDeque<Node>>> = const { Cell::new(None) };
+}
+
+/// An empty node deque: this thread's spare if it has one.
+pub(super) fn spare_nodes() -> VecDeque<Node> {
+    SPARE_NODES.try_with(Cell::take).ok().flatten().unwrap_or_default()
+}
+
+/// Drops `nodes`' nodes (caller code may run: no buffer state may be borrowed) and keeps the
+/// deque as this thread's spare if it is small.
+pub(super) fn recycle_nodes(mut nodes: VecDeque<Node>) {
+    nodes.clear();
+    if nodes.capacity() != 0 && nodes.capacity() <= SHRINK_ABOVE {
+        let _ = SPARE_NODES.try_with(|s| s.set(Some(nodes)));
+    }
+}
 
 /// A view of bytes `start..end` of a block.
 pub(super) struct Node {

@@ -4,7 +4,6 @@
 //! (invariants 1, 4 and 5 of link_buffer.rs). A request for more than `len()` bytes fails with
 //! `UnexpectedEof` and consumes nothing.
 
-use std::collections::VecDeque;
 use std::io;
 
 use super::block::Block;
@@ -247,7 +246,7 @@ impl LinkBuffer {
         // SAFETY: as in `next`.
         let st = unsafe { self.st() };
         st.check("slice", n)?;
-        let mut nodes = VecDeque::new();
+        let mut nodes = super::link_buffer::spare_nodes();
         let mut left = n;
         let mut i = st.head;
         while left > 0 {
@@ -261,7 +260,9 @@ impl LinkBuffer {
             i += 1;
         }
         st.consume(n);
-        Ok(LinkBuffer::from_state(State { nodes, len: n, ..State::default() }))
+        // The shared blocks may hold caller data (`write_direct`) whose `Drop` runs with them.
+        let user_data = st.user_data;
+        Ok(LinkBuffer::from_state(State { nodes, len: n, user_data, ..State::default() }))
     }
 }
 

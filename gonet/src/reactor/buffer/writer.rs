@@ -184,9 +184,11 @@ impl LinkBuffer {
             st.nodes.extend(o.nodes.drain(head..));
             st.tail = o.tail;
             st.res = o.res;
-            st.user_data = true; // its blocks may hold `write_direct` data
+            st.user_data |= o.user_data; // its blocks may hold `write_direct` data
             st.mlen += n;
         }
+        // Its deque (now empty of live nodes) serves the next `slice` on this thread.
+        super::link_buffer::recycle_nodes(std::mem::take(&mut o.nodes));
         drop(o);
         Ok(())
     }
