@@ -79,7 +79,7 @@ const MAX_RECORD_BUFFER: usize = 64 * 1024;
 /// Most plaintext moved into the input per `fill` step.
 const MOVE_CHUNK: usize = 16 * 1024;
 /// Most iovecs handed to rustls's writer at once.
-const MAX_IOV: usize = 64;
+const MAX_IOV: usize = 16;
 /// Ciphertext read from the socket at once: a record of the largest size (16 KiB of
 /// plaintext and its overhead, 18 KiB at most on the wire) and more, in one pooled block.
 const CIPHER_READ: usize = 32 * 1024;
@@ -500,9 +500,10 @@ impl Tls {
         if let Some(t) = self.timer.take() {
             t.cancel();
         }
-        self.discard_cipher(); // its block back to this worker's pool
-                               // SAFETY: invariant 1 (finalize runs on the owner worker, no handler runs; a dialed
-                               // connection is closed by the thread that holds it).
+        // Its block goes back to this worker's pool.
+        self.discard_cipher();
+        // SAFETY: invariant 1 (finalize runs on the owner worker, no handler runs; a dialed
+        // connection is closed by the thread that holds it).
         let sess = unsafe { self.sess() };
         if self.established() && !self.failed.get() {
             sess.send_close_notify();

@@ -65,7 +65,9 @@ pub(super) fn spare_nodes() -> VecDeque<Node> {
 /// Drops `nodes`' nodes (caller code may run: no buffer state may be borrowed) and keeps the
 /// deque as this thread's spare if it is small.
 pub(super) fn recycle_nodes(mut nodes: VecDeque<Node>) {
-    nodes.clear();
+    if !nodes.is_empty() {
+        nodes.clear();
+    }
     if nodes.capacity() != 0 && nodes.capacity() <= SHRINK_ABOVE {
         let _ = SPARE_NODES.try_with(|s| s.set(Some(nodes)));
     }
@@ -240,6 +242,7 @@ impl LinkBuffer {
     /// Frees what was consumed: fully consumed blocks go back to the pool (when this was their
     /// last holder), scratch copies are dropped, an outstanding `book` is cancelled, and an
     /// empty buffer gives up every block.
+    #[inline]
     pub fn release(&mut self) {
         self.st_mut().release();
     }
@@ -255,9 +258,26 @@ impl State {
     }
 
     /// `release` (`&mut self`: no slice, scratch or handed-out range is alive).
+    #[inline]
     pub(super) fn release(&mut self) {
-        self.scratch.clear();
         self.held = 0;
+        if self.nodes.is_empty() && self.scratch.is_empty() && self.booking.is_none() {
+            // Holds nothing (no node: no byte, no room): an already released buffer, which
+            // the handler loop releases again at each of its steps.
+            self.head = 0;
+            self.tail = false;
+            self.res = 0;
+            self.user_data = false;
+            return;
+        }
+        self.release_held();
+    }
+
+    /// `release` of a buffer that holds nodes, scratch copies or a booking (out of line: the
+    /// check above is all most calls need).
+    #[inline(never)]
+    fn release_held(&mut self) {
+        self.scratch.clear();
         self.booking = None;
         if self.len == 0 && self.mlen == 0 {
             self.user_data = false;
@@ -273,8 +293,10 @@ impl State {
             return;
         }
         self.front();
-        self.nodes.drain(..self.head);
-        self.head = 0;
+        if self.head > 0 {
+            self.nodes.drain(..self.head);
+            self.head = 0;
+        }
         if self.tail {
             // Give back space an acked or cancelled booking left behind.
             self.res = self.nodes.back().map_or(0, |n| n.end);

@@ -262,7 +262,19 @@ impl LinkBuffer {
         st.consume(n);
         // The shared blocks may hold caller data (`write_direct`) whose `Drop` runs with them.
         let user_data = st.user_data;
-        Ok(LinkBuffer::from_state(State { nodes, len: n, user_data, ..State::default() }))
+        // Every field named: `..State::default()` would build (and drop) a second node deque.
+        Ok(LinkBuffer::from_state(State {
+            nodes,
+            head: 0,
+            len: n,
+            mlen: 0,
+            tail: false,
+            res: 0,
+            booking: None,
+            scratch: Vec::new(),
+            held: 0,
+            user_data,
+        }))
     }
 }
 

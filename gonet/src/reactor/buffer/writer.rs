@@ -174,22 +174,22 @@ impl LinkBuffer {
     /// Moves all of `other`'s bytes (readable and unflushed) to the end of this buffer, as
     /// unflushed bytes, without copying.
     pub fn append(&self, other: LinkBuffer) -> io::Result<()> {
-        let mut o = other.into_state();
-        let n = o.len + o.mlen;
+        let State { mut nodes, head, len, mlen, tail, res, booking, scratch, user_data, .. } =
+            other.into_state();
+        let n = len + mlen;
         if n > 0 {
-            // SAFETY: as in `malloc`; `o`'s leftovers (consumed nodes, scratch: maybe caller
-            // data with a Drop) are dropped after this borrow ends.
+            // SAFETY: as in `malloc`; `other`'s leftovers (consumed nodes, scratch: maybe
+            // caller data with a Drop) are dropped after this borrow ends.
             let st = unsafe { self.st() };
-            let head = o.head;
-            st.nodes.extend(o.nodes.drain(head..));
-            st.tail = o.tail;
-            st.res = o.res;
-            st.user_data |= o.user_data; // its blocks may hold `write_direct` data
+            st.nodes.extend(nodes.drain(head..));
+            st.tail = tail;
+            st.res = res;
+            st.user_data |= user_data; // its blocks may hold `write_direct` data
             st.mlen += n;
         }
-        // Its deque (now empty of live nodes) serves the next `slice` on this thread.
-        super::link_buffer::recycle_nodes(std::mem::take(&mut o.nodes));
-        drop(o);
+        // Its deque (the consumed nodes left) serves the next `slice` on this thread.
+        super::link_buffer::recycle_nodes(nodes);
+        drop((booking, scratch));
         Ok(())
     }
 
