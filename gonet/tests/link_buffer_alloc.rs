@@ -107,6 +107,45 @@ fn an_echo_round_allocates_nothing_in_steady_state() {
     .unwrap();
 }
 
+/// The echo and proxy shape: the handler moves what arrived to the output with
+/// `slice` + `append` (blocks shared, nothing copied), then the sender sends and releases.
+fn slice_round(input: &mut LinkBuffer, output: &mut LinkBuffer, i: usize) {
+    let n = input
+        .fill(1, 65536, |buf| {
+            buf[..64].fill(b'a' + (i % 26) as u8);
+            Ok(64)
+        })
+        .unwrap();
+    assert_eq!(n, 64);
+    let s = input.slice(input.len()).unwrap();
+    output.append(s).unwrap();
+    input.release();
+    output.flush();
+    let mut iov = [IoSlice::new(&[]); 8];
+    let cnt = output.io_slices(&mut iov);
+    let sent: usize = iov[..cnt].iter().map(|s| s.len()).sum();
+    assert_eq!(sent, 64);
+    output.skip(sent).unwrap();
+    output.release();
+}
+
+#[test]
+fn a_slice_and_append_round_allocates_nothing_in_steady_state() {
+    std::thread::spawn(|| {
+        let (mut input, mut output) = (LinkBuffer::new(), LinkBuffer::new());
+        for i in 0..100 {
+            slice_round(&mut input, &mut output, i);
+        }
+        let before = allocs();
+        for i in 0..if cfg!(miri) { 100 } else { 10_000 } {
+            slice_round(&mut input, &mut output, i);
+        }
+        assert_eq!(allocs() - before, 0, "allocations in steady-state slice+append rounds");
+    })
+    .join()
+    .unwrap();
+}
+
 /// The same round on plain `Vec`s (copying in and out), the baseline for the figure below.
 fn vec_round(input: &mut Vec<u8>, output: &mut Vec<u8>, sink: &mut [u8], i: usize) {
     let req = [b'a' + (i % 26) as u8; 60];
