@@ -262,8 +262,9 @@ impl State {
     pub(super) fn release(&mut self) {
         self.held = 0;
         if self.nodes.is_empty() && self.scratch.is_empty() && self.booking.is_none() {
-            // Holds nothing (no node: no byte, no room): an already released buffer, which
-            // the handler loop releases again at each of its steps.
+            // Holds nothing: every byte and every byte of room lies in a node, so no node
+            // means `len == mlen == 0` and nothing to give back. This is an already released
+            // buffer, which the handler loop releases again at each of its steps.
             self.head = 0;
             self.tail = false;
             self.res = 0;
