@@ -42,6 +42,7 @@ pub mod reactor;
 pub mod runtime;
 pub mod signal;
 pub mod sync;
+mod sys;
 pub mod time;
 
 pub use runtime::{

@@ -246,7 +246,7 @@ impl NetFd {
         }
         // SAFETY: `buf` is a writable buffer of `buf.len()` bytes for the duration of the call.
         let n = self.retry(Dir::Read, || unsafe {
-            libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0)
+            crate::sys::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0)
         })?;
         if self.stream && n > 0 && n < buf.len() {
             self.drained.store(true, Ordering::Relaxed);
@@ -262,7 +262,7 @@ impl NetFd {
         }
         // SAFETY: `buf` is a writable buffer of `buf.len()` bytes for the duration of the call.
         self.retry(Dir::Read, || unsafe {
-            libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK)
+            crate::sys::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK)
         })
     }
 
@@ -270,7 +270,7 @@ impl NetFd {
         let _op = self.begin(Dir::Read)?;
         let n = bufs.len().min(1024) as libc::c_int;
         // SAFETY: `IoSliceMut` is ABI-compatible with `iovec`; each points to writable memory.
-        self.retry(Dir::Read, || unsafe { libc::readv(self.fd, bufs.as_ptr().cast(), n) })
+        self.retry(Dir::Read, || unsafe { crate::sys::readv(self.fd, bufs.as_ptr().cast(), n) })
     }
 
     /// Writes all of `buf` (Go's semantics), returning early only on error. An error after
@@ -283,7 +283,7 @@ impl NetFd {
             // SAFETY: `rest` is readable for `rest.len()` bytes; MSG_NOSIGNAL turns a write to a
             // closed peer into EPIPE instead of SIGPIPE.
             let r = self.retry(Dir::Write, || unsafe {
-                libc::send(self.fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
+                crate::sys::send(self.fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL)
             });
             match r {
                 Ok(n) => done += n,
@@ -301,7 +301,7 @@ impl NetFd {
         msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
         msg.msg_iovlen = bufs.len().min(1024);
         // SAFETY: `msg` points to `bufs`, valid iovecs (IoSlice is ABI-compatible with iovec).
-        self.retry(Dir::Write, || unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL) })
+        self.retry(Dir::Write, || unsafe { crate::sys::sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL) })
     }
 
     /// A read-side system call other than `recv` (a `splice` out of the socket) under the read
@@ -351,7 +351,7 @@ impl NetFd {
         let _op = self.begin(Dir::Write)?;
         // SAFETY: `buf` is readable for `buf.len()` bytes.
         self.retry(Dir::Write, || unsafe {
-            libc::send(self.fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+            crate::sys::send(self.fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
         })
     }
 

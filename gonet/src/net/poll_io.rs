@@ -132,14 +132,14 @@ impl NetFd {
         // SAFETY: `buf` is writable for `buf.len()` bytes during the call; `recv` writes at
         // most that many and never reads them.
         self.poll_io(Dir::Read, cx, buf.len(), || unsafe {
-            libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0)
+            crate::sys::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0)
         })
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // SAFETY: `buf` is readable for `buf.len()` bytes; MSG_NOSIGNAL: EPIPE, not SIGPIPE.
         self.poll_io(Dir::Write, cx, buf.len(), || unsafe {
-            libc::send(self.fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+            crate::sys::send(self.fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
         })
     }
 
@@ -154,7 +154,7 @@ impl NetFd {
         let len = bufs[..msg.msg_iovlen].iter().map(|b| b.len()).sum();
         // SAFETY: `msg` points to `bufs`, valid iovecs (IoSlice is ABI-compatible with iovec).
         self.poll_io(Dir::Write, cx, len, || unsafe {
-            libc::sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL)
+            crate::sys::sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL)
         })
     }
 }

@@ -57,7 +57,7 @@ impl Poller {
     pub(crate) fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
         // SAFETY: `events` is a writable buffer of `events.len()` entries.
         let n = unsafe {
-            libc::epoll_wait(
+            crate::sys::epoll_wait(
                 self.ep.as_raw_fd(),
                 events.as_mut_ptr(),
                 events.len() as i32,

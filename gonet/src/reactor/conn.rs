@@ -360,7 +360,7 @@ impl ConnInner {
                     // `recv`, not `read`: the socket call skips the VFS read path (file
                     // position lock, permission and notify hooks) of every request.
                     // SAFETY: `buf` is writable memory of `buf.len()` bytes lent by the buffer.
-                    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                    let n = unsafe { crate::sys::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
                     if n >= 0 {
                         let n = n as usize;
                         if n == 0 {
@@ -555,7 +555,12 @@ impl ConnInner {
                         // message header and an iovec array.
                         // SAFETY: the slice is `iov[0].len()` readable bytes of the buffer.
                         unsafe {
-                            libc::send(sock.raw(), iov[0].as_ptr().cast(), iov[0].len(), flags)
+                            crate::sys::send(
+                                sock.raw(),
+                                iov[0].as_ptr().cast(),
+                                iov[0].len(),
+                                flags,
+                            )
                         }
                     } else {
                         // SAFETY: zeroed msghdr is a valid "empty" header; we fill the iovecs.
@@ -563,7 +568,7 @@ impl ConnInner {
                         msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
                         msg.msg_iovlen = cnt;
                         // SAFETY: `msg` points to `cnt` valid iovecs (IoSlice is ABI-compatible).
-                        unsafe { libc::sendmsg(sock.raw(), &msg, flags) }
+                        unsafe { crate::sys::sendmsg(sock.raw(), &msg, flags) }
                     };
                     if n < 0 {
                         let e = io::Error::last_os_error();

@@ -328,7 +328,7 @@ impl Tls {
                 cipher.fill(CIPHER_READ, |buf| loop {
                     // `recv`, as on a plain connection (it skips the VFS read path).
                     // SAFETY: `buf` is writable memory of `buf.len()` bytes lent by the buffer.
-                    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                    let n = unsafe { crate::sys::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
                     if n >= 0 {
                         return Ok(n as usize);
                     }
@@ -577,7 +577,9 @@ impl Write for FdWrite {
             msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
             msg.msg_iovlen = iov.len();
             // SAFETY: `msg` points to `iov.len()` valid iovecs (IoSlice is ABI-compatible).
-            let n = unsafe { libc::sendmsg(self.0, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            let n = unsafe {
+                crate::sys::sendmsg(self.0, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+            };
             if n >= 0 {
                 return Ok(n as usize);
             }
