@@ -199,3 +199,29 @@ free_port() {
     PORT=$next_port
     next_port=$((next_port + 1))
 }
+
+# Callgrind, for the *_instructions.sh scripts.
+# cg_functions FILE: "instructions<TAB>function" per function (self cost) of a callgrind output.
+cg_functions() {
+    callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
+        awk '/^ *[0-9,]+ +\(/{v=$1; gsub(",","",v); $1=""; sub(/^ *\( *[0-9.]+%\) */,""); print v "\t" $0}'
+}
+
+# cg_top A B N TOP: the TOP functions whose instructions grew most from cg_functions list A to
+# list B, per unit of N (the requests between the two runs).
+cg_top() {
+    python3 - "$@" <<'PY'
+import re, sys
+def read(path):
+    d = {}
+    for line in open(path):
+        v, k = line.rstrip("\n").split("\t", 1)
+        k = re.sub(r" \[.*\]$", "", re.sub(r"^.*/registry/src/[^/]+/", "", k.strip()))
+        d[k] = d.get(k, 0) + int(v)
+    return d
+a, b, n, top = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rows = sorted(((b.get(k, 0) - a.get(k, 0)) / n, k) for k in set(a) | set(b) if "PROGRAM" not in k)[::-1]
+for r, k in rows[:top]:
+    print(f"  {r:8.1f}  {k[-110:]}")
+PY
+}

@@ -48,32 +48,13 @@ run() {
     echo "$(python3 -c "print(round($rps * $secs))") $(awk '/Collected/{print $4}' "$dir/err")"
 }
 
-# functions FILE: "instructions<TAB>function" per function (self cost).
-functions() {
-    callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
-        awk '/^ *[0-9,]+ +\(/{v=$1; gsub(",","",v); $1=""; sub(/^ *\( *[0-9.]+%\) */,""); print v "\t" $0}'
-}
-
 echo "# TLS echo ${CONNS}x${SIZE} handshakes=$HANDSHAKES: user instructions per request (callgrind, ${SHORT}s vs ${LONG}s)"
 for srv in $SERVERS; do
-    read -r r1 i1 < <(run "$srv" "$SHORT"); functions "$TMP/$srv/cg.out" >"$TMP/$srv.a"
-    read -r r2 i2 < <(run "$srv" "$LONG"); functions "$TMP/$srv/cg.out" >"$TMP/$srv.b"
+    read -r r1 i1 < <(run "$srv" "$SHORT"); cg_functions "$TMP/$srv/cg.out" >"$TMP/$srv.a"
+    read -r r2 i2 < <(run "$srv" "$LONG"); cg_functions "$TMP/$srv/cg.out" >"$TMP/$srv.b"
     printf '%-8s %8.0f instructions/request (%s requests measured)\n' "$srv" \
         "$(python3 -c "print(($i2 - $i1) / ($r2 - $r1))")" "$((r2 - r1))"
     if [ "$TOP" -gt 0 ]; then
-        python3 - "$TMP/$srv.a" "$TMP/$srv.b" "$((r2 - r1))" "$TOP" <<'PY'
-import re, sys
-def read(path):
-    d = {}
-    for line in open(path):
-        v, k = line.rstrip("\n").split("\t", 1)
-        k = re.sub(r" \[.*\]$", "", re.sub(r"^.*/registry/src/[^/]+/", "", k.strip()))
-        d[k] = d.get(k, 0) + int(v)
-    return d
-a, b, n, top = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rows = sorted(((b.get(k, 0) - a.get(k, 0)) / n, k) for k in set(a) | set(b) if "PROGRAM" not in k)[::-1]
-for r, k in rows[:top]:
-    print(f"  {r:8.1f}  {k[-110:]}")
-PY
+        cg_top "$TMP/$srv.a" "$TMP/$srv.b" "$((r2 - r1))" "$TOP"
     fi
 done
