@@ -181,7 +181,13 @@ impl LinkBuffer {
             // SAFETY: as in `malloc`; `other`'s leftovers (consumed nodes, scratch: maybe
             // caller data with a Drop) are dropped after this borrow ends.
             let st = unsafe { self.st() };
-            st.nodes.extend(nodes.drain(head..));
+            if head == 0 && st.nodes.is_empty() {
+                // The usual echo or proxy turn: an empty output takes the slice's deque whole,
+                // and the slice leaves with the output's empty one.
+                std::mem::swap(&mut st.nodes, &mut nodes);
+            } else {
+                st.nodes.extend(nodes.drain(head..));
+            }
             st.tail = tail;
             st.res = res;
             st.user_data |= user_data; // its blocks may hold `write_direct` data
