@@ -11,7 +11,15 @@
 //! for the same deadline looks only at that mark (no clock read: hyper polls its header-read
 //! timeout at every poll of a connection). So either the poll sees the mark, or the callback
 //! finds the waker.
+//!
+//! Reuse: a dropped `Delay` leaves its shared state to the next one made on its thread (a
+//! small per-thread spare list), with its generation counter. The heap may still hold
+//! entries for that state, but only of generations the new owner never arms, so they stay
+//! dead. hyper makes and drops a header-read timeout per request; without reuse each one's
+//! state lived in the heap until its deadline or a sweep, thousands at a time, and so missed
+//! the allocator's per-thread caches on both ends.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +79,18 @@ impl Target for Shared {
     }
 }
 
+/// Shared states a thread keeps for its next delays, with the generation each takes next.
+const SPARE_MAX: usize = 64;
+
+thread_local! {
+    static SPARE: RefCell<Vec<(Arc<Shared>, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A spare shared state of this thread, or a new one.
+fn take_shared() -> (Arc<Shared>, u64) {
+    SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_else(|| (Arc::default(), 1))
+}
+
 /// A future that completes after `d` (Go's `time.After` for async code).
 pub fn delay(d: Duration) -> Delay {
     delay_until(super::deadline(d))
@@ -78,7 +98,8 @@ pub fn delay(d: Duration) -> Delay {
 
 /// A future that completes at `at`.
 pub fn delay_until(at: Instant) -> Delay {
-    Delay { at, armed: None, next_gen: 1, shared: Arc::default() }
+    let (shared, next_gen) = take_shared();
+    Delay { at, armed: None, next_gen, shared }
 }
 
 impl Delay {
@@ -135,6 +156,16 @@ impl Drop for Delay {
     fn drop(&mut self) {
         // The heap drops the entry, unfired, when it meets it (or sweeps it).
         self.shared.live.store(0, Ordering::Relaxed);
+        // The next owner starts with no waker (this one's may keep a task alive).
+        let waker = self.shared.slot.lock().unwrap_or_else(|e| e.into_inner()).waker.take();
+        drop(waker);
+        let spare = (self.shared.clone(), self.next_gen);
+        let _ = SPARE.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_MAX {
+                s.push(spare);
+            }
+        });
     }
 }
 
