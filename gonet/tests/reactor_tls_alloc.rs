@@ -16,13 +16,11 @@
 #[path = "../../examples/reactor_tls_echo.rs"]
 mod reactor_tls_echo;
 
+mod alloc_count;
 mod common;
 mod reactor_util;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,46 +29,8 @@ use reactor_util::Server;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
-struct Counting;
-
-thread_local! {
-    /// This thread's allocations are counted (the server's worker sets it).
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-fn note() {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator; the flag is a const-initialized thread-local
-// without a destructor and the counter an atomic, so counting never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 const WARMUP: usize = 2_000;
 const ROUNDS: usize = 20_000;
@@ -83,7 +43,7 @@ fn echo_loop(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         c.write_binary(d)
     })
     .on_connect(|_c: &mut Connection| {
-        COUNTED.with(|c| c.set(true));
+        alloc_count::count_in_shared();
         Ok(())
     });
     let b = match tls {
@@ -105,11 +65,11 @@ fn per_request(s: &mut (impl Read + Write), size: usize) -> f64 {
     for _ in 0..WARMUP {
         round();
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = alloc_count::shared_allocs();
     for _ in 0..ROUNDS {
         round();
     }
-    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / ROUNDS as f64
+    (alloc_count::shared_allocs() - before) as f64 / ROUNDS as f64
 }
 
 #[test]
