@@ -13,7 +13,8 @@
 # Environment: ROUNDS (3), DURATION (10 s), WARMUP (2 s), CONNS (100),
 # SERVERS ("gonet gonet0 hgonet go hyper"; gonet0 is gonet with its idle spin off,
 # GONET_SPIN_US=0; hgonet is hyper on gonet, bench/src/bin/http_hyper_gonet.rs: the same
-# hyper-util auto builder, service and allocator (jemalloc) as the tokio peer `hyper`), H2_SERVERS ("hgonet hyper";
+# hyper-util auto builder, service and allocator (jemalloc) as the tokio peer `hyper`; hello is
+# the shipped examples/hyper_hello.rs), H2_SERVERS ("hgonet hyper";
 # empty: no HTTP/2 runs), PORT_BASE (19500), HYPER_BIN (a prebuilt http_hyper binary;
 # skips its cargo build), NICE (a niceness, e.g. -20, for servers and load generator: on a
 # machine shared with other jobs it keeps their CPU time out of the figures).
@@ -49,6 +50,9 @@ fi
 log "building http_hyper_gonet (release): hyper on gonet"
 (cd "$ROOT" && cargo build --release -p gonet-bench --bin http_hyper_gonet)
 BINS[hgonet]=$BIN/http_hyper_gonet
+log "building the hyper_hello example (release): the shipped hyper server, system allocator"
+(cd "$ROOT" && cargo build --release -p gonet --features hyper --example hyper_hello)
+BINS[hello]=$BIN/examples/hyper_hello
 build_go http http_go
 BINS[go]=$BIN/http_go
 if [ -n "${HYPER_BIN:-}" ]; then

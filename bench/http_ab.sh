@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# http_ab.sh — two HTTP/1.1 servers compared in interleaved pairs of short runs. On a shared
+# VM the host moves a server's throughput by 20-30 % from one minute to the next, often more
+# than the difference being measured; two runs a few seconds apart see the same host, so the
+# median of the per-pair ratios is steadier than a ratio of per-server medians (bench/http.sh).
+# Both servers run at once on CPU 0 (one worker each; the one not under load sleeps), `wrk
+# -t1 -c100` on CPU 1, each pair in alternating order. CPU per request is the server's user +
+# system ticks over its run (10 ms ticks: 0.5 % of a 2 s run).
+#
+# Environment: A (hello), B (hyper); names: hello (examples/hyper_hello.rs, the shipped hyper
+# server), hgonet (bench's hyper on gonet, jemalloc), hyper (hyper on tokio, current_thread,
+# jemalloc), hyper_sys (the same with the system allocator, as hello has), http_hello
+# (examples/http_hello.rs). PAIRS (16), SECS (2), NICE (-20).
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+A=${A:-hello}
+B=${B:-hyper}
+PAIRS=${PAIRS:-16}
+SECS=${SECS:-2}
+NICE=${NICE:--20}
+BIN=$TARGET_DIR/release
+command -v wrk >/dev/null || {
+    log "wrk not found: installing Debian's wrk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2
+}
+
+# bin NAME: builds server NAME and prints its path.
+bin() {
+    case $1 in
+    hello)
+        (cd "$ROOT" && cargo build -q --release -p gonet --features hyper --example hyper_hello) >&2
+        echo "$BIN/examples/hyper_hello" ;;
+    http_hello)
+        (cd "$ROOT" && cargo build -q --release -p gonet --example http_hello) >&2
+        echo "$BIN/examples/http_hello" ;;
+    hgonet)
+        (cd "$ROOT" && cargo build -q --release -p gonet-bench --bin http_hyper_gonet) >&2
+        echo "$BIN/http_hyper_gonet" ;;
+    hyper)
+        (cd "$ROOT" && cargo build -q --release -p gonet-bench --no-default-features \
+            --features jemalloc --bin http_hyper) >&2
+        echo "$BIN/http_hyper" ;;
+    hyper_sys)
+        (cd "$ROOT" && cargo build -q --release -p gonet-bench --no-default-features \
+            --bin http_hyper --target-dir "$TARGET_DIR/sysalloc") >&2
+        echo "$TARGET_DIR/sysalloc/release/http_hyper" ;;
+    *) echo "unknown server $1" >&2; exit 1 ;;
+    esac
+}
+
+BIN_A=$(bin "$A")
+BIN_B=$(bin "$B")
+PORT_A=$((19600 + RANDOM % 50))
+PORT_B=$((PORT_A + 50))
+taskset -c 0 nice -n "$NICE" env GONET_PROCS=1 "$BIN_A" "127.0.0.1:$PORT_A" >/dev/null 2>&1 &
+PID_A=$!
+taskset -c 0 nice -n "$NICE" env GONET_PROCS=1 "$BIN_B" "127.0.0.1:$PORT_B" >/dev/null 2>&1 &
+PID_B=$!
+trap 'kill $PID_A $PID_B 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for port in $PORT_A $PORT_B; do
+    for _ in $(seq 100); do port_used "$port" 0A && break; sleep 0.05; done
+done
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# run PORT PID: one wrk run; prints "req/s ticks".
+run() {
+    local t0 rps
+    t0=$(ticks "$2")
+    rps=$(taskset -c 1 nice -n "$NICE" wrk -t1 -c100 -d"${SECS}s" "http://127.0.0.1:$1/" 2>/dev/null |
+        awk '/Requests\/sec/ { print $2 }')
+    echo "$rps $(($(ticks "$2") - t0))"
+}
+
+results_header "bench/http_ab.sh: A=$A B=$B, $PAIRS interleaved pairs of ${SECS} s wrk -t1 -c100 runs, servers on CPU 0, one worker each"
+run "$PORT_A" "$PID_A" >/dev/null # warm-up
+run "$PORT_B" "$PID_B" >/dev/null
+echo "# pair: A req/s, B req/s, A/B req/s, A/B CPU per request"
+for i in $(seq "$PAIRS"); do
+    if [ $((i % 2)) = 0 ]; then
+        read -r ra ca < <(run "$PORT_A" "$PID_A"); read -r rb cb < <(run "$PORT_B" "$PID_B")
+    else
+        read -r rb cb < <(run "$PORT_B" "$PID_B"); read -r ra ca < <(run "$PORT_A" "$PID_A")
+    fi
+    python3 -c "print(f'{$ra:8.0f} {$rb:8.0f} {$ra / $rb:6.3f} {($ca / $ra) / ($cb / $rb):6.3f}')"
+done | tee "$TARGET_DIR/http_ab.pairs"
+python3 - "$TARGET_DIR/http_ab.pairs" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+print(f"median of {len(rows)} pairs: A/B req/s {statistics.median(float(r[2]) for r in rows):.3f}, "
+      f"A/B CPU per request {statistics.median(float(r[3]) for r in rows):.3f}")
+PY
