@@ -58,35 +58,18 @@ PID_A=$!
 taskset -c 0 nice -n "$NICE" env GONET_PROCS=1 "$BIN_B" "127.0.0.1:$PORT_B" >/dev/null 2>&1 &
 PID_B=$!
 trap 'kill $PID_A $PID_B 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-for port in $PORT_A $PORT_B; do
-    for _ in $(seq 100); do port_used "$port" 0A && break; sleep 0.05; done
-done
+await_ports "$PORT_A" "$PORT_B"
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# run PORT PID: one wrk run; prints "req/s ticks".
-run() {
+# load PORT PID: one wrk run; prints "req/s ticks".
+load() {
     local t0 rps
-    t0=$(ticks "$2")
+    t0=$(proc_ticks "$2")
     rps=$(taskset -c 1 nice -n "$NICE" wrk -t1 -c100 -d"${SECS}s" "http://127.0.0.1:$1/" 2>/dev/null |
         awk '/Requests\/sec/ { print $2 }')
-    echo "$rps $(($(ticks "$2") - t0))"
+    echo "$rps $(($(proc_ticks "$2") - t0))"
 }
+run_a() { load "$PORT_A" "$PID_A"; }
+run_b() { load "$PORT_B" "$PID_B"; }
 
 results_header "bench/http_ab.sh: A=$A B=$B, $PAIRS interleaved pairs of ${SECS} s wrk -t1 -c100 runs, servers on CPU 0, one worker each"
-run "$PORT_A" "$PID_A" >/dev/null # warm-up
-run "$PORT_B" "$PID_B" >/dev/null
-echo "# pair: A req/s, B req/s, A/B req/s, A/B CPU per request"
-for i in $(seq "$PAIRS"); do
-    if [ $((i % 2)) = 0 ]; then
-        read -r ra ca < <(run "$PORT_A" "$PID_A"); read -r rb cb < <(run "$PORT_B" "$PID_B")
-    else
-        read -r rb cb < <(run "$PORT_B" "$PID_B"); read -r ra ca < <(run "$PORT_A" "$PID_A")
-    fi
-    python3 -c "print(f'{$ra:8.0f} {$rb:8.0f} {$ra / $rb:6.3f} {($ca / $ra) / ($cb / $rb):6.3f}')"
-done | tee "$TARGET_DIR/http_ab.pairs"
-python3 - "$TARGET_DIR/http_ab.pairs" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
-print(f"median of {len(rows)} pairs: A/B req/s {statistics.median(float(r[2]) for r in rows):.3f}, "
-      f"A/B CPU per request {statistics.median(float(r[3]) for r in rows):.3f}")
-PY
+ab_pairs "$PAIRS" "$TARGET_DIR/http_ab.pairs"

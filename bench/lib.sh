@@ -225,3 +225,41 @@ for r, k in rows[:top]:
     print(f"  {r:8.1f}  {k[-110:]}")
 PY
 }
+
+# A/B pairs (http_ab.sh, tls_ab.sh): the script defines `run_a` and `run_b`, one load run
+# against server A or B each, printing "req/s ticks" (the server's CPU ticks over the run).
+
+# proc_ticks PID: user + system CPU ticks of process PID (all its threads).
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# await_ports PORT...: waits until each port listens (5 s at most each).
+await_ports() {
+    local port
+    for port in "$@"; do
+        for _ in $(seq 100); do port_used "$port" 0A && break; sleep 0.05; done
+    done
+}
+
+# ab_pairs PAIRS FILE: one warm-up run each, then PAIRS pairs of run_a and run_b in
+# alternating order; prints (and writes to FILE) "A req/s, B req/s, A/B req/s, A/B CPU per
+# request" per pair, then the medians of the two ratios.
+ab_pairs() {
+    local i ra ca rb cb
+    run_a >/dev/null
+    run_b >/dev/null
+    echo "# pair: A req/s, B req/s, A/B req/s, A/B CPU per request"
+    for i in $(seq "$1"); do
+        if [ $((i % 2)) = 0 ]; then
+            read -r ra ca < <(run_a); read -r rb cb < <(run_b)
+        else
+            read -r rb cb < <(run_b); read -r ra ca < <(run_a)
+        fi
+        python3 -c "print(f'{$ra:8.0f} {$rb:8.0f} {$ra / $rb:6.3f} {($ca / $ra) / ($cb / $rb):6.3f}')"
+    done | tee "$2"
+    python3 - "$2" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+print(f"median of {len(rows)} pairs: A/B req/s {statistics.median(float(r[2]) for r in rows):.3f}, "
+      f"A/B CPU per request {statistics.median(float(r[3]) for r in rows):.3f}")
+PY
+}
