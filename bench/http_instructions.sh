@@ -12,7 +12,8 @@
 # functions.
 #
 # Environment: SERVERS ("hgonet hello hyper hyper_sys http_hello"), CONNS (100), SHORT (10000),
-# LONG (50000), TOP (0).
+# LONG (50000), TOP (0), H2 (0; 1: HTTP/2 prior knowledge, `h2load -c10 -m10`, 100 streams over
+# 10 connections, instead of HTTP/1.1 over CONNS; not for http_hello).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -21,6 +22,9 @@ CONNS=${CONNS:-100}
 SHORT=${SHORT:-10000}
 LONG=${LONG:-50000}
 TOP=${TOP:-0}
+H2=${H2:-0}
+if [ "$H2" = 1 ]; then LOAD=(-c10 -m10) PROTO="HTTP/2 (h2c) GET / over 10 connections x 10 streams"
+else LOAD=(--h1 -c"$CONNS") PROTO="HTTP/1.1 GET / over ${CONNS} connections"; fi
 BIN=$TARGET_DIR/release
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -53,7 +57,7 @@ run() {
         --callgrind-out-file="$dir/cg.out" "$bin" "127.0.0.1:$port" >/dev/null 2>"$dir/err" &
     pid=$!
     sleep 6
-    done=$(taskset -c 1 h2load --h1 -n "$n" -c "$CONNS" "http://127.0.0.1:$port/" 2>&1 |
+    done=$(taskset -c 1 h2load "${LOAD[@]}" -n "$n" "http://127.0.0.1:$port/" 2>&1 |
         awk '/^requests:/{print $8}')
     sleep 0.5
     kill -INT "$pid" 2>/dev/null || true
@@ -62,7 +66,7 @@ run() {
     echo "$done $(awk '/Collected/{print $4}' "$dir/err")"
 }
 
-echo "# HTTP/1.1 GET / over ${CONNS} connections: user instructions per request (callgrind, ${SHORT} vs ${LONG} requests)"
+echo "# $PROTO: user instructions per request (callgrind, ${SHORT} vs ${LONG} requests)"
 for srv in $SERVERS; do
     read -r r1 i1 < <(run "$srv" "$SHORT"); cg_functions "$TMP/$srv/cg.out" >"$TMP/$srv.a"
     read -r r2 i2 < <(run "$srv" "$LONG"); cg_functions "$TMP/$srv/cg.out" >"$TMP/$srv.b"
