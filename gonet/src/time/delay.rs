@@ -79,10 +79,11 @@ impl Target for Shared {
     }
 }
 
-/// Shared states a thread keeps for its next delays, with the generation each takes next.
+/// The most shared states a thread keeps for its next delays.
 const SPARE_MAX: usize = 64;
 
 thread_local! {
+    /// This thread's spare shared states, each with the generation its next arm takes.
     static SPARE: RefCell<Vec<(Arc<Shared>, u64)>> = const { RefCell::new(Vec::new()) };
 }
 
