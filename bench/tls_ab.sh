@@ -32,7 +32,7 @@ esac
 
 # start NAME PORT: starts server NAME; prints "pid certificate".
 start() {
-    local dir=$TMP/$1 spin=
+    local dir=$TMP/$1-$2 spin=
     local -a cmd
     mkdir -p "$dir"
     case $1 in
