@@ -73,7 +73,8 @@ pub(super) fn recycle_nodes(mut nodes: VecDeque<Node>) {
 
 /// Drops every node of `nodes`, front first, keeping its capacity. `VecDeque::clear` does the
 /// same through its general truncation (both halves of the ring, a drop guard), which costs
-/// more than the one or two nodes a released buffer usually holds.
+/// more than the one or two nodes a released buffer usually holds. A node's drop may run
+/// caller code that panics: the nodes after it then stay in the deque, owned and intact.
 #[inline]
 fn clear(nodes: &mut VecDeque<Node>) {
     while let Some(node) = nodes.pop_front() {
@@ -289,8 +290,11 @@ impl State {
         self.scratch.clear();
         self.booking = None;
         if self.len == 0 && self.mlen == 0 {
-            self.user_data = false;
+            // Nodes first, then the mark: a caller's `Drop` that panics leaves the nodes after
+            // it in the deque, still marked as maybe holding caller data (so their drop is
+            // contained too).
             clear(&mut self.nodes);
+            self.user_data = false;
             if self.nodes.capacity() > SHRINK_ABOVE {
                 // A burst once needed many nodes; an idle buffer should not keep the room.
                 self.nodes = VecDeque::new();
