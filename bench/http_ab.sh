@@ -59,7 +59,8 @@ taskset -c 0 nice -n "$NICE" env GONET_PROCS=1 "$BIN_A" "127.0.0.1:$PORT_A" >/de
 PID_A=$!
 taskset -c 0 nice -n "$NICE" env GONET_PROCS=1 "$BIN_B" "127.0.0.1:$PORT_B" >/dev/null 2>&1 &
 PID_B=$!
-trap 'kill $PID_A $PID_B 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+TMP=$(mktemp -d)
+trap 'kill $PID_A $PID_B 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"' EXIT
 await_ports "$PORT_A" "$PORT_B"
 
 # load PORT PID: one wrk (or h2load) run; prints "req/s ticks".
@@ -79,4 +80,4 @@ run_a() { load "$PORT_A" "$PID_A"; }
 run_b() { load "$PORT_B" "$PID_B"; }
 
 results_header "bench/http_ab.sh: A=$A B=$B H2=$H2, $PAIRS interleaved pairs of ${SECS} s runs, servers on CPU 0, one worker each"
-ab_pairs "$PAIRS" "$TARGET_DIR/http_ab.pairs"
+ab_pairs "$PAIRS" "$TMP/pairs"
