@@ -12,6 +12,11 @@ use std::time::Duration;
 use common::{thread_cpu, thread_voluntary_switches, within};
 use gonet::net::TcpListener;
 
+/// Nanoseconds the workers have spent spinning (`WorkerSnapshot::spin_ns`).
+fn spin_ns() -> u64 {
+    gonet::runtime::stats().expect("on a runtime").workers.iter().map(|w| w.spin_ns).sum()
+}
+
 fn spin_totals() -> (u64, u64, u64) {
     let s = gonet::runtime::stats().expect("on a runtime");
     s.workers.iter().fold((0, 0, 0), |(a, b, c), w| (a + w.spins, b + w.spin_hits, c + w.sleeps))
@@ -41,6 +46,7 @@ fn spinning_worker_catches_requests_without_sleeping() {
             });
             let (mut conn, _) = ln.accept().unwrap();
             let before = spin_totals();
+            let spun_before = spin_ns();
             // The main goroutine runs on the only worker: its thread's switches are the worker's.
             let switches = thread_voluntary_switches();
             let mut b = [0u8; 8];
@@ -50,12 +56,15 @@ fn spinning_worker_catches_requests_without_sleeping() {
             }
             let switches = thread_voluntary_switches() - switches;
             let after = spin_totals();
+            let spun = spin_ns() - spun_before;
             gonet::blocking(move || client.join()).unwrap();
             let (spins, hits, sleeps) =
                 (after.0 - before.0, after.1 - before.1, after.2 - before.2);
             // Each request arrives well within 2 s: nearly every run-dry is a spin that hits.
             assert!(hits >= 150, "{hits} of {spins} spins found work ({sleeps} sleeps)");
             assert!(sleeps <= 20, "{sleeps} sleeps for 200 requests within the window");
+            // Each hit spun through the client's 50 µs pause, and stats() says so.
+            assert!(spun >= hits * 20_000, "{spun} ns spent in {hits} spins that hit");
             // The kernel's view: a worker that slept in epoll_wait for each request would have
             // blocked ~200 times.
             assert!(
@@ -100,7 +109,7 @@ fn zero_window_never_spins() {
                 gonet::time::sleep(Duration::from_millis(1));
             }
             let (spins, hits, sleeps) = spin_totals();
-            assert_eq!((spins, hits), (0, 0));
+            assert_eq!((spins, hits, spin_ns()), (0, 0, 0));
             assert!(sleeps >= 20, "{sleeps} sleeps for 20 timer waits");
         });
     });
@@ -257,6 +266,71 @@ fn at_most_half_the_workers_spin() {
             let (spins, hits, _) = spin_totals();
             assert!(most <= (PROCS / 2) as u64, "{most} of {PROCS} workers spun at once");
             assert!(seen > 0 && hits > 0, "no spin seen ({spins} spins, {hits} hits)");
+        });
+    });
+}
+
+/// The idle policy's unit of work (`WorkerSnapshot::inputs` plus wake-ups from other threads)
+/// counts requests: about one input event per request that arrives, however the worker's
+/// goroutine runs and its other events fall (goroutine runs plus input events, the unit it
+/// replaced, would count two). Eight connections, each with one request outstanding at a
+/// time, served by a goroutine each.
+#[test]
+fn input_events_count_one_per_request() {
+    within(Duration::from_secs(60), || {
+        let rt = gonet::Builder::new().procs(1).build().unwrap();
+        rt.run(|| {
+            const CONNS: usize = 8;
+            const ROUNDS: u64 = 50;
+            let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = ln.local_addr().unwrap();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let client = std::thread::spawn(move || {
+                let mut cs: Vec<StdStream> =
+                    (0..CONNS).map(|_| StdStream::connect(addr).unwrap()).collect();
+                go_rx.recv().unwrap();
+                let mut b = [0u8; 8];
+                for r in 0..ROUNDS {
+                    // Every connection's request first, then every answer: requests gather
+                    // while the worker serves the others.
+                    for c in &mut cs {
+                        c.write_all(&r.to_le_bytes()).unwrap();
+                    }
+                    for c in &mut cs {
+                        c.read_exact(&mut b).unwrap();
+                        assert_eq!(b, r.to_le_bytes());
+                    }
+                }
+            });
+            let wg = gonet::sync::WaitGroup::new();
+            for _ in 0..CONNS {
+                let (mut conn, _) = ln.accept().unwrap();
+                wg.go(move || {
+                    let mut b = [0u8; 8];
+                    for _ in 0..ROUNDS {
+                        conn.read_exact(&mut b).unwrap();
+                        conn.write_all(&b).unwrap();
+                    }
+                });
+            }
+            // Let the accepted connections' goroutines start and park.
+            gonet::time::sleep(Duration::from_millis(20));
+            let before = gonet::runtime::stats().unwrap();
+            go_tx.send(()).unwrap();
+            wg.wait();
+            let after = gonet::runtime::stats().unwrap();
+            gonet::blocking(move || client.join()).unwrap();
+            let (b, a) = (&before.workers[0], &after.workers[0]);
+            let inputs = a.inputs - b.inputs;
+            let requests = CONNS as u64 * ROUNDS;
+            let switches = a.switches - b.switches;
+            eprintln!("{inputs} input events, {switches} goroutine runs for {requests} requests");
+            // A goroutine that reads a request before the worker polls its event finds the
+            // socket drained by then, and the event comes without EPOLLIN: a few per cent.
+            assert!(
+                (requests - requests / 10..=requests + requests / 10).contains(&inputs),
+                "{inputs} input events for {requests} requests"
+            );
         });
     });
 }

@@ -20,22 +20,27 @@
 //! costs (`Builder::spin`, `GONET_SPIN_US`).
 //!
 //! The bracket cannot see everything a sleep costs, though: the work after a wake-up runs on
-//! cold caches, and at one connection a sleep also adds the wake-up's latency to every
-//! request. Where the client's turnaround is longer than the bracketed cost (a TLS client
-//! encrypting its next request), the ski-rental window never catches it, and the worker pays a
-//! sleep per request. So the adaptive mode also *measures* which of two windows costs less per
-//! unit of work — the short one above, or the configured cap — in epochs of [`EPOCH`] dry
-//! spells: the thread's CPU time over the epoch divided by the work done in it (goroutine runs
-//! and I/O events; the worker counts them), and the work done per unit of wall time. It keeps
-//! the cheaper window, or the cap while that costs at most 1.2 times ([`LONG_BIAS_FIFTHS`]) the short one's
-//! and gets at least 5 % more work done (a closed-loop client, waiting for its answer, sends
+//! cold caches, at one connection a sleep also adds the wake-up's latency to every request,
+//! and under load a sleep lets requests gather, so that the next wake-up serves several.
+//! Where the client's turnaround is longer than the bracketed cost (a TLS client encrypting
+//! its next request), the ski-rental window never catches it, and the worker pays a sleep per
+//! request; where the client is slow to answer (a TLS handshake per request), spins that
+//! catch half the gaps still cost more than the sleeps they save. So the adaptive mode also
+//! *measures* which of three windows costs least per unit of work — none (sleep at once),
+//! the short one above, or the configured cap — in epochs of at least [`EPOCH_MIN`]: the
+//! thread's CPU time over the epoch divided by the work done in it (goroutine runs and I/O
+//! events; the worker counts them), and the work done per second, each a moving average over
+//! the window's epochs. It keeps the cheapest window, or one that spins more while that
+//! costs at most [`MORE_CPU_PCT`] % of the cheapest's CPU per unit and gets at least
+//! [`MORE_WORK_PCT`] % of the work done (a closed-loop client, waiting for its answer, sends
 //! sooner: latency bought with CPU; a saturated or open-loop server gains nothing by it and
-//! keeps the cheaper window), and runs the other one epoch in [`EXPLORE_EVERY`] to re-measure
-//! it as the load changes. On a 2-CPU VM, a TLS echo
-//! at one connection costs 23.3 µs of server CPU per request spinning up to 50 µs and 24.3 µs
-//! sleeping, and serves 2.3 times as many requests; an idle server's epochs cost a sleep each
-//! with the short window and a sleep plus a fruitless spin with the long one, so it keeps the
-//! short one.
+//! keeps the cheaper window), and runs one of the others one epoch in [`EXPLORE_EVERY`] to
+//! re-measure it as the load changes. On a 2-CPU VM, a TLS echo at one connection gets 2.2
+//! times as much done per second with the cap (50 µs) as with no spin, for less CPU per
+//! request; with a new TLS connection per request the cap gets 4 % more done for 16 % more
+//! CPU per request, and the worker keeps to sleeping; at 100 busy connections the three cost
+//! within 4 % of each other. An idle server's epochs cost a sleep each with no spin and with
+//! the short window, and a sleep plus a fruitless spin with the long one.
 //!
 //! Two one-bit predictors keep either from being paid for nothing:
 //! * a spin runs only while it pays: the previous spin found work, or the previous sleep was
@@ -56,7 +61,9 @@ pub enum SpinMode {
     Off,
     /// Up to this window, whatever a sleep costs.
     Fixed(Duration),
-    /// Up to what a sleep has been measured to cost, and never longer than this window.
+    /// Not at all, up to what a sleep has been measured to cost, or up to this window:
+    /// whichever of the three has been measured to cost the least CPU per request (or buys
+    /// enough throughput for its CPU; see the top of `idle_policy.rs`).
     Adaptive(Duration),
 }
 
@@ -90,17 +97,32 @@ pub(crate) const QUICK: Duration = Duration::from_micros(2);
 pub(crate) const COST_FACTOR: u64 = 2;
 /// Weight of a new sample in the moving average: 1/8.
 const EWMA_SHIFT: u32 = 3;
-/// Dry spells per epoch of the short-or-long window comparison.
-pub(crate) const EPOCH: u64 = 64;
-/// One epoch in this many runs the window not chosen, to re-measure it.
+/// Dry spells between two looks at an epoch's clock.
+pub(crate) const EPOCH_SPELLS: u64 = 16;
+/// An epoch of the window comparison lasts at least this long, so that its CPU time per
+/// unit of work averages enough requests to be steadier than the few per cent it must tell
+/// apart (over 64 dry spells, about a millisecond at 100 busy connections, it varied by 19 %).
+pub(crate) const EPOCH_MIN: Duration = Duration::from_millis(10);
+/// An epoch that lasted longer than this spanned a quiet spell (or a load too light for
+/// the windows to matter: fewer than [`EPOCH_SPELLS`] dry spells in 30 ms) and is not
+/// recorded: its work per second would say how busy the clients were, not what its window did.
+pub(crate) const EPOCH_MAX: Duration = Duration::from_millis(40);
+/// One epoch in this many runs a window not chosen (the two others in turn), to re-measure it.
 pub(crate) const EXPLORE_EVERY: u64 = 8;
-/// The long window is kept (when it gets more work done) while its CPU per unit of work is at
-/// most this many fifths of the short one's: 6/5 = 1.2.
-pub(crate) const LONG_BIAS_FIFTHS: u64 = 6;
+/// A window that spins more than the cheapest is kept while its CPU per unit of work is at
+/// most [`MORE_CPU_PCT`] % of the cheapest's and it gets at least [`MORE_WORK_PCT`] % of the
+/// work done per unit of wall time.
+pub(crate) const MORE_CPU_PCT: u64 = 120;
+pub(crate) const MORE_WORK_PCT: u64 = 110;
+/// Weight of an epoch's measurement in its window's moving averages: 1/4.
+const EPOCH_SHIFT: u32 = 2;
 
-/// Which spin window an adaptive worker uses (see the top of this file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which spin window an adaptive worker uses (see the top of this file), in the order of how
+/// much they spin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Window {
+    /// No spin: sleep at once.
+    Off,
     /// What a sleep costs (twice the bracketed part), under the cap.
     Short,
     /// The configured cap.
@@ -108,12 +130,7 @@ pub(crate) enum Window {
 }
 
 impl Window {
-    fn other(self) -> Window {
-        match self {
-            Window::Short => Window::Long,
-            Window::Long => Window::Short,
-        }
-    }
+    const ALL: [Window; 3] = [Window::Off, Window::Short, Window::Long];
 }
 
 /// A worker's idle decisions and what it has learned (one per worker; not shared).
@@ -135,10 +152,10 @@ pub(crate) struct IdlePolicy {
     arm: Window,
     epoch_spells: u64,
     epoch_start: Option<(u64, u64, u64)>,
-    /// For each window, moving averages of the CPU ns per unit of work and of the work done
-    /// per millisecond of wall time; and the epochs run.
-    cost: [Option<u64>; 2],
-    rate: [u64; 2],
+    /// For each window (indexed by `Window as usize`), moving averages of the CPU ns per unit
+    /// of work and of the work done per second of wall time; and the epochs run.
+    cost: [Option<u64>; 3],
+    rate: [u64; 3],
     epochs: u64,
 }
 
@@ -156,34 +173,53 @@ impl IdlePolicy {
             arm: Window::Short,
             epoch_spells: 0,
             epoch_start: None,
-            cost: [None, None],
-            rate: [0, 0],
+            cost: [None; 3],
+            rate: [0; 3],
             epochs: 0,
         }
     }
 
-    /// Counts a dry spell; returns whether an epoch ends with it, in which case the worker
-    /// calls [`IdlePolicy::close_epoch`] with its CPU time and work count (adaptive mode only).
+    /// Counts a dry spell; returns whether the epoch may end with it (the first spell, then
+    /// one in [`EPOCH_SPELLS`]), in which case the worker asks [`IdlePolicy::epoch_over`] with
+    /// its wall clock and, if so, calls [`IdlePolicy::close_epoch`] (adaptive mode only).
     pub(crate) fn epoch_due(&mut self) -> bool {
         if !matches!(self.mode, SpinMode::Adaptive(_)) {
             return false;
         }
         self.epoch_spells += 1;
-        self.epoch_start.is_none() || self.epoch_spells >= EPOCH
+        self.epoch_start.is_none() || self.epoch_spells % EPOCH_SPELLS == 0
+    }
+
+    /// Whether the current epoch, at wall clock `wall_ns`, has lasted [`EPOCH_MIN`] (or none
+    /// has started).
+    pub(crate) fn epoch_over(&self, wall_ns: u64) -> bool {
+        self.epoch_start.is_none_or(|(_, _, wall0)| {
+            wall_ns.saturating_sub(wall0) >= EPOCH_MIN.as_nanos() as u64
+        })
     }
 
     /// Ends the current epoch at thread CPU time `cpu_ns`, work count `work` and wall clock
     /// `wall_ns`: records what its window cost per unit of work and how much work it got done
-    /// per millisecond, picks the window of the next epoch and starts it.
+    /// per second (unless it lasted longer than [`EPOCH_MAX`]), picks the window of the next
+    /// epoch and starts it.
     pub(crate) fn close_epoch(&mut self, cpu_ns: u64, work: u64, wall_ns: u64) {
-        if let Some((cpu0, work0, wall0)) = self.epoch_start {
+        let recorded = self
+            .epoch_start
+            .filter(|&(_, _, wall0)| wall_ns.saturating_sub(wall0) <= EPOCH_MAX.as_nanos() as u64);
+        if let Some((cpu0, work0, wall0)) = recorded {
             let done = work.saturating_sub(work0).max(1);
             let per = cpu_ns.saturating_sub(cpu0) / done;
-            let rate = done * 1_000_000 / wall_ns.saturating_sub(wall0).max(1);
+            let rate = done.saturating_mul(1_000_000_000) / wall_ns.saturating_sub(wall0).max(1);
             let i = self.arm as usize;
-            let first = self.cost[i].is_none();
-            self.cost[i] = Some(self.cost[i].map_or(per, |old| (old + per) / 2));
-            self.rate[i] = if first { rate } else { (self.rate[i] + rate) / 2 };
+            let ewma = |old: u64, new: u64| {
+                (old as i64 + ((new as i64 - old as i64) >> EPOCH_SHIFT)) as u64
+            };
+            match self.cost[i] {
+                None => (self.cost[i], self.rate[i]) = (Some(per), rate),
+                Some(old) => {
+                    (self.cost[i], self.rate[i]) = (Some(ewma(old, per)), ewma(self.rate[i], rate))
+                }
+            }
             self.epochs += 1;
             self.arm = self.next_arm();
         }
@@ -191,23 +227,42 @@ impl IdlePolicy {
         self.epoch_start = Some((cpu_ns, work, wall_ns));
     }
 
+    /// The window of the next epoch: each measured once first (short, long, off), then the
+    /// best, and one epoch in [`EXPLORE_EVERY`] one of the two others, in turn.
     fn next_arm(&self) -> Window {
-        let (short, long) = match self.cost {
-            [None, _] => return Window::Short,
-            [_, None] => return Window::Long,
-            [Some(s), Some(l)] => (s, l),
-        };
-        let [short_rate, long_rate] = self.rate;
-        // The long window when it is cheaper, or when it gets at least 5 % more work done (a
-        // closed-loop client waits less) for at most 1.2 times the CPU per unit.
-        let long_pays = long <= short
-            || (long * 5 <= short * LONG_BIAS_FIFTHS && long_rate * 20 >= short_rate * 21);
-        let best = if long_pays { Window::Long } else { Window::Short };
-        if self.epochs % EXPLORE_EVERY == 0 {
-            best.other()
-        } else {
-            best
+        for w in [Window::Short, Window::Long, Window::Off] {
+            if self.cost[w as usize].is_none() {
+                return w;
+            }
         }
+        let best = self.best();
+        if self.epochs % EXPLORE_EVERY != 0 {
+            return best;
+        }
+        let mut others = Window::ALL.into_iter().filter(|&w| w != best);
+        let turn = (self.epochs / EXPLORE_EVERY) % 2;
+        others.nth(turn as usize).unwrap_or(best)
+    }
+
+    /// The cheapest window per unit of work (the less spinning one on a tie), unless one that
+    /// spins more gets at least [`MORE_WORK_PCT`] % of its work done per second for at most
+    /// [`MORE_CPU_PCT`] % of its CPU per unit: a closed-loop client, waiting for its answer,
+    /// sends sooner, and the latency is worth that CPU. A saturated or open-loop server gains
+    /// nothing by spinning and keeps the cheaper window.
+    fn best(&self) -> Window {
+        let cost = |w: Window| self.cost[w as usize].unwrap_or(u64::MAX);
+        let rate = |w: Window| self.rate[w as usize];
+        let cheapest = Window::ALL.into_iter().min_by_key(|&w| cost(w)).unwrap_or(Window::Short);
+        let mut best = cheapest;
+        for w in Window::ALL.into_iter().filter(|&w| w > cheapest) {
+            let affordable =
+                cost(w).saturating_mul(100) <= cost(cheapest).saturating_mul(MORE_CPU_PCT);
+            if affordable && rate(w).saturating_mul(100) >= rate(best).saturating_mul(MORE_WORK_PCT)
+            {
+                best = w;
+            }
+        }
+        best
     }
 
     /// How long a spin may last now: the configured window, or in adaptive mode what a sleep
@@ -216,6 +271,7 @@ impl IdlePolicy {
         match self.mode {
             SpinMode::Off => Duration::ZERO,
             SpinMode::Fixed(d) => d,
+            SpinMode::Adaptive(_) if self.arm == Window::Off => Duration::ZERO,
             SpinMode::Adaptive(max) if self.arm == Window::Long => max,
             SpinMode::Adaptive(max) => {
                 max.min(Duration::from_nanos(self.sleep_cost_ns.saturating_mul(COST_FACTOR)))
@@ -457,12 +513,14 @@ mod tests {
         assert!(p.should_spin());
     }
 
-    /// Runs adaptive epochs of 100 units of work in which each window costs what `cost` says:
-    /// (CPU ns per unit, units per ms of wall time); returns the window each epoch used.
+    /// Runs `n` adaptive epochs in which each window costs what `cost` says: (CPU ns per unit
+    /// of work, units per second), a look at the clock every EPOCH_SPELLS dry spells each
+    /// doing 100 units; returns the window each epoch used.
     fn epochs(p: &mut IdlePolicy, n: usize, cost: impl Fn(Window) -> (u64, u64)) -> Vec<Window> {
         if p.epoch_start.is_none() {
             // The first dry spell starts the first epoch.
             assert!(p.epoch_due());
+            assert!(p.epoch_over(0));
             p.close_epoch(1_000_000, 0, 0);
         }
         let (mut cpu, mut work, mut wall) = p.epoch_start.unwrap();
@@ -470,13 +528,20 @@ mod tests {
         for _ in 0..n {
             let arm = p.arm;
             used.push(arm);
-            for k in 1..=EPOCH {
-                assert_eq!(p.epoch_due(), k == EPOCH, "an epoch is {EPOCH} dry spells");
-            }
             let (per, rate) = cost(arm);
-            cpu += per * 100;
-            work += 100;
-            wall += 100 * 1_000_000 / rate;
+            let start = wall;
+            loop {
+                for k in 1..=EPOCH_SPELLS {
+                    assert_eq!(p.epoch_due(), k == EPOCH_SPELLS, "a look every {EPOCH_SPELLS}");
+                }
+                cpu += per * 100;
+                work += 100;
+                wall += 100 * 1_000_000_000 / rate;
+                if p.epoch_over(wall) {
+                    break;
+                }
+            }
+            assert!(wall - start >= EPOCH_MIN.as_nanos() as u64);
             p.close_epoch(cpu, work, wall);
         }
         used
@@ -486,40 +551,135 @@ mod tests {
         used.iter().filter(|&&u| u == w).count()
     }
 
-    #[test]
-    fn the_long_window_is_kept_while_it_buys_work_for_at_most_a_fifth_more_cpu() {
+    const OFF: Window = Window::Off;
+    const SHORT: Window = Window::Short;
+    const LONG: Window = Window::Long;
+
+    /// Costs per window, in the order off, short, long.
+    fn costs(c: [(u64, u64); 3]) -> impl Fn(Window) -> (u64, u64) {
+        move |w| c[w as usize]
+    }
+
+    /// A fresh adaptive worker whose windows cost `c` (see `costs`) uses `w` in every epoch
+    /// after the first eight but the exploring ones.
+    fn assert_settles_on(c: [(u64, u64); 3], w: Window) {
         let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
-        // Each window measured once first, the short one first.
-        let used = epochs(&mut p, 2, |_| (1000, 50));
-        assert_eq!(used, [Window::Short, Window::Long]);
-        // Long: 1.2x the CPU per unit, twice the work per ms (one connection's round trips):
-        // kept, with one epoch in EXPLORE_EVERY on the short one.
-        let used = epochs(&mut p, 64, |w| if w == Window::Long { (1200, 100) } else { (1000, 50) });
-        assert_eq!(count(&used, Window::Short), 64 / EXPLORE_EVERY as usize, "{used:?}");
-        assert_eq!(p.window(), 50 * US, "the long window is the cap");
+        let used = epochs(&mut p, 64, costs(c));
+        assert_eq!(count(&used[8..], w), 56 - 56 / EXPLORE_EVERY as usize, "{c:?}: {used:?}");
     }
 
     #[test]
-    fn the_short_window_wins_when_the_long_buys_nothing_or_costs_too_much() {
-        // Same work per ms (a saturated or open-loop server), 1.1x the CPU: short.
+    fn an_epoch_lasts_at_least_its_minimum_and_its_clock_is_read_once_in_epoch_spells() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
+        assert!(p.epoch_due() && p.epoch_over(5), "the first dry spell starts the first epoch");
+        p.close_epoch(0, 0, 5);
+        let min = EPOCH_MIN.as_nanos() as u64;
+        for k in 1..EPOCH_SPELLS {
+            assert!(!p.epoch_due(), "spell {k}: no look at the clock");
+        }
+        assert!(p.epoch_due());
+        assert!(!p.epoch_over(min + 4), "one nanosecond short of EPOCH_MIN");
+        assert!(p.epoch_over(min + 5));
+    }
+
+    #[test]
+    fn each_window_is_measured_first_then_the_best_is_kept_and_the_others_explored_in_turn() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
+        // Not spinning is cheapest and gets as much done (a saturated client).
+        let cost = costs([(1000, 50_000), (1100, 50_000), (1150, 50_000)]);
+        let used = epochs(&mut p, 3, &cost);
+        assert_eq!(used, [SHORT, LONG, OFF], "each window once, short first");
+        let used = epochs(&mut p, 64, &cost);
+        assert_eq!(count(&used, OFF), 64 - 64 / EXPLORE_EVERY as usize, "{used:?}");
+        assert_eq!(count(&used, SHORT), 4, "{used:?}");
+        assert_eq!(count(&used, LONG), 4, "{used:?}");
+        let explored: Vec<Window> = used.into_iter().filter(|&w| w != OFF).collect();
+        assert!(explored.windows(2).all(|w| w[0] != w[1]), "in turn: {explored:?}");
+        p.arm = OFF;
+        assert_eq!(p.window(), Duration::ZERO);
+        assert!(!p.should_spin() || p.probe, "the off window never spins");
+    }
+
+    #[test]
+    fn the_long_window_is_kept_while_it_buys_a_tenth_more_work_for_at_most_a_fifth_more_cpu() {
+        // One connection's round trips: the long window gets twice the work done per second.
+        assert_settles_on([(1000, 40_000), (1000, 50_000), (1200, 100_000)], LONG);
         let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
         sleep_measured(&mut p, 100 * US, 3 * US);
-        let used = epochs(&mut p, 64, |w| if w == Window::Long { (1100, 50) } else { (1000, 50) });
-        assert_eq!(count(&used[16..], Window::Long), 48 / EXPLORE_EVERY as usize, "{used:?}");
-        assert_eq!(used[62], Window::Short);
-        p.arm = Window::Short;
+        p.arm = LONG;
+        assert_eq!(p.window(), 50 * US, "the long window is the cap");
+        // Cheaper and faster: long, whatever the others.
+        assert_settles_on([(1300, 40_000), (1200, 50_000), (1000, 60_000)], LONG);
+        // Exactly 1.2x the CPU and 1.1x the work of the cheapest: still kept.
+        assert_settles_on([(1000, 50_000), (1100, 50_000), (1200, 55_000)], LONG);
+    }
+
+    #[test]
+    fn a_spin_that_buys_too_little_work_or_costs_too_much_gives_way_to_the_cheapest() {
+        // New connection per request, the client slow to answer: spinning gets 4 % more done
+        // for 16 % more CPU. Off.
+        assert_settles_on([(1000, 50_000), (1080, 51_000), (1160, 52_000)], OFF);
+        // Twice the work for 1.21x the CPU: the cheaper short window.
+        assert_settles_on([(1100, 50_000), (1000, 50_000), (1210, 100_000)], SHORT);
+        // The short window buys a fifth more work than off; the long one 3 % more than the
+        // short one (24 % more than off): the short one, each step has to pay.
+        assert_settles_on([(1000, 50_000), (1100, 60_000), (1150, 62_000)], SHORT);
+        // 9 % more work for 1.1x the CPU: off.
+        assert_settles_on([(1000, 50_000), (1100, 54_500), (1100, 54_500)], OFF);
+        // A spin cheaper than a sleep (short gaps, spins that hit at once): short.
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
+        sleep_measured(&mut p, 100 * US, 3 * US);
+        let used = epochs(&mut p, 64, costs([(1050, 50_000), (1000, 50_000), (1020, 50_000)]));
+        assert_eq!(count(&used[8..], SHORT), 56 - 56 / EXPLORE_EVERY as usize, "{used:?}");
+        p.arm = SHORT;
         assert!(p.window() < 10 * US, "the short window: {:?}", p.window());
-        // Twice the work but 1.21x the CPU: short.
-        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
-        let used = epochs(&mut p, 64, |w| if w == Window::Long { (1210, 100) } else { (1000, 50) });
-        assert_eq!(count(&used[16..], Window::Long), 48 / EXPLORE_EVERY as usize, "{used:?}");
-        // 4 % more work for 1.1x the CPU: short.
-        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
-        let used = epochs(&mut p, 64, |w| if w == Window::Long { (1100, 52) } else { (1000, 50) });
-        assert_eq!(count(&used[16..], Window::Long), 48 / EXPLORE_EVERY as usize, "{used:?}");
         // The load changes: the long window gets cheaper, and the exploring epochs find it.
-        let used = epochs(&mut p, 32, |w| if w == Window::Long { (500, 50) } else { (1000, 50) });
-        assert_eq!(used.last(), Some(&Window::Long), "{used:?}");
+        let used = epochs(&mut p, 64, costs([(1050, 50_000), (1000, 50_000), (500, 50_000)]));
+        assert_eq!(used.last(), Some(&LONG), "{used:?}");
+    }
+
+    #[test]
+    fn an_epoch_that_spanned_a_quiet_spell_is_not_recorded() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
+        let cost = costs([(1000, 50_000), (1050, 50_000), (1100, 50_000)]);
+        epochs(&mut p, 64, &cost);
+        let (arm, before) = (p.arm, p.cost);
+        // 16 dry spells, then the clients go quiet for a second: the epoch's work per second
+        // says nothing about its window. Nothing recorded, and the window stays.
+        let (cpu, work, wall) = p.epoch_start.unwrap();
+        for _ in 0..EPOCH_SPELLS {
+            p.epoch_due();
+        }
+        let max = EPOCH_MAX.as_nanos() as u64;
+        p.close_epoch(cpu + 5_000_000, work + 100, wall + max + 1);
+        assert_eq!((p.arm, p.cost), (arm, before));
+        // One exactly EPOCH_MAX long is recorded.
+        let (cpu, work, wall) = p.epoch_start.unwrap();
+        p.close_epoch(cpu + 5_000_000, work + 100, wall + max);
+        assert_ne!(p.cost, before);
+    }
+
+    #[test]
+    fn one_odd_epoch_does_not_turn_the_choice() {
+        let mut p = IdlePolicy::new(SpinMode::Adaptive(50 * US));
+        let cost = costs([(1000, 50_000), (1050, 50_000), (1100, 50_000)]);
+        epochs(&mut p, 64, &cost);
+        assert_eq!(p.best(), OFF);
+        // One exploring epoch of the short window measures 10 % below off (a lucky epoch): its
+        // average moves a quarter of the way, not below off's.
+        while p.arm != SHORT {
+            epochs(&mut p, 1, &cost);
+        }
+        epochs(&mut p, 1, |_| (900, 50_000));
+        assert_eq!(p.best(), OFF, "{:?}", p.cost);
+        // Epochs that keep measuring it below do turn it.
+        for _ in 0..8 {
+            while p.arm != SHORT {
+                epochs(&mut p, 1, &cost);
+            }
+            epochs(&mut p, 1, |_| (900, 50_000));
+        }
+        assert_eq!(p.best(), SHORT, "{:?}", p.cost);
     }
 
     #[test]

@@ -276,9 +276,6 @@ pub(crate) struct Worker {
     release_cursor: Cell<usize>,
     /// Its task queue, runners and homed tasks (`task.rs`).
     pub(crate) tasks: super::task::Local,
-    /// Events its epoll returned: with goroutine runs, the work an idle policy epoch divides
-    /// its CPU time by (`idle_policy.rs`).
-    io_events: Cell<u64>,
     /// The wall clock of the idle policy's epochs.
     epoch_clock: Instant,
 }
@@ -463,7 +460,6 @@ impl Worker {
             release_pending: Cell::new(false),
             release_cursor: Cell::new(0),
             tasks: super::task::Local::default(),
-            io_events: Cell::new(0),
             epoch_clock: Instant::now(),
         }
     }
@@ -661,11 +657,17 @@ impl Worker {
     /// worker's `IdlePolicy`, fed here with what each step found.
     fn idle(&self) {
         if self.policy.borrow_mut().epoch_due() {
-            let cpu = thread_cpu_time().as_nanos() as u64;
-            let work = self.shared.stats.switches.get() + self.io_events.get();
+            let wall = self.epoch_clock.elapsed().as_nanos() as u64;
             let mut policy = self.policy.borrow_mut();
-            policy.close_epoch(cpu, work, self.epoch_clock.elapsed().as_nanos() as u64);
-            self.publish_policy(&policy);
+            if policy.epoch_over(wall) {
+                let cpu = thread_cpu_time().as_nanos() as u64;
+                // The unit of work: the arrivals that end dry spells, input events and
+                // wake-ups from other threads (see `WorkerStats::inputs`).
+                let st = &self.shared.stats;
+                let work = st.inputs.get() + st.remote_wakeups.load(Ordering::Relaxed);
+                policy.close_epoch(cpu, work, wall);
+                self.publish_policy(&policy);
+            }
         }
         if self.policy.borrow().should_glance() {
             let found = self.ready_at_a_glance();
@@ -866,13 +868,18 @@ impl Worker {
             Some(t) => window_end.min(t),
             None => window_end,
         };
+        let spent = |st: &super::stats::WorkerStats| {
+            st.spin_ns.set_local(st.spin_ns.get() + now.elapsed().as_nanos() as u64);
+        };
         loop {
             self.poll_io(0);
             if !self.runq.borrow().is_empty() || self.drain_inbox() || self.has_work() {
                 st.spin_hits.set_local(st.spin_hits.get() + 1);
+                spent(st);
                 return true;
             }
             if Instant::now() >= until {
+                spent(st);
                 // Due timers are fired by the loop; an expired window goes to sleep.
                 return until < window_end;
             }
@@ -884,13 +891,14 @@ impl Worker {
     fn poll_io(&self, timeout_ms: i32) {
         let mut events = self.events.borrow_mut();
         let n = self.shared.poller.wait(&mut events, timeout_ms);
-        self.io_events.set(self.io_events.get() + n as u64);
+        let mut inputs = 0;
         for ev in &events[..n] {
             let data = ev.u64;
             if data == WAKE_TOKEN {
                 self.shared.poller.drain_wake();
                 continue;
             }
+            inputs += (ev.events & libc::EPOLLIN as u32 != 0) as u64;
             if data & HOOK_TAG != 0 {
                 // A higher layer's descriptor (a reactor connection): its code runs here, on
                 // the worker that owns it (invariant 6).
@@ -901,6 +909,8 @@ impl Worker {
             }
             netpoll::on_event(data, ev.events, &mut |g| ready(g));
         }
+        let st = &self.shared.stats;
+        st.inputs.set_local(st.inputs.get() + inputs);
         self.shared.stats.polls.set_local(self.shared.stats.polls.get() + 1);
     }
 
