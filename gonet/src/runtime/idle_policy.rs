@@ -28,18 +28,18 @@
 //! catch half the gaps still cost more than the sleeps they save. So the adaptive mode also
 //! *measures* which of three windows costs least per unit of work — none (sleep at once),
 //! the short one above, or the configured cap — in epochs of at least [`EPOCH_MIN`]: the
-//! thread's CPU time over the epoch divided by the work done in it (goroutine runs and I/O
-//! events; the worker counts them), and the work done per second, each a moving average over
-//! the window's epochs. It keeps the cheapest window, or one that spins more while that
+//! thread's CPU time over the epoch divided by the work done in it (input events and wake-ups
+//! from other threads, about one per request whatever the window; `WorkerStats::inputs`), and
+//! the work done per second, each a moving average over the window's epochs. It keeps the cheapest window, or one that spins more while that
 //! costs at most [`MORE_CPU_PCT`] % of the cheapest's CPU per unit and gets at least
 //! [`MORE_WORK_PCT`] % of the work done (a closed-loop client, waiting for its answer, sends
 //! sooner: latency bought with CPU; a saturated or open-loop server gains nothing by it and
 //! keeps the cheaper window), and runs one of the others one epoch in [`EXPLORE_EVERY`] to
-//! re-measure it as the load changes. On a 2-CPU VM, a TLS echo at one connection gets 2.2
+//! re-measure it as the load changes. On a 2-CPU VM, a TLS echo at one connection gets 2.5
 //! times as much done per second with the cap (50 µs) as with no spin, for less CPU per
-//! request; with a new TLS connection per request the cap gets 4 % more done for 16 % more
+//! request; with a new TLS connection per request the cap gets 4 % more done for 18 % more
 //! CPU per request, and the worker keeps to sleeping; at 100 busy connections the three cost
-//! within 4 % of each other. An idle server's epochs cost a sleep each with no spin and with
+//! within 2 % of each other. An idle server's epochs cost a sleep each with no spin and with
 //! the short window, and a sleep plus a fruitless spin with the long one.
 //!
 //! Two one-bit predictors keep either from being paid for nothing:

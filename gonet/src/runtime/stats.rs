@@ -93,7 +93,7 @@ pub struct WorkerSnapshot {
     pub spin_ns: u64,
     /// How long the worker spins now when it runs dry, in nanoseconds: the configured window,
     /// or with [`SpinMode::Adaptive`](crate::runtime::SpinMode) the measured cost of a sleep
-    /// when that is shorter, 0 when it measured no spin to be cheaper (0: spinning is off).
+    /// when that is shorter; 0 when spinning is off or the adaptive policy chose not to spin.
     pub spin_window_ns: u64,
     /// The CPU time one of the worker's sleeps costs it (a blocking `epoll_wait`, the switch
     /// out and back in), in nanoseconds: a moving average of the sleeps measured so far

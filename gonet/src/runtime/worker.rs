@@ -868,23 +868,20 @@ impl Worker {
             Some(t) => window_end.min(t),
             None => window_end,
         };
-        let spent = |st: &super::stats::WorkerStats| {
-            st.spin_ns.set_local(st.spin_ns.get() + now.elapsed().as_nanos() as u64);
-        };
-        loop {
+        let found = loop {
             self.poll_io(0);
             if !self.runq.borrow().is_empty() || self.drain_inbox() || self.has_work() {
                 st.spin_hits.set_local(st.spin_hits.get() + 1);
-                spent(st);
-                return true;
+                break true;
             }
             if Instant::now() >= until {
-                spent(st);
                 // Due timers are fired by the loop; an expired window goes to sleep.
-                return until < window_end;
+                break until < window_end;
             }
             std::hint::spin_loop();
-        }
+        };
+        st.spin_ns.set_local(st.spin_ns.get() + now.elapsed().as_nanos() as u64);
+        found
     }
 
     /// Collects I/O readiness and makes the waiting goroutines runnable.
@@ -911,7 +908,7 @@ impl Worker {
         }
         let st = &self.shared.stats;
         st.inputs.set_local(st.inputs.get() + inputs);
-        self.shared.stats.polls.set_local(self.shared.stats.polls.get() + 1);
+        st.polls.set_local(st.polls.get() + 1);
     }
 
     /// Resumes `g` until it parks, yields or returns.
