@@ -68,7 +68,7 @@ pub fn dial_tls<A: ToSocketAddrs>(
 ) -> io::Result<Box<Connection>> {
     let deadline = Instant::now() + timeout;
     // A bad name fails before any connection is made.
-    let tls = super::tls::Tls::client(config, server_name, DEFAULT_OUTPUT_CAP)?;
+    let tls = super::tls::Tls::client(config, server_name)?;
     let mut inner = connect(addr, deadline, timeout)?;
     inner.tls = Some(Box::new(tls));
     let conn = ConnBox::new(Arc::new(inner)).boxed();

@@ -147,9 +147,15 @@ impl Builder {
     /// and handlers see plaintext through the same `Connection` API, and what they write is
     /// encrypted when it is sent. ALPN and SNI come from [`Connection::alpn_protocol`] and
     /// [`Connection::server_name`]; certificate choice is the config's resolver.
+    ///
+    /// After the handshake, records are sealed and opened by gonet's record layer with the
+    /// keys rustls hands over (rustls's kTLS API), so the loop serves from a copy of `config`
+    /// with `enable_secret_extraction` set; rustls still answers key updates. AES-GCM and
+    /// ChaCha20-Poly1305 suites, TLS 1.2 and 1.3: all that rustls negotiates. 0-RTT data is
+    /// not accepted (`max_early_data_size` is 0 in the copy).
     #[cfg(feature = "rustls")]
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
-        self.tls = Some(config);
+        self.tls = Some(super::tls::server_config(config));
         self
     }
     /// How long a TLS handshake may take from accept (default 10 s); a client that has not
@@ -517,7 +523,7 @@ impl EventLoop {
         );
         #[cfg(feature = "rustls")]
         if let Some(cfg) = &sh.tls {
-            let t = super::tls::Tls::new(cfg.clone(), sh.handshake_timeout, sh.output_cap)?;
+            let t = super::tls::Tls::new(cfg.clone(), sh.handshake_timeout)?;
             inner.tls = Some(Box::new(t));
         }
         let inner = Arc::new(inner);

@@ -1,12 +1,14 @@
-//! `RecvBuf`: one pooled block that a socket read fills and a consumer drains from the front —
-//! the ciphertext buffer of a TLS connection (tls.rs), read once from the socket and handed to
-//! rustls from memory.
+//! `RecvBuf`: one pooled block that socket reads fill and a consumer drains from the front —
+//! the ciphertext buffer of a TLS connection (tls/), where records are opened in place.
 //!
 //! It is the smallest buffer that can keep what the consumer did not take yet: 16 bytes and
 //! no block while empty (an idle connection keeps none), a block from the thread's pool
 //! (pool.rs) from a read until its last byte is consumed, then the block goes back to the pool.
-//! A `LinkBuffer` would do the same with a node list (about 200 bytes more per connection,
-//! kept while idle); nothing here ever needs more than one block.
+//! A read may append to what is kept (the start of a record whose end has not arrived): the
+//! kept bytes move to the block's front, or into a bigger block, when the space after them is
+//! too small. A `LinkBuffer` would do the same with a node list (about 200 bytes more per
+//! connection, kept while idle) but could not lend a record split over two blocks in one
+//! piece; nothing here ever needs more than one block.
 //!
 //! # Invariants
 //!
@@ -75,6 +77,70 @@ impl RecvBuf {
             (self.start, self.end) = (0, n as u32);
         }
         Ok(n)
+    }
+
+    /// Reads more after the bytes kept: `f` gets all the free space after them, at least
+    /// `room` bytes (moving the kept bytes to the block's front, or into a fresh block that
+    /// fits them and `room` more, when the space after them is smaller), and returns how many
+    /// it wrote, which are appended. On an empty buffer this is `fill` with a block of at
+    /// least `room`. A read that reported more than it was lent gives `InvalidData` and
+    /// appends nothing; a failed read appends nothing.
+    pub(crate) fn fill_more<F>(&mut self, room: usize, f: F) -> io::Result<usize>
+    where
+        F: FnOnce(&mut [u8]) -> io::Result<usize>,
+    {
+        let Some(block) = &self.block else {
+            return self.fill(room, f);
+        };
+        let (len, room) = (self.len(), room.max(1));
+        if block.cap() - (self.end as usize) < room {
+            if block.cap() - len >= room {
+                // SAFETY: both ranges lie within the block (invariant 2); `copy` allows them
+                // to overlap; the block is ours alone (invariant 1) and no slice of it lives.
+                unsafe { std::ptr::copy(block.at(self.start as usize), block.at(0), len) };
+            } else {
+                let bigger = Block::alloc(len.saturating_add(room));
+                if bigger.cap() > u32::MAX as usize {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "RecvBuf::fill_more: more than 4 GiB",
+                    ));
+                }
+                // SAFETY: the source range is the kept bytes (invariant 2), the destination
+                // the front of a fresh block of more than `len` bytes; distinct allocations.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(block.at(self.start as usize), bigger.at(0), len)
+                };
+                self.block = Some(bigger);
+            }
+            (self.start, self.end) = (0, len as u32);
+        }
+        let block = self.block.as_ref().expect("kept bytes");
+        let (end, free) = (self.end as usize, block.cap() - self.end as usize);
+        // SAFETY: `end..cap` lies within the block and holds no kept byte (invariant 2); the
+        // block is ours alone (invariant 1) and the slice dies with `f`'s call.
+        let n = f(unsafe { block.bytes_mut(end, free) })?;
+        if n > free {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("RecvBuf::fill_more: the reader reported {n} bytes into {free}"),
+            ));
+        }
+        self.end += n as u32;
+        Ok(n)
+    }
+
+    /// The unconsumed bytes, writable (records are opened where they lie).
+    #[inline]
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len();
+        match &self.block {
+            // SAFETY: `start..end` lies within the block (invariant 2); the block is ours
+            // alone (invariant 1) and this borrow of `self` is exclusive; it lives while
+            // `self` does.
+            Some(b) => unsafe { b.bytes_mut(self.start as usize, len) },
+            None => &mut [],
+        }
     }
 
     /// The unconsumed bytes.
@@ -152,6 +218,62 @@ mod tests {
         assert_eq!(b.bytes(), b"x");
         b.clear();
         assert!(b.is_empty() && b.block.is_none());
+    }
+
+    #[test]
+    fn fill_more_appends_moving_or_growing_only_when_it_must() {
+        let mut b = RecvBuf::new();
+        b.fill(4096, |buf| {
+            buf[..4096].fill(b'a');
+            Ok(4096)
+        })
+        .unwrap();
+        let cap = b.block.as_ref().unwrap().cap();
+        b.consume(4000);
+        // Room after the kept bytes: appended in place, nothing moves.
+        if cap > 4096 {
+            let n = b.fill_more(1, |buf| {
+                assert_eq!(buf.len(), cap - 4096);
+                buf[0] = b'b';
+                Ok(1)
+            });
+            assert_eq!(n.unwrap(), 1);
+            assert_eq!(b.start, 4000);
+        }
+        let kept = b.bytes().to_vec();
+        // Not enough room after them, enough in the block: moved to the front.
+        let want = cap - kept.len();
+        b.fill_more(want, |buf| {
+            assert_eq!(buf.len(), want);
+            buf[..2].copy_from_slice(b"cd");
+            Ok(2)
+        })
+        .unwrap();
+        assert_eq!(b.start, 0);
+        assert_eq!(&b.bytes()[..kept.len()], &kept[..]);
+        assert_eq!(&b.bytes()[kept.len()..], b"cd");
+        // More than the block holds: a bigger block with the kept bytes first.
+        let kept = b.bytes().to_vec();
+        b.fill_more(cap, |buf| {
+            assert!(buf.len() >= cap);
+            buf[0] = b'e';
+            Ok(1)
+        })
+        .unwrap();
+        assert!(b.block.as_ref().unwrap().cap() >= kept.len() + cap);
+        assert_eq!(&b.bytes()[..kept.len()], &kept[..]);
+        assert_eq!(b.bytes()[kept.len()], b'e');
+        // Writable in place, and an overlong report appends nothing.
+        b.bytes_mut()[0] = b'z';
+        assert_eq!(b.bytes()[0], b'z');
+        let len = b.len();
+        let e = b.fill_more(1, |buf| Ok(buf.len() + 1)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(b.len(), len);
+        // On an empty buffer it is `fill`.
+        b.clear();
+        assert_eq!(b.fill_more(100, |buf| Ok(buf.len().min(3))).unwrap(), 3);
+        assert_eq!(b.len(), 3);
     }
 
     #[test]
