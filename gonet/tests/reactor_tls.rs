@@ -517,3 +517,139 @@ fn openssl_s_client_against_the_example() {
         srv.stop().unwrap();
     });
 }
+
+/// A key update the client requests (rustls's `refresh_traffic_keys` asks for one back) is
+/// answered: the server sends a `key_update` of its own under its old key, then seals with
+/// the next one. The client's receive sequence number shows it: it restarts at 0 when the
+/// server's update arrives, so after one echo record it is 1 (without the answer it would
+/// count every record since the handshake).
+#[test]
+fn key_updates_the_client_requests_are_answered() {
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let srv = Server::start(reactor_tls_echo::event_loop(t.server.clone()), 1);
+        let mut cfg = (*client_config(&t, &[&rustls::version::TLS13], &[])).clone();
+        cfg.enable_secret_extraction = true;
+        let mut s = connect(srv.addr, Arc::new(cfg), "localhost").unwrap();
+        for i in 0..3 {
+            echo(&mut s, &message(5000, i)).unwrap();
+        }
+        for round in 0..2 {
+            s.conn.refresh_traffic_keys().unwrap();
+            echo(&mut s, &message(100, round)).unwrap();
+        }
+        let StreamOwned { conn, .. } = s;
+        let secrets = conn.dangerous_extract_secrets().unwrap();
+        assert_eq!(secrets.tx.0, 1, "the client's own update restarts its sequence");
+        assert_eq!(secrets.rx.0, 1, "the server answered each update with its own");
+        srv.stop().unwrap();
+    });
+}
+
+/// Sends `wire` (raw bytes after the handshake) and returns the error the client's rustls
+/// reports for what the server answers.
+fn server_answer_to(s: &mut Client, wire: &[u8]) -> String {
+    s.sock.write_all(wire).unwrap();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(n) => panic!("the server answered {n} bytes of plaintext to a bad record"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A record whose ciphertext was altered fails its tag: the connection ends with a report and
+/// the client receives `bad_record_mac`, sealed under the server's current key.
+#[test]
+fn a_tampered_record_is_refused_with_bad_record_mac() {
+    capture_reports();
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let srv = Server::start(reactor_tls_echo::event_loop(t.server.clone()), 1);
+        for versions in [&[&rustls::version::TLS13], &[&rustls::version::TLS12]] {
+            let mut s = connect(srv.addr, client_config(&t, versions, &[]), "localhost").unwrap();
+            echo(&mut s, b"first, an intact record\n").unwrap();
+            s.conn.writer().write_all(b"then one altered on the way").unwrap();
+            let mut wire = Vec::new();
+            s.conn.write_tls(&mut wire).unwrap();
+            let last = wire.len() - 1;
+            wire[last] ^= 0x40; // in the tag
+            let err = server_answer_to(&mut s, &wire);
+            assert!(err.contains("BadRecordMac"), "{versions:?}: {err}");
+        }
+        wait_report(&["bad TLS record", "failed to decrypt"]);
+        srv.stop().unwrap();
+    });
+}
+
+/// A header declaring more ciphertext than the protocol allows is refused at once with
+/// `record_overflow`, before the body arrives.
+#[test]
+fn an_oversized_record_is_refused_with_record_overflow() {
+    capture_reports();
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let srv = Server::start(reactor_tls_echo::event_loop(t.server.clone()), 1);
+        // One byte over each version's bound (RFC 8446 §5.2, RFC 5246 §6.2.3).
+        for (versions, len) in [
+            (&[&rustls::version::TLS13], 16384u16 + 256 + 1),
+            (&[&rustls::version::TLS12], 16384 + 2048 + 1),
+        ] {
+            let mut s = connect(srv.addr, client_config(&t, versions, &[]), "localhost").unwrap();
+            echo(&mut s, b"hello\n").unwrap();
+            let mut wire = vec![23, 3, 3];
+            wire.extend_from_slice(&len.to_be_bytes());
+            wire.extend_from_slice(&[0; 100]);
+            let err = server_answer_to(&mut s, &wire);
+            assert!(err.contains("RecordOverflow"), "{versions:?}: {err}");
+            wait_report(&["bad TLS record", &format!("{len} bytes")]);
+        }
+        srv.stop().unwrap();
+    });
+}
+
+/// The config's `max_fragment_size` bounds the records the record layer seals: a 20 KiB echo
+/// comes back in records of at most 512 bytes (the limit counts the header).
+#[test]
+fn max_fragment_size_bounds_the_records_sent() {
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let mut server = (*t.server).clone();
+        server.max_fragment_size = Some(512);
+        let srv = Server::start(reactor_tls_echo::event_loop(Arc::new(server)), 1);
+        let mut s =
+            connect(srv.addr, client_config(&t, &[&rustls::version::TLS13], &[]), "localhost")
+                .unwrap();
+        let msg = message(20 * 1024, 3);
+        s.write_all(&msg).unwrap();
+        s.flush().unwrap();
+        // Read the records off the socket and count them before rustls sees them.
+        let (mut wire, mut records, mut got) = (Vec::new(), 0, Vec::new());
+        while got.len() < msg.len() {
+            let mut buf = [0u8; 4096];
+            let n = s.sock.read(&mut buf).unwrap();
+            assert!(n > 0, "the server closed");
+            wire.extend_from_slice(&buf[..n]);
+            while wire.len() >= 5 {
+                let len = u16::from_be_bytes([wire[3], wire[4]]) as usize;
+                if wire.len() < 5 + len {
+                    break;
+                }
+                assert!(5 + len <= 512 + 22, "a record of {} bytes", 5 + len);
+                let rec: Vec<u8> = wire.drain(..5 + len).collect();
+                s.conn.read_tls(&mut &rec[..]).unwrap();
+                s.conn.process_new_packets().unwrap();
+                records += 1;
+            }
+            let mut plain = [0u8; 4096];
+            while let Ok(n) = s.conn.reader().read(&mut plain) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&plain[..n]);
+            }
+        }
+        assert!(got == msg, "echo altered");
+        assert!(records >= msg.len() / (512 - 5), "{records} records for {} bytes", msg.len());
+        srv.stop().unwrap();
+    });
+}
