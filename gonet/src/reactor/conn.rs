@@ -135,7 +135,7 @@ pub(crate) struct ConnInner {
     /// (`finalize` on the owner worker, or `LoopShared::reap` once the runtime's workers have
     /// exited) gives it back, so it is given back exactly once.
     pub(crate) registered: AtomicBool,
-    /// The TLS session of a connection served with `Builder::tls` (tls.rs): `fill_once`
+    /// The TLS session of a connection served with `Builder::tls` (tls/): `fill_once`
     /// reads and decrypts through it, `send_all` encrypts through it.
     #[cfg(feature = "rustls")]
     pub(super) tls: Option<Box<super::tls::Tls>>,
@@ -1074,7 +1074,7 @@ impl Connection {
         #[cfg(feature = "rustls")]
         if let (Io::Client(_), Some(t)) = (&self.inner.io, &self.inner.tls) {
             if self.inner.is_active() {
-                // On the holder's thread (`Connection` is not `Send`): tls.rs invariant 1.
+                // On the holder's thread (`Connection` is not `Send`): tls/mod.rs invariant 1.
                 t.finish(&self.inner);
             }
         }

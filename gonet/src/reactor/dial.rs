@@ -1,7 +1,7 @@
 //! `dial` and `dial_tls`: the client side, a [`Connection`] over a connected `net::TcpStream`.
 //! It has no poller of its own: its reads and writes park the calling goroutine on the
 //! netpoller, or block a plain thread, exactly as the stream's do. `dial_tls` (feature
-//! `rustls`) completes a rustls client handshake before it returns (tls.rs); the connection
+//! `rustls`) completes a rustls client handshake before it returns (tls/); the connection
 //! then reads and writes plaintext through the same API.
 
 use std::io;
