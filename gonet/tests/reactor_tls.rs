@@ -653,3 +653,91 @@ fn max_fragment_size_bounds_the_records_sent() {
         srv.stop().unwrap();
     });
 }
+
+/// A TLS 1.2 renegotiation (OpenSSL's `s_client` asks for one on an `R` line) is refused with
+/// a `no_renegotiation` warning, sealed under the current keys: the client reads it and gives
+/// up ("no renegotiation"), its fatal alert then ends the connection with a report naming it.
+#[test]
+fn a_tls12_renegotiation_is_refused_with_no_renegotiation() {
+    if !openssl_available() {
+        return;
+    }
+    capture_reports();
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let srv = Server::start(reactor_tls_echo::event_loop(t.server.clone()), 1);
+        let dir = std::env::temp_dir().join(format!("gonet-reneg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, &t.pem).unwrap();
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &srv.addr.to_string(), "-tls1_2", "-CAfile"])
+            .arg(&ca)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start openssl s_client");
+        let mut stdin = child.stdin.take().unwrap();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        // Each stream read on a thread into a shared string, watched from here.
+        let read_all = |mut r: Box<dyn Read + Send>| {
+            let text = Arc::new(Mutex::new(String::new()));
+            let t = text.clone();
+            let h = std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = r.read(&mut buf) {
+                    t.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+            (text, h)
+        };
+        let ((out, h1), (err, h2)) = (read_all(Box::new(out)), read_all(Box::new(err)));
+        stdin.write_all(b"hello\n").unwrap();
+        wait_for(Duration::from_secs(30), "the echo before the renegotiation", || {
+            out.lock().unwrap().contains("hello\n")
+        });
+        stdin.write_all(b"R\n").unwrap();
+        let report = wait_report(&["the peer sent alert", "HandshakeFailure"]);
+        drop(stdin);
+        let _ = child.wait();
+        let _ = (h1.join(), h2.join());
+        let (out, err) = (out.lock().unwrap().clone(), err.lock().unwrap().clone());
+        assert!(err.contains("RENEGOTIATING"), "s_client: {err}");
+        assert!(err.contains("no renegotiation"), "s_client: {err}; server: {report}");
+        let _ = std::fs::remove_dir_all(&dir);
+        srv.stop().unwrap();
+    });
+}
+
+/// A peer may not make the server derive keys without end: 32 key updates in a row are
+/// answered and the echo goes on (and data starts the count again); a 33rd before any data
+/// ends the connection with `unexpected_message`.
+#[test]
+fn key_updates_without_data_are_bounded() {
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let srv = Server::start(reactor_tls_echo::event_loop(t.server.clone()), 1);
+        for (updates, ok) in [(32, true), (33, false)] {
+            let cfg = client_config(&t, &[&rustls::version::TLS13], &[]);
+            let mut s = connect(srv.addr, cfg, "localhost").unwrap();
+            echo(&mut s, b"before\n").unwrap();
+            for round in 0..if ok { 2 } else { 1 } {
+                for _ in 0..updates {
+                    s.conn.refresh_traffic_keys().unwrap();
+                    s.conn.complete_io(&mut s.sock).unwrap();
+                }
+                if ok {
+                    echo(&mut s, format!("after {updates} updates, round {round}\n").as_bytes())
+                        .unwrap();
+                }
+            }
+            if !ok {
+                let err = server_answer_to(&mut s, b"");
+                assert!(err.contains("UnexpectedMessage"), "{err}");
+            }
+        }
+        srv.stop().unwrap();
+    });
+}

@@ -617,7 +617,10 @@ impl Tls {
             }
             alert::USER_CANCELED => Ok(()),
             _ if ver == Version::Tls12 && level == 1 => Ok(()),
-            _ => Err(Fatal::new(u8::MAX, format!("the peer sent alert {desc}"))),
+            _ => Err(Fatal::new(
+                u8::MAX,
+                format!("the peer sent alert {:?} ({desc})", rustls::AlertDescription::from(desc)),
+            )),
         }
     }
 

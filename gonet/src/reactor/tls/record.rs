@@ -186,7 +186,13 @@ pub(super) struct Records {
     /// A TLS 1.3 handshake message received in part (only ever a few bytes; empty and
     /// unallocated otherwise).
     partial: Vec<u8>,
+    /// Key updates received since the last application data: a peer may not make us derive
+    /// keys without end (rustls allows as many, `MAX_KEY_UPDATES`).
+    updates: u8,
 }
+
+/// Key updates a peer may send in a row without application data between.
+const MAX_KEY_UPDATES: u8 = 32;
 
 /// What a received handshake message asks of the caller.
 #[derive(Debug, PartialEq, Eq)]
@@ -230,6 +236,7 @@ impl Records {
             limit: limit.saturating_sub(16),
             max_frag,
             partial: Vec::new(),
+            updates: 0,
         })
     }
 
@@ -402,6 +409,9 @@ impl Records {
         if plain.len() > MAX_PLAIN {
             return Err(Fatal::new(alert::RECORD_OVERFLOW, "a record of more than 2^14 bytes"));
         }
+        if typ == APPLICATION_DATA {
+            self.updates = 0;
+        }
         self.rx.seq = self
             .rx
             .seq
@@ -452,6 +462,13 @@ impl Records {
                         return Err(Fatal::new(
                             alert::UNEXPECTED_MESSAGE,
                             "a key update not alone at the end of its record",
+                        ));
+                    }
+                    self.updates += 1;
+                    if self.updates > MAX_KEY_UPDATES {
+                        return Err(Fatal::new(
+                            alert::UNEXPECTED_MESSAGE,
+                            format!("more than {MAX_KEY_UPDATES} key updates without data"),
                         ));
                     }
                     let requested = match payload[0] {
