@@ -704,6 +704,7 @@ fn a_tls12_renegotiation_is_refused_with_no_renegotiation() {
         let _ = child.wait();
         let _ = (h1.join(), h2.join());
         let (out, err) = (out.lock().unwrap().clone(), err.lock().unwrap().clone());
+        assert!(out.contains("hello\n"), "s_client output: {out}");
         assert!(err.contains("RENEGOTIATING"), "s_client: {err}");
         assert!(err.contains("no renegotiation"), "s_client: {err}; server: {report}");
         let _ = std::fs::remove_dir_all(&dir);
