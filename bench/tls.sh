@@ -32,7 +32,7 @@
 # the encryption of the echo and one write — what no TLS server on one CPU can beat. Servers
 # `floor` (blocks in epoll_wait) and `floorspin` (FLOOR_SPIN=1: busy-polls epoll, never
 # sleeps), and `floorbuf`/`floorbufspin` the same on rustls's buffered ServerConnection (the
-# API the Rust peers and the reactor use), e.g. SERVERS="floor floorspin reactor go". When a
+# API the Rust peers use; the reactor has its own record layer), e.g. SERVERS="floor floorspin reactor go". When a
 # floor runs, the report adds each other server's ratios to it (r/s: server / floor, at most
 # about 1; cpu: server µs/req / floor's, at least about 1): a go/floor r/s ratio above 1/1.3
 # = 0.77 means no server here can do 1.3x Go's requests/s.

@@ -181,8 +181,9 @@ fn many_connections_at_once() {
     });
 }
 
-/// An input cap below one record: rustls keeps decrypted plaintext the input has no room
-/// for, and the handler must be called again for it (not left idle with it undelivered).
+/// An input cap below one record: the plaintext of an opened record the input has no room for
+/// stays at the front of the ciphertext buffer, and the handler must be called again for it
+/// (not left idle with it undelivered); records of 16 KiB under a cap of 1000 bytes.
 #[test]
 fn input_cap_below_a_record_still_delivers_everything() {
     common::within(LIMIT, || {
@@ -204,11 +205,10 @@ fn input_cap_below_a_record_still_delivers_everything() {
     });
 }
 
-/// Two records in one write (16 KiB and 8 KiB of plaintext, 24.6 KiB on the wire): one read
-/// takes both and drains the socket, rustls decrypts the first and is fed no more (16 KiB of
-/// undelivered plaintext is its limit), and the rest of the second waits in the reactor's
-/// ciphertext buffer. The connection must not go idle with it there: no edge will come for
-/// bytes already read.
+/// Two records in one write (16 KiB and 8 KiB of plaintext, 24.6 KiB on the wire), four
+/// times: reads of up to 32 KiB end inside a record, whose start waits in the ciphertext
+/// buffer for the rest (appended by the next read), and records already read must be opened
+/// before the connection goes idle: no edge will come for bytes already read.
 #[test]
 fn ciphertext_read_beyond_what_rustls_takes_is_delivered() {
     common::within(LIMIT, || {

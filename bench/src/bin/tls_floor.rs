@@ -19,7 +19,7 @@
 //! awaits the rest or the kernel refuses part of a write (then reading pauses until EPOLLOUT).
 //!
 //! `FLOOR_BUFFERED=1` uses the buffered `ServerConnection` instead (the API tls_echo_tokio,
-//! gonet's tls_echo and the reactor use), still fed from one `read(2)` into this loop's
+//! gonet's tls_echo use; the reactor has its own record layer), still fed from one `read(2)` into this loop's
 //! buffer: rustls's `read_tls` takes at most 4 KiB at a time, so a 4 KiB echo's record is
 //! handed over in two parts, and the echo is queued in a `Vec` of rustls's and sent by one
 //! `writev(2)` (`write_tls`). The gap between the two modes is the cost of the buffered API.
