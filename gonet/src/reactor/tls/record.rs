@@ -519,3 +519,159 @@ impl Records {
         !self.partial.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::client::UnbufferedClientConnection;
+    use rustls::crypto::ring::default_provider;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::server::UnbufferedServerConnection;
+    use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+
+    use super::super::handshake::{Hs, Io, Reached};
+    use super::*;
+    use crate::reactor::buffer::RecvBuf;
+
+    /// A client's and a server's record layer after a real handshake of version `ver`, run in
+    /// memory through the same handshake driver as a connection; and what each received after
+    /// its handshake completed (the server's session tickets, for the client).
+    fn pair(ver: &'static SupportedProtocolVersion) -> ([Records; 2], [Vec<u8>; 2]) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+        let provider = Arc::new(default_provider());
+        let mut s = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[ver])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        s.enable_secret_extraction = true;
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let mut c = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[ver])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        c.enable_secret_extraction = true;
+        let name = "localhost".try_into().unwrap();
+        let mut hs = [
+            Some(Hs::Client(UnbufferedClientConnection::new(Arc::new(c), name).unwrap())),
+            Some(Hs::Server(UnbufferedServerConnection::new(Arc::new(s)).unwrap())),
+        ];
+        // What each side has received and not yet processed.
+        let mut inbox = [RecvBuf::new(), RecvBuf::new()];
+        let mut records: [Option<Records>; 2] = [None, None];
+        for _ in 0..16 {
+            for i in 0..2 {
+                let Some(h) = &mut hs[i] else { continue };
+                let (mut out, mut sent) = (Vec::new(), Vec::new());
+                let mut closed = false;
+                let r = h.advance(
+                    &mut inbox[i],
+                    Io {
+                        out: &mut out,
+                        send: &mut |b: &mut Vec<u8>| {
+                            sent.append(b);
+                            Ok(())
+                        },
+                        plain: &mut |_| Ok(()),
+                        peer_closed: &mut closed,
+                    },
+                );
+                if !sent.is_empty() {
+                    let n = sent.len();
+                    inbox[1 - i]
+                        .fill_more(n, |b| {
+                            b[..n].copy_from_slice(&sent);
+                            Ok(n)
+                        })
+                        .unwrap();
+                }
+                if let Reached::Done = r.unwrap() {
+                    records[i] = Some(hs[i].take().unwrap().finish(None).unwrap());
+                }
+            }
+        }
+        let late = inbox.map(|b| b.bytes().to_vec());
+        (records.map(|r| r.expect("the handshake completed")), late)
+    }
+
+    fn seal(r: &mut Records, typ: u8, msg: &[u8]) -> Vec<u8> {
+        let mut rec = vec![0; r.sealed_len(msg.len())];
+        r.seal(typ, msg.len(), &mut rec, |d| d.copy_from_slice(msg)).unwrap();
+        rec
+    }
+
+    /// Opens the one whole record `rec`: its type and plaintext.
+    fn open(r: &mut Records, rec: &[u8]) -> Result<(u8, Vec<u8>), Fatal> {
+        let mut rec = rec.to_vec();
+        assert_eq!(r.record_len(&rec).unwrap(), Some(rec.len()));
+        r.open(&mut rec).map(|(t, p)| (t, p.to_vec()))
+    }
+
+    #[test]
+    fn records_cross_both_ways_in_both_versions_and_a_replay_fails() {
+        for ver in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let ([mut client, mut server], late) = pair(ver);
+            assert!(late[1].is_empty());
+            // TLS 1.3: the server's session tickets, which the client hands to rustls.
+            let mut tickets = late[0].clone();
+            while !tickets.is_empty() {
+                let n = client.record_len(&tickets).unwrap().expect("whole records");
+                let (typ, body) = open(&mut client, &tickets[..n]).unwrap();
+                assert_eq!(typ, HANDSHAKE);
+                assert_eq!(client.handshake(&body).unwrap(), Answer::Nothing);
+                tickets.drain(..n);
+            }
+            for (i, size) in [0, 1, 64, 4096, MAX_PLAIN].into_iter().enumerate() {
+                let msg: Vec<u8> = (0..size).map(|k| (k * 7 + i) as u8).collect();
+                let rec = seal(&mut client, APPLICATION_DATA, &msg);
+                assert_eq!(open(&mut server, &rec).unwrap(), (APPLICATION_DATA, msg.clone()));
+                // Sent again, it is opened with the next sequence number: it fails.
+                let e = open(&mut server, &rec).unwrap_err();
+                assert_eq!(e.alert, alert::BAD_RECORD_MAC, "{ver:?}");
+                // The failed open used no sequence number: the next record opens.
+                let back = seal(&mut server, APPLICATION_DATA, &msg);
+                assert_eq!(open(&mut client, &back).unwrap(), (APPLICATION_DATA, msg));
+            }
+        }
+    }
+
+    #[test]
+    fn a_sending_key_at_its_limit_is_updated_in_tls13_and_refused_in_tls12() {
+        let ([mut client, mut server], _) = pair(&rustls::version::TLS13);
+        client.limit = client.tx.seq + 2;
+        for k in 0..2 {
+            assert!(!client.tx_needs_update());
+            let rec = seal(&mut client, APPLICATION_DATA, &[k]);
+            assert_eq!(open(&mut server, &rec).unwrap(), (APPLICATION_DATA, vec![k]));
+        }
+        assert!(client.tx_needs_update(), "at the limit");
+        let mut upd = vec![0; client.sealed_len(5)];
+        client.seal_key_update(&mut upd).unwrap();
+        assert_eq!(client.tx.seq, 0, "a new key starts its sequence at 0");
+        assert!(!client.tx_needs_update());
+        // The server reads the update under the old key and switches its receiving key.
+        let (typ, body) = open(&mut server, &upd).unwrap();
+        assert_eq!((typ, server.handshake(&body).unwrap()), (HANDSHAKE, Answer::Nothing));
+        assert_eq!(server.rx.seq, 0);
+        let rec = seal(&mut client, APPLICATION_DATA, b"under the new key");
+        assert_eq!(open(&mut server, &rec).unwrap().1, b"under the new key");
+        // A key update that asks for one back.
+        let ask = seal(&mut client, HANDSHAKE, &[24, 0, 0, 1, 1]);
+        let (_, body) = open(&mut server, &ask).unwrap();
+        assert_eq!(server.handshake(&body).unwrap(), Answer::KeyUpdate);
+
+        let ([mut client, _], _) = pair(&rustls::version::TLS12);
+        client.limit = client.tx.seq;
+        assert!(!client.tx_needs_update(), "TLS 1.2 has no key update");
+        client.tx.seq = client.limit + 16;
+        let mut rec = vec![0; client.sealed_len(1)];
+        let e = client.seal(APPLICATION_DATA, 1, &mut rec, |d| d[0] = 1).unwrap_err();
+        assert!(e.to_string().contains("confidentiality limit"), "{e}");
+    }
+}
