@@ -13,13 +13,12 @@ mod https_util;
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{run, Reap};
+use common::{build_go_peer, Reap, TempDir};
 use gonet::hyper::{Client, Server, ServerHandle};
 use gonet::net::TcpListener;
 use http_body_util::Full;
@@ -28,56 +27,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 
-/// A directory of this test process's files, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "gonet-hyper-go-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Builds the Go peer into `dir`; `None` (test skipped) if Go is missing outside CI.
 fn build_peer(dir: &TempDir) -> Option<String> {
-    if Command::new("go").arg("version").output().is_err() {
-        // CI installs golang-go (.ci/run): there, a missing tool is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v != "true"),
-            "`go` is not on PATH but CI=true: the Go net/http interop tests need it \
-             (Debian: apt-get install golang-go)"
-        );
-        eprintln!(
-            "note: go is not on PATH: skipping the Go net/http interop test \
-             (Debian: apt-get install golang-go)"
-        );
-        return None;
-    }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/http_peer/main.go");
-    let bin = dir.file("http_peer");
-    let mut cmd = Command::new("go");
-    cmd.args(["build", "-o", &bin]).arg(&src).env("GO111MODULE", "off");
-    // A build cache of our own if the user's is not writable (CI as root has one).
-    if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
-        cmd.env("GOCACHE", dir.file("gocache"));
-    }
-    let out = cmd.output().expect("run go build");
-    assert!(out.status.success(), "go build failed: {}", String::from_utf8_lossy(&out.stderr));
-    Some(bin)
+    build_go_peer(dir, "http_peer")
 }
 
 /// A self-signed certificate for 127.0.0.1, and PEM files of it and its key in `dir`.
@@ -139,7 +91,13 @@ fn start(tls: Option<Arc<rustls::ServerConfig>>) -> (String, ServerHandle) {
 fn with_peer(f: impl FnOnce(&TempDir, &str) + Send + 'static) {
     let dir = TempDir::new();
     let Some(bin) = build_peer(&dir) else { return };
-    run(2, move || f(&dir, &bin));
+    // An unoptimized build keeps hyper's, h2's and rustls's futures whole on the goroutine's
+    // stack: the TLS client overflows the default 256 KiB there (not in the optimized `ci`
+    // profile the README's test command uses).
+    let stack = if cfg!(debug_assertions) { 1 << 20 } else { 256 << 10 };
+    common::within(Duration::from_secs(60), move || {
+        gonet::Builder::new().procs(2).stack_size(stack).build().unwrap().run(move || f(&dir, &bin))
+    });
 }
 
 /// The lines the Go client prints for `n` requests to `/p/<i>` answered with `proto`.

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -194,4 +196,57 @@ pub fn s_client_echo(addr: &str, ca_pem: &str, version: &str, lines: &[String]) 
     }
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A directory of this test process's files, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "gonet-go-peer-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Builds the Go peer `tests/go/NAME/main.go` (standard library only, GOPATH mode) into
+/// `dir`; `None` (test skipped) if Go is missing outside CI.
+pub fn build_go_peer(dir: &TempDir, name: &str) -> Option<String> {
+    if Command::new("go").arg("version").output().is_err() {
+        // CI installs golang-go (.ci/run): there, a missing tool is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "`go` is not on PATH but CI=true: the Go interop tests need it \
+             (Debian: apt-get install golang-go)"
+        );
+        eprintln!(
+            "note: go is not on PATH: skipping the Go interop test \
+             (Debian: apt-get install golang-go)"
+        );
+        return None;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/go/{name}/main.go"));
+    let bin = dir.file(name);
+    let mut cmd = Command::new("go");
+    cmd.args(["build", "-o", &bin]).arg(&src).env("GO111MODULE", "off");
+    // A build cache of our own if the user's is not writable (CI as root has one).
+    if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
+        cmd.env("GOCACHE", dir.file("gocache"));
+    }
+    let out = cmd.output().expect("run go build");
+    assert!(out.status.success(), "go build failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(bin)
 }
