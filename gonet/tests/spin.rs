@@ -152,11 +152,13 @@ fn adaptive_spin_is_capped_by_the_measured_cost_of_a_sleep() {
         rt.build().unwrap().run(move || {
             let w = &gonet::runtime::stats().unwrap().workers[0];
             assert_eq!(w.spin_window_ns, cap.as_nanos() as u64, "before any sleep: the cap");
-            // Requests 3 ms apart: the worker really sleeps between them.
-            let (_, after) = serve_requests(60, Duration::from_millis(3));
+            // Requests 8 ms apart: the worker really sleeps between them, and a load this
+            // light runs no window comparison (16 dry spells take longer than EPOCH_MAX, so
+            // no epoch is recorded and the worker keeps the short window: the one measured).
+            let (_, after) = serve_requests(40, Duration::from_millis(8));
             let w = &after.workers[0];
             eprintln!("sleep cost {} ns over {} sleeps", w.sleep_cost_ns, w.sleeps);
-            assert!(w.sleeps >= 30, "{} sleeps", w.sleeps);
+            assert!(w.sleeps >= 20, "{} sleeps", w.sleeps);
             assert!(
                 w.sleep_cost_ns > 0 && w.sleep_cost_ns < 2_000_000,
                 "a sleep measured at {} ns of CPU",
