@@ -106,7 +106,10 @@ fn idle_connections_cost_less_than_go() {
             after = after.max(rss_bytes());
         }
         let per = (after.saturating_sub(before)) / N as u64;
-        assert!(per < 7600, "{per} bytes per idle connection (Go: 7.6 KB)");
+        // Unoptimized frames touch more of each stack (8.9 KB here): the figure is the
+        // optimized build's (the README's `ci` profile); a debug build still catches a leak.
+        let bound = if cfg!(debug_assertions) { 12_000 } else { 7600 };
+        assert!(per < bound, "{per} bytes per idle connection (Go: 7.6 KB)");
         drop(conns);
     });
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{build_go_peer, Reap, TempDir};
+use common::{build_go_peer, run, Reap, TempDir};
 use gonet::hyper::{Client, Server, ServerHandle};
 use gonet::net::TcpListener;
 use http_body_util::Full;
@@ -91,13 +91,7 @@ fn start(tls: Option<Arc<rustls::ServerConfig>>) -> (String, ServerHandle) {
 fn with_peer(f: impl FnOnce(&TempDir, &str) + Send + 'static) {
     let dir = TempDir::new();
     let Some(bin) = build_peer(&dir) else { return };
-    // An unoptimized build keeps hyper's, h2's and rustls's futures whole on the goroutine's
-    // stack: the TLS client overflows the default 256 KiB there (not in the optimized `ci`
-    // profile the README's test command uses).
-    let stack = if cfg!(debug_assertions) { 1 << 20 } else { 256 << 10 };
-    common::within(Duration::from_secs(60), move || {
-        gonet::Builder::new().procs(2).stack_size(stack).build().unwrap().run(move || f(&dir, &bin))
-    });
+    run(2, move || f(&dir, &bin));
 }
 
 /// The lines the Go client prints for `n` requests to `/p/<i>` answered with `proto`.

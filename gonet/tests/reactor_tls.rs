@@ -742,3 +742,35 @@ fn key_updates_without_data_are_bounded() {
         srv.stop().unwrap();
     });
 }
+
+/// A client that writes before its handshake completes sends its first records with its
+/// Finished, in one segment: the server reads them in one `recv`, and only the handshake may
+/// go to rustls — the records after it are the record layer's, opened as the input cap
+/// allows (a cap of 1000 bytes under a 16 KiB record: the handler must never see more).
+#[test]
+fn records_sent_with_the_finished_respect_the_input_cap() {
+    common::within(LIMIT, || {
+        let t = tls(&[]);
+        let lp = EventLoop::builder(reactor_tls_echo::echo)
+            .tls(t.server.clone())
+            .input_cap(1000)
+            .build();
+        let srv = Server::start(lp, 1);
+        for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
+            let cfg = client_config(&t, versions, &[]);
+            let tcp = TcpStream::connect(srv.addr).unwrap();
+            tcp.set_nodelay(true).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let mut s = StreamOwned::new(ClientConnection::new(cfg, name).unwrap(), tcp);
+            // Queued now, sent right after the client's Finished, in the same write.
+            let msg = message(3 * 16 * 1024, 9);
+            s.conn.writer().write_all(&msg).unwrap();
+            let mut got = vec![0u8; msg.len()];
+            s.read_exact(&mut got).unwrap();
+            assert!(got == msg, "echo altered");
+            close_cleanly(&mut s);
+        }
+        srv.stop().unwrap();
+    });
+}

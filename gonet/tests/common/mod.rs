@@ -30,7 +30,14 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
 /// Runs `f` as the main goroutine of a runtime with `procs` workers, bounded in time.
 pub fn run<T: Send + 'static>(procs: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
     within(Duration::from_secs(60), move || {
-        gonet::Builder::new().procs(procs).build().unwrap().run(f)
+        let mut b = gonet::Builder::new().procs(procs);
+        if cfg!(debug_assertions) {
+            // Unoptimized, hyper's, h2's and rustls's futures sit whole on the goroutine's
+            // stack: an HTTPS client overflows the default 256 KiB (not in the optimized `ci`
+            // profile the README's test command uses).
+            b = b.stack_size(1 << 20);
+        }
+        b.build().unwrap().run(f)
     })
 }
 

@@ -6,7 +6,8 @@
 //!
 //! rustls processes the records where they lie in our buffer and says how many bytes it is
 //! done with (`discard`); a handshake message split over records is joined there, so the
-//! buffer keeps it until whole (the buffer grows for a large one: recv_buf.rs).
+//! buffer keeps it until whole (the buffer grows for a large one: recv_buf.rs). It sees no
+//! record after the one that completes the handshake: those are the record layer's.
 //!
 //! The server's name (SNI) is read here from the ClientHello, because rustls's unbuffered
 //! server does not expose it: [`client_hello_sni`] before the first record reaches rustls.
@@ -131,8 +132,15 @@ impl Hs {
 
 /// [`Hs::advance`] for either side.
 fn advance<C: Unbuffered>(conn: &mut C, cipher: &mut RecvBuf, io: Io<'_>) -> io::Result<Reached> {
+    let mut none: [u8; 0] = [];
     loop {
-        let st = conn.process(cipher.bytes_mut());
+        // Once the handshake is complete, rustls gets no more of the buffer: it still hands
+        // out what it has to send (session tickets) and then says so, but the records after
+        // the handshake (a client's first request, sent with its Finished) are the record
+        // layer's, opened as the input cap allows. Fed to rustls, they would be decrypted
+        // here whole, past the cap. rustls holds no part of a handshake message then.
+        let buf = if conn.common().is_handshaking() { cipher.bytes_mut() } else { &mut none[..] };
+        let st = conn.process(buf);
         let discard = st.discard;
         let state = match st.state {
             Ok(s) => s,
