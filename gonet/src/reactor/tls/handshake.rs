@@ -17,7 +17,6 @@ use std::io;
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
-use rustls::ProtocolVersion;
 
 use super::record::{Kernel, Records, HANDSHAKE, HEADER};
 use crate::reactor::buffer::RecvBuf;
@@ -75,16 +74,24 @@ pub(super) struct Io<'a> {
     pub(super) peer_closed: &'a mut bool,
 }
 
-/// A failed handshake's error (the `io::Error`'s inner error, so the caller can tell it from
-/// an I/O failure and ask for the alert).
-pub(super) struct Failed {
-    pub(super) err: rustls::Error,
+/// Why [`Hs::advance`] stopped short: rustls refused the peer (its alert is queued:
+/// [`Hs::alert`]), or the I/O failed.
+#[derive(Debug)]
+pub(super) enum Stop {
+    Tls(rustls::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Stop {
+        Stop::Io(e)
+    }
 }
 
 impl Hs {
     /// Drives rustls over the buffered ciphertext until it needs more or the handshake is
     /// complete; consumes what rustls is done with.
-    pub(super) fn advance(&mut self, cipher: &mut RecvBuf, io: Io<'_>) -> io::Result<Reached> {
+    pub(super) fn advance(&mut self, cipher: &mut RecvBuf, io: Io<'_>) -> Result<Reached, Stop> {
         match self {
             Hs::Server(c) => advance(c, cipher, io),
             Hs::Client(c) => advance(c, cipher, io),
@@ -100,22 +107,18 @@ impl Hs {
         }
     }
 
-    /// What the handshake negotiated: ALPN and the version.
-    pub(super) fn negotiated(&self) -> (Option<Box<[u8]>>, Option<ProtocolVersion>) {
-        let common = match self {
+    /// The session's state as rustls shares it between both sides (ALPN, version).
+    pub(super) fn common(&self) -> &rustls::CommonState {
+        match self {
             Hs::Server(c) => c.common(),
             Hs::Client(c) => c.common(),
-        };
-        (common.alpn_protocol().map(Box::from), common.protocol_version())
+        }
     }
 
     /// The completed handshake becomes the record layer: rustls hands over the traffic keys
     /// and the sequence numbers it reached.
     pub(super) fn finish(self, max_frag: Option<usize>) -> io::Result<Records> {
-        let ver = match &self {
-            Hs::Server(c) => c.common().protocol_version(),
-            Hs::Client(c) => c.common().protocol_version(),
-        };
+        let ver = self.common().protocol_version();
         let ver = ver.ok_or_else(|| io::Error::other("TLS: no version after the handshake"))?;
         let (secrets, kernel) = match self {
             Hs::Server(c) => {
@@ -131,7 +134,7 @@ impl Hs {
 }
 
 /// [`Hs::advance`] for either side.
-fn advance<C: Unbuffered>(conn: &mut C, cipher: &mut RecvBuf, io: Io<'_>) -> io::Result<Reached> {
+fn advance<C: Unbuffered>(conn: &mut C, cipher: &mut RecvBuf, io: Io<'_>) -> Result<Reached, Stop> {
     let mut none: [u8; 0] = [];
     loop {
         // Once the handshake is complete, rustls gets no more of the buffer: it still hands
@@ -146,7 +149,7 @@ fn advance<C: Unbuffered>(conn: &mut C, cipher: &mut RecvBuf, io: Io<'_>) -> io:
             Ok(s) => s,
             Err(e) => {
                 cipher.consume(discard);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, Failed { err: e }));
+                return Err(Stop::Tls(e));
             }
         };
         let reached = match state {
@@ -159,7 +162,7 @@ fn advance<C: Unbuffered>(conn: &mut C, cipher: &mut RecvBuf, io: Io<'_>) -> io:
                         io.out.resize(at + s.required_size, 0);
                         e.encode(&mut io.out[at..]).map_err(|e| io::Error::other(e.to_string()))?
                     }
-                    Err(e) => return Err(io::Error::other(e.to_string())),
+                    Err(e) => return Err(io::Error::other(e.to_string()).into()),
                 };
                 io.out.truncate(at + n);
                 None
@@ -178,7 +181,7 @@ fn advance<C: Unbuffered>(conn: &mut C, cipher: &mut RecvBuf, io: Io<'_>) -> io:
             }
             // The loop's config accepts no 0-RTT data (`server_config` in mod.rs).
             ConnectionState::ReadEarlyData(_) => {
-                return Err(io::Error::other("TLS: 0-RTT data the config does not accept"))
+                return Err(io::Error::other("TLS: 0-RTT data the config does not accept").into())
             }
             // The handshake may still complete (the alert came after the client's Finished):
             // rustls says so on the next call.
@@ -192,7 +195,7 @@ fn advance<C: Unbuffered>(conn: &mut C, cipher: &mut RecvBuf, io: Io<'_>) -> io:
             }
             ConnectionState::BlockedHandshake => Some(Reached::More),
             ConnectionState::WriteTraffic(_) => Some(Reached::Done),
-            _ => return Err(io::Error::other("TLS: an unexpected handshake state")),
+            _ => return Err(io::Error::other("TLS: an unexpected handshake state").into()),
         };
         cipher.consume(discard);
         // rustls lets a server write before the client's Finished (0.5-RTT); the keys are
@@ -219,20 +222,6 @@ fn alert<C: Unbuffered>(conn: &mut C, cipher: &mut RecvBuf, out: &mut Vec<u8>) {
         out.truncate(at + n);
     }
 }
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.err.fmt(f)
-    }
-}
-
-impl std::fmt::Debug for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.err.fmt(f)
-    }
-}
-
-impl std::error::Error for Failed {}
 
 /// The server name a ClientHello at the front of `buf` asks for: `Ok(Some(name))`, `Ok(None)`
 /// when it asks for none or is not one this can read (rustls then decides), `Err(())` while

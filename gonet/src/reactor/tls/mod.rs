@@ -74,9 +74,9 @@ use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 use rustls::{ClientConfig, ProtocolVersion, ServerConfig};
 
-use self::handshake::{client_hello_sni, Failed, Hs, Reached};
+use self::handshake::{client_hello_sni, Hs, Reached, Stop};
 use self::record::{alert, Answer, Fatal, Records, Version};
-use self::record::{ALERT, APPLICATION_DATA, HANDSHAKE, HEADER};
+use self::record::{ALERT, APPLICATION_DATA, HANDSHAKE};
 use super::buffer::{LinkBuffer, RecvBuf};
 use super::conn::{report, ConnInner, Connection, Done, Io};
 use super::trigger::Want;
@@ -407,16 +407,7 @@ impl Tls {
         let (sess, cipher) = unsafe { (self.sess(), self.cipher()) };
         let room = match sess {
             _ if cipher.is_empty() => CIPHER_READ,
-            Session::Records(r) => {
-                let need = match r.record_len(cipher.bytes()) {
-                    Ok(None) if cipher.len() >= HEADER => {
-                        let b = cipher.bytes();
-                        HEADER + u16::from_be_bytes([b[3], b[4]]) as usize - cipher.len()
-                    }
-                    _ => HEADER,
-                };
-                need.max(MIN_READ)
-            }
+            Session::Records(r) => r.missing(cipher.bytes()).max(MIN_READ),
             _ if cipher.len() >= MAX_HANDSHAKE_BUF => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -483,7 +474,8 @@ impl Tls {
         match r {
             Ok(Reached::More) => Ok(()),
             Ok(Reached::Done) => {
-                let (alpn, version) = hs.negotiated();
+                let (alpn, version) = (hs.common().alpn_protocol(), hs.common().protocol_version());
+                let alpn = alpn.map(Box::from);
                 let Session::Handshake(hs) = std::mem::replace(sess, Session::Gone) else {
                     unreachable!("matched above")
                 };
@@ -500,16 +492,13 @@ impl Tls {
                 let _ = self.info.set(Info { alpn, sni, version });
                 Ok(())
             }
-            Err(e) => {
-                let Some(f) = e.get_ref().and_then(|e| e.downcast_ref::<Failed>()) else {
-                    return Err(e);
-                };
+            Err(Stop::Io(e)) => Err(e),
+            Err(Stop::Tls(e)) => {
                 self.failed.set(true);
-                let msg = format!("TLS handshake: {f}");
                 out.clear();
                 hs.alert(cipher, out);
                 cipher.clear();
-                Err(io::Error::new(io::ErrorKind::InvalidData, msg))
+                Err(io::Error::new(io::ErrorKind::InvalidData, format!("TLS handshake: {e}")))
             }
         }
     }
@@ -556,8 +545,7 @@ impl Tls {
                 HANDSHAKE => match r.handshake(plain) {
                     Ok(Answer::Nothing) => Ok(()),
                     Ok(Answer::KeyUpdate) => {
-                        let n = r.sealed_len(5);
-                        self.sealed().fill(n, n, |b| r.seal_key_update(&mut b[..n]).map(|()| n))?;
+                        self.seal_key_update(r)?;
                         Ok(())
                     }
                     Ok(Answer::NoRenegotiation) => {
@@ -617,10 +605,13 @@ impl Tls {
             }
             alert::USER_CANCELED => Ok(()),
             _ if ver == Version::Tls12 && level == 1 => Ok(()),
-            _ => Err(Fatal::new(
-                u8::MAX,
-                format!("the peer sent alert {:?} ({desc})", rustls::AlertDescription::from(desc)),
-            )),
+            _ => Err(Fatal {
+                alert: None,
+                what: format!(
+                    "the peer sent alert {:?} ({desc})",
+                    rustls::AlertDescription::from(desc)
+                ),
+            }),
         }
     }
 
@@ -629,10 +620,10 @@ impl Tls {
     fn fatal(&self, r: &mut Records, cipher: &mut RecvBuf, f: Fatal) -> io::Error {
         self.failed.set(true);
         cipher.clear();
-        if f.alert != u8::MAX {
-            let _ = self.seal(r, ALERT, &[2, f.alert]);
+        if let Some(a) = f.alert {
+            let _ = self.seal(r, ALERT, &[2, a]);
         }
-        let what = if f.alert == u8::MAX { "TLS" } else { "bad TLS record" };
+        let what = if f.alert.is_none() { "TLS" } else { "bad TLS record" };
         io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {}", f.what))
     }
 
@@ -642,6 +633,13 @@ impl Tls {
         self.sealed().fill(n, n, |b| {
             r.seal(typ, plain.len(), &mut b[..n], |d| d.copy_from_slice(plain)).map(|()| n)
         })?;
+        Ok(())
+    }
+
+    /// Seals a TLS 1.3 key update and switches the sending key ([`Records::seal_key_update`]).
+    fn seal_key_update(&self, r: &mut Records) -> io::Result<()> {
+        let n = r.sealed_len(5);
+        self.sealed().fill(n, n, |b| r.seal_key_update(&mut b[..n]).map(|()| n))?;
         Ok(())
     }
 
@@ -702,8 +700,7 @@ impl Tls {
                 };
                 while !out.is_empty() && self.sealed().len() < SEAL_BATCH {
                     if r.tx_needs_update() {
-                        let n = r.sealed_len(5);
-                        self.sealed().fill(n, n, |b| r.seal_key_update(&mut b[..n]).map(|()| n))?;
+                        self.seal_key_update(r)?;
                     }
                     let mut iov = [IoSlice::new(&[]); MAX_IOV];
                     let cnt = out.io_slices(&mut iov);

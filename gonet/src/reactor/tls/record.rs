@@ -67,16 +67,17 @@ pub(super) mod alert {
     pub(crate) const NO_RENEGOTIATION: u8 = 100;
 }
 
-/// A protocol failure: the alert to send the peer and what to report.
+/// A protocol failure: the alert to send the peer (none when the peer's own fatal alert
+/// ended the session) and what to report.
 #[derive(Debug)]
 pub(super) struct Fatal {
-    pub(super) alert: u8,
+    pub(super) alert: Option<u8>,
     pub(super) what: String,
 }
 
 impl Fatal {
     pub(super) fn new(alert: u8, what: impl Into<String>) -> Fatal {
-        Fatal { alert, what: what.into() }
+        Fatal { alert: Some(alert), what: what.into() }
     }
 }
 
@@ -348,6 +349,16 @@ impl Records {
             ));
         }
         Ok((buf.len() >= HEADER + len).then_some(HEADER + len))
+    }
+
+    /// Bytes still to come of the record at the front of `buf` (at least its header's).
+    pub(super) fn missing(&self, buf: &[u8]) -> usize {
+        match buf.get(..HEADER) {
+            Some(h) => {
+                (HEADER + u16::from_be_bytes([h[3], h[4]]) as usize).saturating_sub(buf.len())
+            }
+            None => HEADER - buf.len(),
+        }
     }
 
     /// Opens the whole record `rec` (as `record_len` measured it) in place: its content type
@@ -633,7 +644,7 @@ mod tests {
                 assert_eq!(open(&mut server, &rec).unwrap(), (APPLICATION_DATA, msg.clone()));
                 // Sent again, it is opened with the next sequence number: it fails.
                 let e = open(&mut server, &rec).unwrap_err();
-                assert_eq!(e.alert, alert::BAD_RECORD_MAC, "{ver:?}");
+                assert_eq!(e.alert, Some(alert::BAD_RECORD_MAC), "{ver:?}");
                 // The failed open used no sequence number: the next record opens.
                 let back = seal(&mut server, APPLICATION_DATA, &msg);
                 assert_eq!(open(&mut client, &back).unwrap(), (APPLICATION_DATA, msg));
